@@ -2,5 +2,13 @@
 //!
 //! Workers run a simulated CPython (or the real one) in child processes and
 //! stream what their GIL does; the app turns that into figures and timelines.
+//!
+//! Data flows one way: workers → supervisor → tally → what the user sees.
 
+pub mod cli;
+pub mod clock;
+pub mod experiment;
 pub mod protocol;
+pub mod run;
+pub mod sim;
+pub mod worker;

@@ -1,1 +1,44 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use gilscope::cli::{Cli, Command, ModelChoice, RunArgs};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line that names the flag, not clap's whole usage block.
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("gilscope: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Worker(args)) => gilscope::worker::main(args),
+        Some(Command::Run(args)) => report(gilscope::run::execute(&args)),
+        None => {
+            let args =
+                RunArgs { experiment: cli.experiment, model: ModelChoice::Both, processes: 2, json: false };
+            report(gilscope::run::execute(&args))
+        }
+    }
+}
+
+fn report(outcome: Result<String, String>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("gilscope: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -286,9 +286,9 @@ pub fn decode_hello(line: &str) -> Result<Hello, DecodeError> {
     let missing = |name: &str| DecodeError(format!("header lacks a valid {name}: {:?}", truncate(line)));
     let timeline = match timeline.as_deref() {
         Some("exact") => Timeline::Exact,
-        Some("inferred") => Timeline::Inferred {
-            resolution_ns: resolution.ok_or_else(|| missing("resolution_ns"))?,
-        },
+        Some("inferred") => {
+            Timeline::Inferred { resolution_ns: resolution.ok_or_else(|| missing("resolution_ns"))? }
+        }
         _ => return Err(missing("timeline")),
     };
     Ok(Hello {
@@ -310,9 +310,8 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
         return Ok(Record::Error { message: rest.to_owned() });
     }
     let mut fields = rest.split_ascii_whitespace();
-    let mut num = || -> Result<u64, DecodeError> {
-        fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)
-    };
+    let mut num =
+        || -> Result<u64, DecodeError> { fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad) };
     let record = match tag {
         "start" => Record::Started { t: num()?, worker: worker(num()?)?, requested: num()? },
         "wait" => Record::Wait { t: num()?, worker: worker(num()?)? },
@@ -334,13 +333,9 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
         }
         "finished" => Record::Finished { t: num()?, worker: worker(num()?)? },
         "process" => Record::Process { t: num()?, worker: worker(num()?)?, pid: pid(num()?)? },
-        "end" => Record::End {
-            t: num()?,
-            pid: pid(num()?)?,
-            cpu_ns: num()?,
-            max_rss_kb: num()?,
-            switches: num()?,
-        },
+        "end" => {
+            Record::End { t: num()?, pid: pid(num()?)?, cpu_ns: num()?, max_rss_kb: num()?, switches: num()? }
+        }
         _ => return Err(bad()),
     };
     if fields.next().is_some() {
@@ -414,8 +409,8 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_refused_by_name() {
-        let err = decode_hello("gilscope 2 pid=1 runtime=sim gil=on threads=1 first=0 timeline=exact")
-            .unwrap_err();
+        let err =
+            decode_hello("gilscope 2 pid=1 runtime=sim gil=on threads=1 first=0 timeline=exact").unwrap_err();
         assert!(err.0.contains("wire format 2"), "{err}");
     }
 

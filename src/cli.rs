@@ -1,0 +1,213 @@
+//! The command line: every option, its default and its validation.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::experiment::spec::{
+    self, DEFAULT_ITERATIONS, DEFAULT_REQUESTS, Experiment, MAX_PACE, MAX_WORKERS, Model, RunSpec, Workload,
+};
+use crate::protocol::Runtime;
+use crate::worker::WorkerArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gilscope",
+    version,
+    about = "See Python's GIL at work: the same CPU-bound job under threading and multiprocessing, live.",
+    long_about = "See Python's GIL at work: the same job under threading (N threads, one GIL) and \
+                  multiprocessing (N processes, one GIL each), side by side.\n\n\
+                  Without a subcommand gilscope opens the interactive view; press space to start."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the models one after the other, without the interactive view, and print their figures.
+    Run(RunArgs),
+    /// Internal: one simulated interpreter process, started by gilscope itself.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// What every experiment shares, interactive or not.
+#[derive(Args, Debug, Clone)]
+pub struct ExperimentArgs {
+    /// Workers (threads or processes) per model [default: one per core]
+    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
+    pub workers: Option<u32>,
+    /// Loop iterations per CPU worker: sqrt(i) for i in 0..N
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ITERATIONS, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
+    pub iterations: u64,
+    /// How long a thread may hold the GIL while others wait (0.1ms to 1s), like sys.setswitchinterval
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = parse_switch_interval)]
+    pub switch_interval: Duration,
+    /// What each worker does
+    #[arg(long, value_enum, default_value_t = Workload::Cpu)]
+    pub workload: Workload,
+    /// The GIL of the threaded interpreter: off is free-threaded CPython (3.13t)
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub gil: Switch,
+    /// Blocking requests per I/O worker (io and mixed workloads)
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_REQUESTS, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub requests: u32,
+    /// How long each I/O request blocks
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
+    pub io_wait: Duration,
+    /// Slow every iteration down this many times (with more real CPU work) so a run can be watched
+    #[arg(long, value_name = "X", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACE)))]
+    pub pace: Option<u32>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelChoice {
+    /// One process, N threads, one GIL
+    Threads,
+    /// N processes, one GIL each
+    Processes,
+    /// threads, then processes
+    Both,
+    /// P processes of N/P threads each (see --processes)
+    Hybrid,
+    /// threads with the GIL on, threads with it off, processes, and hybrid when N is even
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Which models to run, one after the other
+    #[arg(long, value_enum, default_value_t = ModelChoice::Both)]
+    pub model: ModelChoice,
+    /// Processes of the hybrid model
+    #[arg(long, value_name = "P", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
+    pub processes: u32,
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ExperimentArgs {
+    pub fn experiment(&self, default_pace: u32) -> Experiment {
+        let workers = self.workers.unwrap_or_else(cores);
+        Experiment {
+            workload: self.workload,
+            iterations: self.iterations,
+            switch_interval: self.switch_interval,
+            gil: self.gil == Switch::On,
+            requests: self.requests,
+            io_wait: self.io_wait,
+            pace: self.pace.unwrap_or(default_pace),
+            runtime: Runtime::Sim,
+            ..Experiment::new(workers)
+        }
+    }
+}
+
+impl RunArgs {
+    /// The runs to make, in order.
+    pub fn runs(&self) -> Result<Vec<RunSpec>, String> {
+        let experiment = self.experiment.experiment(1);
+        let hybrid = Model::Hybrid { processes: self.processes };
+        let with = |model, gil| RunSpec { experiment: Experiment { gil, ..experiment.clone() }, model };
+        let gil = experiment.gil;
+        let runs = match self.model {
+            ModelChoice::Threads => vec![with(Model::Threads, gil)],
+            ModelChoice::Processes => vec![with(Model::Processes, gil)],
+            ModelChoice::Both => vec![with(Model::Threads, gil), with(Model::Processes, gil)],
+            ModelChoice::Hybrid => vec![with(hybrid, gil)],
+            ModelChoice::All => {
+                let mut runs = vec![
+                    with(Model::Threads, true),
+                    with(Model::Threads, false),
+                    with(Model::Processes, true),
+                ];
+                if with(hybrid, true).check().is_ok() && experiment.workers > self.processes {
+                    runs.push(with(hybrid, true));
+                }
+                runs
+            }
+        };
+        for run in &runs {
+            run.check().map_err(|e| format!("--processes: {e}"))?;
+        }
+        Ok(runs)
+    }
+}
+
+/// Logical cores, as the OS reports them.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Reads "5ms", "0.5ms", "100us", "1s"; a bare number is milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 5ms, 250us or 1s"))?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "s" => 1.0,
+        "ns" => 1e-9,
+        other => return Err(format!("unknown unit {other:?}: use s, ms or us")),
+    };
+    let seconds = value * scale;
+    if !seconds.is_finite() || seconds > 1e6 {
+        return Err(format!("{s:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_switch_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < spec::MIN_SWITCH_INTERVAL || d > spec::MAX_SWITCH_INTERVAL {
+        return Err(format!("{s} is outside 0.1ms ..= 1s"));
+    }
+    Ok(d)
+}
+
+fn parse_io_wait(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_micros(10) || d > Duration::from_secs(60) {
+        return Err(format!("{s} is outside 10us ..= 60s"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        assert_eq!(parse_duration("5ms"), Ok(Duration::from_millis(5)));
+        assert_eq!(parse_duration("0.1ms"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_millis(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_switch_interval("2s").is_err());
+        assert!(parse_switch_interval("50us").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,43 @@
+//! Experiments: what to run (spec), how to start it (plan), who watches the
+//! processes (supervisor), and what the records add up to (tally).
+
+pub mod plan;
+pub mod spec;
+pub mod supervisor;
+pub mod tally;
+
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::clock::now_ns;
+use crate::experiment::plan::Plan;
+use crate::experiment::spec::RunSpec;
+use crate::experiment::tally::{RunResult, Tally};
+
+/// A run that says nothing for this long is taken for hung.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs one spec to its end, headless, and returns its figures.
+pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
+    spec.check()?;
+    let launches = plan.launches(spec)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut running = supervisor::start(&launches, 0, &tx).map_err(|e| e.to_string())?;
+    drop(tx);
+    let mut tally = Tally::new(spec.clone(), running.requested_at, running.streams());
+    while !tally.is_over() {
+        match rx.recv_timeout(SILENCE_LIMIT) {
+            Ok(report) => tally.apply(report),
+            Err(RecvTimeoutError::Timeout) => {
+                tally.fail(format!("no word from the workers in {} s", SILENCE_LIMIT.as_secs()), now_ns())
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    running.kill();
+    if let Some(why) = &tally.failure {
+        return Err(format!("{} run failed: {why}", spec.label()));
+    }
+    tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))
+}

@@ -1,0 +1,71 @@
+//! Turns a run spec into the processes to start.
+
+use std::path::PathBuf;
+
+use crate::experiment::spec::{Model, RunSpec};
+use crate::experiment::supervisor::Launch;
+use crate::protocol::Runtime;
+use crate::sim::workload::calibrate_units;
+use crate::worker::WorkerArgs;
+
+/// What it takes to start workers on this machine.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The gilscope binary, which is also the simulated worker.
+    pub program: PathBuf,
+    /// Cost units that make one simulated iteration last one nanosecond.
+    pub units_per_ns: f64,
+}
+
+impl Plan {
+    /// Finds our own binary and measures the machine's sqrt speed (~20 ms).
+    pub fn measure() -> Result<Self, String> {
+        let program = std::env::current_exe().map_err(|e| format!("cannot find the gilscope binary: {e}"))?;
+        Ok(Plan::with_program(program))
+    }
+
+    pub fn with_program(program: PathBuf) -> Self {
+        const PROBE_NS: f64 = 1000.0;
+        Plan { program, units_per_ns: f64::from(calibrate_units(PROBE_NS)) / PROBE_NS }
+    }
+
+    pub fn launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
+        match spec.experiment.runtime {
+            Runtime::Sim => Ok(self.sim_launches(spec)),
+            Runtime::Cpython => Err("the CPython runtime is not available in this build".to_owned()),
+        }
+    }
+
+    fn sim_launches(&self, spec: &RunSpec) -> Vec<Launch> {
+        let e = &spec.experiment;
+        let iteration_ns = e.iteration_ns * f64::from(e.pace.max(1));
+        let units = ((iteration_ns * self.units_per_ns).round() as u32).max(1);
+        let processes = spec.model.processes(e.workers);
+        (0..processes)
+            .map(|p| {
+                let (first_worker, roles) = e.roles_of_process(spec.model, p);
+                let args = WorkerArgs {
+                    first_worker,
+                    roles,
+                    gil: e.gil,
+                    switch_interval_ns: e.switch_interval.as_nanos() as u64,
+                    iterations: e.iterations,
+                    units,
+                    requests: e.requests,
+                    io_wait_ns: e.io_wait.as_nanos() as u64,
+                    reply_iterations: e.reply_iterations,
+                    progress_every: e.progress_every(),
+                    process_requested_at: None,
+                };
+                Launch {
+                    program: self.program.clone(),
+                    args: args.to_args(),
+                    // In a model of many processes, starting the process is
+                    // starting the worker: measure from the parent's request.
+                    requested_at_flag: (spec.model != Model::Threads)
+                        .then(|| "--process-requested-at".to_owned()),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,211 @@
+//! What an experiment is: one struct, and the defaults in one place.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::protocol::Runtime;
+use crate::sim::workload::Role;
+
+pub const DEFAULT_ITERATIONS: u64 = 4_000_000;
+pub const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+pub const MIN_SWITCH_INTERVAL: Duration = Duration::from_micros(100);
+pub const MAX_SWITCH_INTERVAL: Duration = Duration::from_secs(1);
+/// The seed's "20 API requests".
+pub const DEFAULT_REQUESTS: u32 = 20;
+pub const DEFAULT_IO_WAIT: Duration = Duration::from_millis(50);
+/// CPU spent handling one reply, in loop iterations (about 1 ms).
+pub const DEFAULT_REPLY_ITERATIONS: u64 = 15_000;
+/// What one `math.sqrt(i)` loop iteration costs CPython 3.11 on this
+/// project's 2-core machines (measured 55–100 ns); `gilscope calibrate`
+/// replaces it with a figure measured on the machine at hand.
+pub const DEFAULT_ITERATION_NS: f64 = 70.0;
+pub const MAX_WORKERS: u32 = 256;
+pub const MAX_PACE: u32 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// The seed's loop: sqrt(i) for i in 0..iterations, per worker.
+    Cpu,
+    /// R blocking requests per worker, the GIL released while waiting.
+    Io,
+    /// One I/O worker beside CPU workers: the convoy effect.
+    Mixed,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Cpu => "cpu",
+            Workload::Io => "io",
+            Workload::Mixed => "mixed",
+        }
+    }
+
+    /// The role of global worker `index`: in `mixed`, worker 0 does I/O.
+    pub fn role(self, index: u32) -> Role {
+        match self {
+            Workload::Cpu => Role::Cpu,
+            Workload::Io => Role::Io,
+            Workload::Mixed if index == 0 => Role::Io,
+            Workload::Mixed => Role::Cpu,
+        }
+    }
+}
+
+/// How workers are spread over processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// One process, N threads, one GIL.
+    Threads,
+    /// N processes, one thread and one GIL each.
+    Processes,
+    /// P processes of N / P threads each.
+    Hybrid { processes: u32 },
+}
+
+impl Model {
+    /// The short name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Threads => "threads",
+            Model::Processes => "processes",
+            Model::Hybrid { .. } => "hybrid",
+        }
+    }
+
+    /// The Python module a user would reach for.
+    pub fn module(self) -> &'static str {
+        match self {
+            Model::Threads => "threading",
+            Model::Processes => "multiprocessing",
+            Model::Hybrid { .. } => "hybrid",
+        }
+    }
+
+    /// How many processes run `workers` workers.
+    pub fn processes(self, workers: u32) -> u32 {
+        match self {
+            Model::Threads => 1,
+            Model::Processes => workers,
+            Model::Hybrid { processes } => processes,
+        }
+    }
+}
+
+/// Everything that defines a run but the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    pub workers: u32,
+    pub workload: Workload,
+    pub iterations: u64,
+    pub switch_interval: Duration,
+    /// false: free-threaded interpreter (the lock is skipped).
+    pub gil: bool,
+    pub requests: u32,
+    pub io_wait: Duration,
+    pub reply_iterations: u64,
+    /// Target cost of one loop iteration, before the pace factor.
+    pub iteration_ns: f64,
+    /// Slows every iteration down this many times, with more real CPU work,
+    /// so a run can be watched.
+    pub pace: u32,
+    pub runtime: Runtime,
+}
+
+impl Experiment {
+    pub fn new(workers: u32) -> Self {
+        Experiment {
+            workers,
+            workload: Workload::Cpu,
+            iterations: DEFAULT_ITERATIONS,
+            switch_interval: DEFAULT_SWITCH_INTERVAL,
+            gil: true,
+            requests: DEFAULT_REQUESTS,
+            io_wait: DEFAULT_IO_WAIT,
+            reply_iterations: DEFAULT_REPLY_ITERATIONS,
+            iteration_ns: DEFAULT_ITERATION_NS,
+            pace: 1,
+            runtime: Runtime::Sim,
+        }
+    }
+
+    /// The roles of the workers of process `p` under `model`.
+    pub fn roles_of_process(&self, model: Model, p: u32) -> (u32, Vec<Role>) {
+        let per = self.workers / model.processes(self.workers).max(1);
+        let first = p * per;
+        (first, (first..first + per).map(|w| self.workload.role(w)).collect())
+    }
+
+    /// Send a progress record about every 2 ms of work.
+    pub fn progress_every(&self) -> u64 {
+        let ns = self.iteration_ns * f64::from(self.pace.max(1));
+        ((2_000_000.0 / ns) as u64).max(1)
+    }
+}
+
+/// One run: an experiment under one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub experiment: Experiment,
+    pub model: Model,
+}
+
+impl RunSpec {
+    /// e.g. "threading", "threading (GIL off)", "hybrid 2×2".
+    pub fn label(&self) -> String {
+        let e = &self.experiment;
+        let base = match self.model {
+            Model::Hybrid { processes } => format!("hybrid {processes}×{}", e.workers / processes.max(1)),
+            m => m.module().to_owned(),
+        };
+        if !e.gil && self.model != Model::Processes { format!("{base} (GIL off)") } else { base }
+    }
+
+    /// Why this combination cannot run, in a sentence for the user.
+    pub fn check(&self) -> Result<(), String> {
+        let e = &self.experiment;
+        if let Model::Hybrid { processes } = self.model
+            && (processes == 0 || e.workers % processes != 0)
+        {
+            return Err(format!(
+                "hybrid needs the workers ({}) to divide evenly over {processes} processes",
+                e.workers
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_gives_the_first_worker_io() {
+        assert_eq!(Workload::Mixed.role(0), Role::Io);
+        assert_eq!(Workload::Mixed.role(1), Role::Cpu);
+        assert_eq!(Workload::Io.role(3), Role::Io);
+    }
+
+    #[test]
+    fn models_split_workers_over_processes() {
+        let e = Experiment::new(4);
+        assert_eq!(e.roles_of_process(Model::Threads, 0), (0, vec![Role::Cpu; 4]));
+        assert_eq!(e.roles_of_process(Model::Processes, 3), (3, vec![Role::Cpu]));
+        assert_eq!(e.roles_of_process(Model::Hybrid { processes: 2 }, 1), (2, vec![Role::Cpu; 2]));
+    }
+
+    #[test]
+    fn labels_say_what_runs() {
+        let mut spec = RunSpec { experiment: Experiment::new(4), model: Model::Threads };
+        assert_eq!(spec.label(), "threading");
+        spec.experiment.gil = false;
+        assert_eq!(spec.label(), "threading (GIL off)");
+        spec.model = Model::Hybrid { processes: 2 };
+        assert_eq!(spec.label(), "hybrid 2×2 (GIL off)");
+        spec.model = Model::Hybrid { processes: 3 };
+        assert!(spec.check().is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! Turns a run's reports into state and figures: per-worker lanes, progress,
+//! start costs, GIL waits, and at the end the run's results.
+//!
+//! Both the headless `run` command and the TUI feed reports in here, so the
+//! figures they show are computed once, the same way.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::experiment::spec::RunSpec;
+use crate::experiment::supervisor::Report;
+use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
+
+/// What a worker is doing, as its lane shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    NotStarted,
+    /// Holding the GIL (or running freely with the GIL off).
+    Running,
+    /// Ready to run, waiting for the GIL.
+    Waiting,
+    /// Blocked in I/O, GIL released.
+    Io,
+    Finished,
+    Failed,
+}
+
+/// A stretch of time a worker spent in one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub from: u64,
+    /// None while the span is still going on.
+    pub to: Option<u64>,
+    pub lane: Lane,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkerTrack {
+    pub spans: Vec<Span>,
+    pub done: u64,
+    pub total: u64,
+    pub start_cost_ns: Option<u64>,
+    pub pid: Option<u32>,
+    pub finished_at: Option<u64>,
+    wait_since: Option<u64>,
+}
+
+impl WorkerTrack {
+    pub fn lane(&self) -> Lane {
+        self.spans.last().map_or(Lane::NotStarted, |s| s.lane)
+    }
+
+    fn enter(&mut self, t: u64, lane: Lane) {
+        if let Some(last) = self.spans.last_mut() {
+            if last.to.is_none() {
+                if last.lane == lane {
+                    return;
+                }
+                last.to = Some(t.max(last.from));
+            }
+        }
+        self.spans.push(Span { from: t, to: None, lane });
+    }
+}
+
+/// Per-process figures from its `end` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessEnd {
+    pub cpu_ns: u64,
+    pub max_rss_kb: u64,
+    pub switches: u64,
+}
+
+/// Everything known about one run so far.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    pub spec: RunSpec,
+    /// When the supervisor asked for the first process.
+    pub requested_at: u64,
+    pub workers: Vec<WorkerTrack>,
+    pub hellos: Vec<Hello>,
+    pub ends: BTreeMap<u32, ProcessEnd>,
+    streams: usize,
+    streams_ended: usize,
+    pub failure: Option<String>,
+    pub waits: u64,
+    pub wait_total_ns: u64,
+    pub wait_max_ns: u64,
+    pub drop_requests: u64,
+    pub latencies_ns: Vec<u64>,
+    /// Time spent paused, left out of the wall time.
+    pub paused_ns: u64,
+    pub paused_since: Option<u64>,
+    /// The newest timestamp any record carried.
+    pub last_event: u64,
+}
+
+impl Tally {
+    pub fn new(spec: RunSpec, requested_at: u64, streams: usize) -> Self {
+        let workers = vec![WorkerTrack::default(); spec.experiment.workers as usize];
+        Tally {
+            spec,
+            requested_at,
+            workers,
+            hellos: Vec::new(),
+            ends: BTreeMap::new(),
+            streams,
+            streams_ended: 0,
+            failure: None,
+            waits: 0,
+            wait_total_ns: 0,
+            wait_max_ns: 0,
+            drop_requests: 0,
+            latencies_ns: Vec::new(),
+            paused_ns: 0,
+            paused_since: None,
+            last_event: requested_at,
+        }
+    }
+
+    /// True once every stream ended, cleanly or not.
+    pub fn is_over(&self) -> bool {
+        self.streams_ended >= self.streams || self.failure.is_some()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.is_over() && self.failure.is_none()
+    }
+
+    /// How the GIL lanes were obtained (exact unless a stream said otherwise).
+    pub fn timeline(&self) -> Timeline {
+        self.hellos.iter().map(|h| h.timeline).find(|t| *t != Timeline::Exact).unwrap_or(Timeline::Exact)
+    }
+
+    /// Distinct OS processes that ran workers (as the workers reported).
+    pub fn process_count(&self) -> usize {
+        let mut pids: Vec<u32> = self.workers.iter().filter_map(|w| w.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len()
+    }
+
+    pub fn pause(&mut self, now: u64) {
+        self.paused_since.get_or_insert(now);
+    }
+
+    pub fn resume(&mut self, now: u64) {
+        if let Some(since) = self.paused_since.take() {
+            self.paused_ns += now.saturating_sub(since);
+        }
+    }
+
+    /// Marks the run failed, with a message for the user.
+    pub fn fail(&mut self, why: String, t: u64) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+        for w in &mut self.workers {
+            if w.lane() != Lane::Finished {
+                w.enter(t, Lane::Failed);
+            }
+        }
+    }
+
+    pub fn apply(&mut self, report: Report) {
+        match report {
+            Report::Hello { hello, .. } => self.hellos.push(hello),
+            Report::Record { record, .. } => self.record(record),
+            Report::Ended { outcome, .. } => {
+                self.streams_ended += 1;
+                let t = self.last_event;
+                match outcome {
+                    Err(why) => self.fail(why, t),
+                    Ok(()) if self.streams_ended >= self.streams => {
+                        if let Some(why) = self.incomplete() {
+                            self.fail(why, t);
+                        }
+                    }
+                    Ok(()) => {}
+                }
+            }
+        }
+    }
+
+    /// Why a run whose streams all closed cleanly still cannot be trusted.
+    fn incomplete(&self) -> Option<String> {
+        if let Some(w) = self.workers.iter().position(|w| w.finished_at.is_none()) {
+            return Some(format!("worker {w} stopped without finishing (truncated stream)"));
+        }
+        let pids = self.process_count();
+        if self.ends.len() < pids {
+            return Some(format!("{} of {pids} worker processes sent no end record", pids - self.ends.len()));
+        }
+        None
+    }
+
+    fn worker(&mut self, w: u32) -> Option<&mut WorkerTrack> {
+        let found = self.workers.get_mut(w as usize);
+        if found.is_none() && self.failure.is_none() {
+            self.failure =
+                Some(format!("a worker spoke of worker {w}, but this run has {}", self.workers.len()));
+        }
+        self.workers.get_mut(w as usize)
+    }
+
+    fn record(&mut self, record: Record) {
+        if let Some(t) = record.time() {
+            self.last_event = self.last_event.max(t);
+        }
+        match record {
+            Record::Started { t, worker, requested } => {
+                if let Some(w) = self.worker(worker) {
+                    w.start_cost_ns = Some(t.saturating_sub(requested));
+                    w.enter(t, Lane::Waiting);
+                }
+            }
+            Record::Process { worker, pid, .. } => {
+                if let Some(w) = self.worker(worker) {
+                    w.pid = Some(pid);
+                }
+            }
+            Record::Wait { t, worker } => {
+                if let Some(w) = self.worker(worker) {
+                    w.wait_since = Some(t);
+                    w.enter(t, Lane::Waiting);
+                }
+            }
+            Record::Take { t, worker } => {
+                let mut waited = None;
+                if let Some(w) = self.worker(worker) {
+                    waited = w.wait_since.take().map(|since| t.saturating_sub(since));
+                    w.enter(t, Lane::Running);
+                }
+                if let Some(ns) = waited {
+                    self.waits += 1;
+                    self.wait_total_ns += ns;
+                    self.wait_max_ns = self.wait_max_ns.max(ns);
+                }
+            }
+            Record::Release { t, worker, reason } => {
+                let inferred = reason == ReleaseReason::Inferred;
+                if let Some(w) = self.worker(worker) {
+                    match reason {
+                        ReleaseReason::DropRequest | ReleaseReason::Inferred => {
+                            w.enter(t, Lane::Waiting);
+                            // An inferred gap is time spent waiting for the GIL.
+                            if inferred {
+                                w.wait_since = Some(t);
+                            }
+                        }
+                        ReleaseReason::Io => w.enter(t, Lane::Io),
+                        ReleaseReason::Finished => {}
+                    }
+                }
+            }
+            Record::DropRequest { .. } => self.drop_requests += 1,
+            Record::IoBegin { t, worker } => {
+                if let Some(w) = self.worker(worker) {
+                    w.enter(t, Lane::Io);
+                }
+            }
+            Record::Reply { latency_ns, .. } => self.latencies_ns.push(latency_ns),
+            Record::Progress { worker, done, total, .. } => {
+                if let Some(w) = self.worker(worker) {
+                    w.done = w.done.max(done);
+                    w.total = total;
+                }
+            }
+            Record::Finished { t, worker } => {
+                if let Some(w) = self.worker(worker) {
+                    w.finished_at = Some(t);
+                    w.done = w.total;
+                    w.enter(t, Lane::Finished);
+                }
+            }
+            Record::End { pid, cpu_ns, max_rss_kb, switches, .. } => {
+                self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches });
+            }
+            // The stream's end reports the failure with the exit status.
+            Record::Error { .. } => {}
+        }
+    }
+
+    /// Wall time so far (or in total, once finished), paused time left out.
+    pub fn wall_ns(&self, now: u64) -> u64 {
+        let end = if self.workers.iter().all(|w| w.finished_at.is_some()) {
+            self.workers.iter().filter_map(|w| w.finished_at).max().unwrap_or(now)
+        } else {
+            self.paused_since.unwrap_or(now)
+        };
+        end.saturating_sub(self.requested_at).saturating_sub(self.paused_ns)
+    }
+
+    /// Overall progress, 0.0 ..= 1.0.
+    pub fn progress(&self) -> f64 {
+        let (done, total) = self.workers.iter().fold((0u64, 0u64), |(d, t), w| (d + w.done, t + w.total));
+        if total == 0 { 0.0 } else { done as f64 / total as f64 }
+    }
+
+    pub fn mean_start_cost_ns(&self) -> Option<u64> {
+        let costs: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
+        (!costs.is_empty()).then(|| costs.iter().sum::<u64>() / costs.len() as u64)
+    }
+
+    pub fn mean_wait_ns(&self) -> u64 {
+        self.wait_total_ns.checked_div(self.waits).unwrap_or(0)
+    }
+
+    /// How often a GIL changed hands: the processes' own counts once they
+    /// ended, else counted from the takes seen so far.
+    pub fn switches(&self) -> u64 {
+        self.ends.values().map(|e| e.switches).sum()
+    }
+
+    /// The run's results, once it finished cleanly.
+    pub fn result(&self) -> Option<RunResult> {
+        if !self.succeeded() {
+            return None;
+        }
+        let wall_ns = self.wall_ns(self.last_event).max(1);
+        let cpu_ns: u64 = self.ends.values().map(|e| e.cpu_ns).sum();
+        let starts: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
+        let mut latencies = self.latencies_ns.clone();
+        latencies.sort_unstable();
+        Some(RunResult {
+            model: self.spec.model.name(),
+            label: self.spec.label(),
+            runtime: self.hellos.first().map_or("sim", |h| h.runtime.as_str()),
+            gil: self.spec.experiment.gil,
+            workers: self.spec.experiment.workers,
+            processes: self.process_count() as u32,
+            wall_s: wall_ns as f64 / 1e9,
+            speedup: None,
+            cores_used: cpu_ns as f64 / wall_ns as f64,
+            cpu_s: cpu_ns as f64 / 1e9,
+            start_us: self.mean_start_cost_ns().unwrap_or(0) as f64 / 1e3,
+            start_us_max: starts.iter().copied().max().unwrap_or(0) as f64 / 1e3,
+            peak_rss_kb: self.ends.values().map(|e| e.max_rss_kb).sum(),
+            gil_switches: self.switches(),
+            gil_waits: self.waits,
+            gil_wait_mean_ms: self.mean_wait_ns() as f64 / 1e6,
+            gil_wait_max_ms: self.wait_max_ns as f64 / 1e6,
+            io_latency_mean_ms: (!latencies.is_empty())
+                .then(|| latencies.iter().sum::<u64>() as f64 / latencies.len() as f64 / 1e6),
+            io_latency_max_ms: latencies.last().map(|&l| l as f64 / 1e6),
+        })
+    }
+}
+
+/// A finished run's figures, all measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunResult {
+    pub model: &'static str,
+    pub label: String,
+    pub runtime: &'static str,
+    pub gil: bool,
+    pub workers: u32,
+    /// OS processes that ran workers.
+    pub processes: u32,
+    pub wall_s: f64,
+    /// workers × (one worker alone) / wall; set by whoever measured the baseline.
+    pub speedup: Option<f64>,
+    /// CPU time / wall time.
+    pub cores_used: f64,
+    pub cpu_s: f64,
+    /// Mean start cost per worker: request → first instruction.
+    pub start_us: f64,
+    pub start_us_max: f64,
+    /// Sum of the processes' peak resident memory.
+    pub peak_rss_kb: u64,
+    pub gil_switches: u64,
+    pub gil_waits: u64,
+    pub gil_wait_mean_ms: f64,
+    pub gil_wait_max_ms: f64,
+    pub io_latency_mean_ms: Option<f64>,
+    pub io_latency_max_ms: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::spec::{Experiment, Model};
+
+    fn tally(workers: u32) -> Tally {
+        Tally::new(RunSpec { experiment: Experiment::new(workers), model: Model::Threads }, 1_000, 1)
+    }
+
+    fn rec(t: &mut Tally, record: Record) {
+        t.apply(Report::Record { run: 0, stream: 0, record });
+    }
+
+    #[test]
+    fn waits_are_measured_from_wait_to_take() {
+        let mut t = tally(2);
+        rec(&mut t, Record::Wait { t: 2_000, worker: 1 });
+        rec(&mut t, Record::Take { t: 7_000, worker: 1 });
+        rec(&mut t, Record::Wait { t: 8_000, worker: 0 });
+        rec(&mut t, Record::Take { t: 9_000, worker: 0 });
+        assert_eq!((t.waits, t.wait_max_ns, t.mean_wait_ns()), (2, 5_000, 3_000));
+        assert_eq!(t.workers[1].lane(), Lane::Running);
+    }
+
+    #[test]
+    fn lanes_follow_the_records() {
+        let mut t = tally(1);
+        rec(&mut t, Record::Started { t: 1_500, worker: 0, requested: 1_100 });
+        rec(&mut t, Record::Take { t: 1_600, worker: 0 });
+        rec(&mut t, Record::Release { t: 2_000, worker: 0, reason: ReleaseReason::Io });
+        rec(&mut t, Record::IoBegin { t: 2_001, worker: 0 });
+        rec(&mut t, Record::Take { t: 3_000, worker: 0 });
+        rec(&mut t, Record::Finished { t: 4_000, worker: 0 });
+        let lanes: Vec<Lane> = t.workers[0].spans.iter().map(|s| s.lane).collect();
+        assert_eq!(lanes, [Lane::Waiting, Lane::Running, Lane::Io, Lane::Running, Lane::Finished]);
+        assert_eq!(t.workers[0].start_cost_ns, Some(400));
+        assert_eq!(t.wall_ns(99_999), 3_000);
+    }
+
+    #[test]
+    fn a_clean_exit_without_finishing_fails_the_run() {
+        let mut t = tally(1);
+        rec(&mut t, Record::Take { t: 1_600, worker: 0 });
+        t.apply(Report::Ended { run: 0, stream: 0, outcome: Ok(()) });
+        assert!(t.failure.as_deref().unwrap_or("").contains("truncated"), "{:?}", t.failure);
+        assert_eq!(t.workers[0].lane(), Lane::Failed);
+        assert_eq!(t.result(), None);
+    }
+
+    #[test]
+    fn paused_time_is_left_out_of_the_wall_time() {
+        let mut t = tally(1);
+        t.pause(2_000);
+        t.resume(5_000);
+        assert_eq!(t.wall_ns(6_000), 2_000);
+    }
+
+    #[test]
+    fn a_worker_index_out_of_range_fails_the_run() {
+        let mut t = tally(1);
+        rec(&mut t, Record::Take { t: 1_600, worker: 7 });
+        assert!(t.failure.is_some());
+    }
+}

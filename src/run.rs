@@ -1,0 +1,212 @@
+//! `gilscope run`: the models one after the other, never overlapping, then
+//! their figures as tables or JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::cli::RunArgs;
+use crate::experiment::plan::Plan;
+use crate::experiment::run_to_end;
+use crate::experiment::spec::{Experiment, Model, RunSpec, Workload};
+use crate::experiment::tally::RunResult;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    gilscope: &'static str,
+    workload: &'static str,
+    workers: u32,
+    iterations: u64,
+    switch_interval_ms: f64,
+    cores: u32,
+    /// The workers' jobs one after another, each alone: the speedups' reference.
+    serial_wall_s: f64,
+    runs: &'a [RunResult],
+}
+
+/// Runs everything `args` asks for; returns the text to print.
+pub fn execute(args: &RunArgs) -> Result<String, String> {
+    let runs = args.runs()?;
+    let plan = Plan::measure()?;
+    let experiment = &runs[0].experiment;
+    let baseline = baseline(experiment, &plan)?;
+    let mut results = Vec::with_capacity(runs.len());
+    for spec in &runs {
+        let mut result = run_to_end(spec, &plan)?;
+        result.speedup = Some(baseline / result.wall_s);
+        results.push(result);
+    }
+    if args.json {
+        let report = Report {
+            gilscope: env!("CARGO_PKG_VERSION"),
+            workload: experiment.workload.name(),
+            workers: experiment.workers,
+            iterations: experiment.iterations,
+            switch_interval_ms: experiment.switch_interval.as_secs_f64() * 1e3,
+            cores: crate::cli::cores(),
+            serial_wall_s: baseline,
+            runs: &results,
+        };
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
+    } else {
+        Ok(tables(experiment, baseline, &runs, &results))
+    }
+}
+
+/// Wall time of one worker alone in its own process, in seconds. For `io`
+/// and `mixed` the lone worker is the first one, as in the runs.
+fn baseline(experiment: &Experiment, plan: &Plan) -> Result<f64, String> {
+    let alone =
+        RunSpec { experiment: Experiment { workers: 1, ..experiment.clone() }, model: Model::Processes };
+    let alone = match experiment.workload {
+        // One CPU worker is the reference the speedup of the CPU workers means.
+        Workload::Mixed => {
+            RunSpec { experiment: Experiment { workload: Workload::Cpu, ..alone.experiment }, ..alone }
+        }
+        _ => alone,
+    };
+    run_to_end(&alone, plan).map(|r| r.wall_s).map_err(|e| format!("baseline (one worker alone): {e}"))
+}
+
+/// "4,000,000"
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn duration_label(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else if seconds >= 1e-3 {
+        let ms = seconds * 1e3;
+        if (ms - ms.round()).abs() < 1e-9 { format!("{ms:.0} ms") } else { format!("{ms:.1} ms") }
+    } else {
+        format!("{:.0} µs", seconds * 1e6)
+    }
+}
+
+pub fn memory_label(kb: u64) -> String {
+    if kb >= 1024 * 1024 {
+        format!("{:.1} GB", kb as f64 / 1048576.0)
+    } else {
+        format!("{:.1} MB", kb as f64 / 1024.0)
+    }
+}
+
+/// One line describing an experiment, as the header shows it.
+pub fn describe(e: &Experiment) -> String {
+    let work = match e.workload {
+        Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(e.iterations)),
+        Workload::Io => format!(
+            "I/O-bound: {} requests × {} per worker",
+            e.requests,
+            duration_label(e.io_wait.as_secs_f64())
+        ),
+        Workload::Mixed => {
+            format!("mixed: 1 I/O worker ({} requests) beside sqrt × {}", e.requests, thousands(e.iterations))
+        }
+    };
+    format!(
+        "{work} · {} worker{} · switch {}",
+        e.workers,
+        if e.workers == 1 { "" } else { "s" },
+        duration_label(e.switch_interval.as_secs_f64())
+    )
+}
+
+fn tables(experiment: &Experiment, baseline: f64, runs: &[RunSpec], results: &[RunResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "gilscope run · {} · {} cores", describe(experiment), crate::cli::cores());
+    let _ = writeln!(
+        out,
+        "the {} workers' jobs one after another, each alone: {} (speedup = that / wall time)",
+        experiment.workers,
+        duration_label(baseline)
+    );
+    for (spec, r) in runs.iter().zip(results) {
+        let gils = if spec.experiment.gil { r.processes.to_string() } else { "no".to_owned() };
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{}  ·  {} process{} · {} worker thread{} · {gils} GIL{}",
+            r.label,
+            r.processes,
+            if r.processes == 1 { "" } else { "es" },
+            r.workers,
+            if r.workers == 1 { "" } else { "s" },
+            if gils == "1" { "" } else { "s" }
+        );
+        let mut row = |name: &str, value: String| {
+            let _ = writeln!(out, "  {name:<22}{value}");
+        };
+        row("wall time", duration_label(r.wall_s));
+        row("speedup", format!("{:.2}×", r.speedup.unwrap_or(0.0)));
+        row("cores used", format!("{:.2}", r.cores_used));
+        row(
+            "start cost / worker",
+            format!("{} (max {})", duration_label(r.start_us / 1e6), duration_label(r.start_us_max / 1e6)),
+        );
+        row("peak memory", memory_label(r.peak_rss_kb));
+        row("GIL switches", r.gil_switches.to_string());
+        row(
+            "GIL wait",
+            if r.gil_waits == 0 {
+                "none".to_owned()
+            } else {
+                format!(
+                    "mean {} · max {} ({} waits)",
+                    duration_label(r.gil_wait_mean_ms / 1e3),
+                    duration_label(r.gil_wait_max_ms / 1e3),
+                    r.gil_waits
+                )
+            },
+        );
+        if let (Some(mean), Some(max)) = (r.io_latency_mean_ms, r.io_latency_max_ms) {
+            row(
+                "I/O request latency",
+                format!("mean {} · max {}", duration_label(mean / 1e3), duration_label(max / 1e3)),
+            );
+        }
+    }
+    if let Some(verdict) = verdict(results) {
+        let _ = writeln!(out, "\n{verdict}");
+    }
+    out
+}
+
+/// "→ multiprocessing is 1.95× faster than threading"
+pub fn verdict(results: &[RunResult]) -> Option<String> {
+    if results.len() < 2 {
+        return None;
+    }
+    let fastest = results.iter().min_by(|a, b| a.wall_s.total_cmp(&b.wall_s))?;
+    let slowest = results.iter().max_by(|a, b| a.wall_s.total_cmp(&b.wall_s))?;
+    let ratio = slowest.wall_s / fastest.wall_s;
+    Some(if ratio < 1.05 {
+        format!("→ {} and {} take about as long ({ratio:.2}×)", fastest.label, slowest.label)
+    } else {
+        format!("→ {} is {ratio:.2}× faster than {}", fastest.label, slowest.label)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(4_000_000), "4,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(duration_label(0.005), "5 ms");
+        assert_eq!(duration_label(0.0051), "5.1 ms");
+        assert_eq!(duration_label(2.5), "2.50 s");
+        assert_eq!(duration_label(0.000_062), "62 µs");
+    }
+}

@@ -1,0 +1,154 @@
+//! The worker process: `gilscope worker …`, started by the supervisor.
+//!
+//! It runs one simulated interpreter and streams its records on stdout in the
+//! wire format. It exits when its stdin reaches end of file: the parent holds
+//! the other end, so a parent that dies takes its workers with it.
+
+use std::io::{BufWriter, Read, Write};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::clock::{now_ns, process_usage};
+use crate::protocol::{Hello, Record, Runtime, Timeline, VERSION};
+use crate::sim::interpreter::Interpreter;
+use crate::sim::workload::{Role, WorkParams};
+
+/// The worker's command line. Built by [`WorkerArgs::to_args`], read by clap:
+/// one definition for both ends.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub first_worker: u32,
+    /// One role per thread, comma separated: cpu or io.
+    #[arg(long, value_delimiter = ',', value_parser = parse_role, required = true)]
+    pub roles: Vec<Role>,
+    #[arg(long)]
+    pub gil: bool,
+    #[arg(long)]
+    pub switch_interval_ns: u64,
+    #[arg(long)]
+    pub iterations: u64,
+    #[arg(long)]
+    pub units: u32,
+    #[arg(long)]
+    pub requests: u32,
+    #[arg(long)]
+    pub io_wait_ns: u64,
+    #[arg(long)]
+    pub reply_iterations: u64,
+    #[arg(long)]
+    pub progress_every: u64,
+    /// The parent's clock when it asked for this process, when the process
+    /// is what starts its first worker.
+    #[arg(long)]
+    pub process_requested_at: Option<u64>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "cpu" => Ok(Role::Cpu),
+        "io" => Ok(Role::Io),
+        _ => Err(format!("unknown role {s:?}")),
+    }
+}
+
+impl WorkerArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        let roles: Vec<&str> = self
+            .roles
+            .iter()
+            .map(|r| match r {
+                Role::Cpu => "cpu",
+                Role::Io => "io",
+            })
+            .collect();
+        let mut args = vec![
+            "worker".to_owned(),
+            format!("--first-worker={}", self.first_worker),
+            format!("--roles={}", roles.join(",")),
+            format!("--switch-interval-ns={}", self.switch_interval_ns),
+            format!("--iterations={}", self.iterations),
+            format!("--units={}", self.units),
+            format!("--requests={}", self.requests),
+            format!("--io-wait-ns={}", self.io_wait_ns),
+            format!("--reply-iterations={}", self.reply_iterations),
+            format!("--progress-every={}", self.progress_every),
+        ];
+        if self.gil {
+            args.push("--gil".to_owned());
+        }
+        if let Some(t) = self.process_requested_at {
+            args.push(format!("--process-requested-at={t}"));
+        }
+        args
+    }
+
+    fn interpreter(&self) -> Interpreter {
+        Interpreter {
+            first_worker: self.first_worker,
+            roles: self.roles.clone(),
+            gil: self.gil,
+            switch_interval: Duration::from_nanos(self.switch_interval_ns),
+            params: WorkParams {
+                iterations: self.iterations,
+                units: self.units,
+                requests: self.requests,
+                io_wait: Duration::from_nanos(self.io_wait_ns),
+                reply_iterations: self.reply_iterations,
+                progress_every: self.progress_every,
+            },
+            process_requested_at: self.process_requested_at,
+        }
+    }
+}
+
+/// Runs the worker process to its end. Never returns.
+pub fn main(args: WorkerArgs) -> ! {
+    // Exit as soon as the parent lets go of our stdin (or dies).
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        std::process::exit(3);
+    });
+
+    let interpreter = args.interpreter();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let hello = Hello {
+        version: VERSION,
+        pid: std::process::id(),
+        runtime: Runtime::Sim,
+        gil: interpreter.gil,
+        threads: interpreter.roles.len() as u32,
+        first_worker: interpreter.first_worker,
+        timeline: Timeline::Exact,
+    };
+    let writer = std::thread::spawn(move || write_stream(&hello, &rx));
+    let switches = interpreter.run(tx.clone());
+    let (cpu_ns, max_rss_kb) = process_usage();
+    let _ = tx.send(Record::End { t: now_ns(), pid: std::process::id(), cpu_ns, max_rss_kb, switches });
+    drop(tx);
+    let written = writer.join().unwrap_or(false);
+    std::process::exit(if written { 0 } else { 1 });
+}
+
+/// Writes the header and then every record, flushing whenever the queue runs
+/// dry so the parent sees events within microseconds, not at exit.
+/// Returns false when stdout is gone.
+fn write_stream(hello: &Hello, rx: &Receiver<Record>) -> bool {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    if writeln!(out, "{hello}").and_then(|_| out.flush()).is_err() {
+        return false;
+    }
+    while let Ok(record) = rx.recv() {
+        if writeln!(out, "{record}").is_err() {
+            return false;
+        }
+        if rx.is_empty() && out.flush().is_err() {
+            return false;
+        }
+    }
+    out.flush().is_ok()
+}
