@@ -39,13 +39,13 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct ExperimentArgs {
     /// Workers (threads or processes) per model [default: one per core]
-    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
+    #[arg(long, short = 'n', allow_hyphen_values = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: Option<u32>,
     /// Loop iterations per CPU worker: sqrt(i) for i in 0..N
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_ITERATIONS, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = DEFAULT_ITERATIONS, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
     pub iterations: u64,
     /// How long a thread may hold the GIL while others wait (0.1ms to 1s), like sys.setswitchinterval
-    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = parse_switch_interval)]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", default_value = "5ms", value_parser = parse_switch_interval)]
     pub switch_interval: Duration,
     /// What each worker does
     #[arg(long, value_enum, default_value_t = Workload::Cpu)]
@@ -54,13 +54,13 @@ pub struct ExperimentArgs {
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub gil: Switch,
     /// Blocking requests per I/O worker (io and mixed workloads)
-    #[arg(long, value_name = "R", default_value_t = DEFAULT_REQUESTS, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, allow_hyphen_values = true, value_name = "R", default_value_t = DEFAULT_REQUESTS, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub requests: u32,
     /// How long each I/O request blocks
-    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
     pub io_wait: Duration,
     /// Slow every iteration down this many times (with more real CPU work) so a run can be watched
-    #[arg(long, value_name = "X", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACE)))]
+    #[arg(long, allow_hyphen_values = true, value_name = "X", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACE)))]
     pub pace: Option<u32>,
 }
 
@@ -92,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = ModelChoice::Both)]
     pub model: ModelChoice,
     /// Processes of the hybrid model
-    #[arg(long, value_name = "P", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
+    #[arg(long, allow_hyphen_values = true, value_name = "P", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
     pub processes: u32,
     /// Print one JSON object instead of tables
     #[arg(long)]

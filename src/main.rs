@@ -21,7 +21,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Worker(args)) => gilscope::worker::main(args),
-        Some(Command::Run(args)) => report(gilscope::run::execute(&args)),
+        Some(Command::Run(args)) => {
+            // Flags that are each fine but do not fit together are usage errors too.
+            if let Err(why) = args.runs() {
+                eprintln!("gilscope: {why}");
+                return ExitCode::from(2);
+            }
+            report(gilscope::run::execute(&args))
+        }
         None => {
             let args =
                 RunArgs { experiment: cli.experiment, model: ModelChoice::Both, processes: 2, json: false };
