@@ -1,5 +1,6 @@
 //! The command line: every option, its default and its validation.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the models one after the other, without the interactive view, and print their figures.
     Run(RunArgs),
+    /// Measure the real interpreter's cost per loop iteration and store it, so the
+    /// simulation's iterations take as long as CPython's.
+    Calibrate(CalibrateArgs),
     /// Internal: one simulated interpreter process, started by gilscope itself.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -59,6 +63,12 @@ pub struct ExperimentArgs {
     /// How long each I/O request blocks
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
     pub io_wait: Duration,
+    /// Which interpreter runs the workers: gilscope's simulated CPython, the real one, or both
+    #[arg(long, value_enum, default_value_t = RuntimeChoice::Sim)]
+    pub runtime: RuntimeChoice,
+    /// The Python interpreter of the cpython runtime (a free-threaded build such as python3.13t runs with the GIL off)
+    #[arg(long, value_name = "PATH", default_value = crate::cpython::DEFAULT_PYTHON)]
+    pub python: PathBuf,
     /// Slow every iteration down this many times (with more real CPU work) so a run can be watched
     #[arg(long, allow_hyphen_values = true, value_name = "X", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACE)))]
     pub pace: Option<u32>,
@@ -68,6 +78,36 @@ pub struct ExperimentArgs {
 pub enum Switch {
     On,
     Off,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeChoice {
+    /// gilscope's simulated CPython (exact GIL timeline)
+    Sim,
+    /// the real interpreter (--python; timeline inferred from progress stamps)
+    Cpython,
+    /// both, and a table of how far they agree
+    Both,
+}
+
+impl RuntimeChoice {
+    pub fn runtimes(self) -> &'static [Runtime] {
+        match self {
+            RuntimeChoice::Sim => &[Runtime::Sim],
+            RuntimeChoice::Cpython => &[Runtime::Cpython],
+            RuntimeChoice::Both => &[Runtime::Sim, Runtime::Cpython],
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// The Python interpreter to measure
+    #[arg(long, value_name = "PATH", default_value = crate::cpython::DEFAULT_PYTHON)]
+    pub python: PathBuf,
+    /// Loop iterations per measurement
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = DEFAULT_ITERATIONS, value_parser = clap::value_parser!(u64).range(10_000..=10_000_000_000))]
+    pub iterations: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,9 +140,14 @@ pub struct RunArgs {
 }
 
 impl ExperimentArgs {
+    /// The experiment these flags describe, on the first runtime they name.
+    /// One iteration costs what `gilscope calibrate` measured, if it ran.
     pub fn experiment(&self, default_pace: u32) -> Experiment {
         let workers = self.workers.unwrap_or_else(cores);
+        let iteration_ns =
+            crate::cpython::Calibration::load().map_or(spec::DEFAULT_ITERATION_NS, |c| c.iteration_ns);
         Experiment {
+            iteration_ns,
             workload: self.workload,
             iterations: self.iterations,
             switch_interval: self.switch_interval,
@@ -110,7 +155,7 @@ impl ExperimentArgs {
             requests: self.requests,
             io_wait: self.io_wait,
             pace: self.pace.unwrap_or(default_pace),
-            runtime: Runtime::Sim,
+            runtime: self.runtime.runtimes()[0],
             ..Experiment::new(workers)
         }
     }
@@ -143,7 +188,26 @@ impl RunArgs {
         for run in &runs {
             run.check().map_err(|e| format!("--processes: {e}"))?;
         }
-        Ok(runs)
+        // Each model under each runtime asked for, the runtimes side by side.
+        let runtimes = self.experiment.runtime.runtimes();
+        let mut all = Vec::new();
+        for run in runs {
+            for &runtime in runtimes {
+                if runtime == Runtime::Cpython && matches!(run.model, Model::Hybrid { .. }) {
+                    if self.model == ModelChoice::Hybrid {
+                        return Err(
+                            "--runtime: the hybrid model runs on the simulated runtime only".to_owned()
+                        );
+                    }
+                    continue;
+                }
+                all.push(RunSpec {
+                    experiment: Experiment { runtime, ..run.experiment.clone() },
+                    ..run.clone()
+                });
+            }
+        }
+        Ok(all)
     }
 }
 

@@ -5,8 +5,10 @@
 //!
 //! Data flows one way: workers → supervisor → tally → what the user sees.
 
+pub mod calibrate;
 pub mod cli;
 pub mod clock;
+pub mod cpython;
 pub mod experiment;
 pub mod protocol;
 pub mod run;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Worker(args)) => gilscope::worker::main(args),
+        Some(Command::Calibrate(args)) => report(gilscope::calibrate::execute(&args)),
         Some(Command::Run(args)) => {
             // Flags that are each fine but do not fit together are usage errors too.
             if let Err(why) = args.runs() {

@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
+use crate::cpython::{Calibration, Python};
 use crate::experiment::plan::Plan;
 use crate::experiment::run_to_end;
 use crate::experiment::spec::{Experiment, Model, RunSpec, Workload};
 use crate::experiment::tally::RunResult;
+use crate::protocol::Runtime;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -26,16 +28,44 @@ struct Report<'a> {
 
 /// Runs everything `args` asks for; returns the text to print.
 pub fn execute(args: &RunArgs) -> Result<String, String> {
-    let runs = args.runs()?;
-    let plan = Plan::measure()?;
-    let experiment = &runs[0].experiment;
-    let baseline = baseline(experiment, &plan)?;
+    let mut runs = args.runs()?;
+    let mut plan = Plan::measure()?;
+    let mut notes = String::new();
+    if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
+        let python = Python::probe(&args.experiment.python)?;
+        if Calibration::load().is_none() {
+            // Without it the simulation's iterations would not cost what CPython's do.
+            let calibration = Calibration::measure(&python, 1_000_000, 3)?;
+            let path = calibration.store()?;
+            let _ = writeln!(
+                notes,
+                "calibrated: {} spends {:.1} ns per loop iteration (stored in {})",
+                python.describe(),
+                calibration.iteration_ns,
+                path.display()
+            );
+            for run in &mut runs {
+                run.experiment.iteration_ns = calibration.iteration_ns;
+            }
+        }
+        plan.python = Some(python);
+    }
+    let experiment = runs[0].experiment.clone();
+    // One serial reference per runtime, measured before the models, in this invocation.
+    let mut baselines = Vec::new();
+    for &runtime in args.experiment.runtime.runtimes() {
+        let e = Experiment { runtime, ..experiment.clone() };
+        baselines.push((runtime, baseline(&e, &plan)?));
+    }
+    let baseline_of = |runtime| baselines.iter().find(|(r, _)| *r == runtime).map_or(f64::NAN, |(_, b)| *b);
     let mut results = Vec::with_capacity(runs.len());
     for spec in &runs {
         let mut result = run_to_end(spec, &plan)?;
-        result.speedup = Some(baseline / result.wall_s);
+        result.speedup = Some(baseline_of(spec.experiment.runtime) / result.wall_s);
         results.push(result);
     }
+    let baseline = baseline_of(experiment.runtime);
+    let experiment = &experiment;
     if args.json {
         let report = Report {
             gilscope: env!("CARGO_PKG_VERSION"),
@@ -49,8 +79,50 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
         };
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
     } else {
-        Ok(tables(experiment, baseline, &runs, &results))
+        let mut text = notes;
+        text.push_str(&tables(experiment, &baselines, &runs, &results));
+        if baselines.len() > 1 {
+            text.push_str(&fidelity(&results));
+        }
+        Ok(text)
     }
+}
+
+/// How far the simulation agrees with CPython, model by model.
+fn fidelity(results: &[RunResult]) -> String {
+    let mut out = String::from(
+        "
+simulation vs CPython (measured interleaved, this invocation)
+",
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22}{:>10}{:>10}{:>8}   {:>10}{:>10}{:>8}",
+        "model", "speedup", "", "", "cores", "", ""
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22}{:>10}{:>10}{:>8}   {:>10}{:>10}{:>8}",
+        "", "sim", "cpython", "ratio", "sim", "cpython", "ratio"
+    );
+    for sim in results.iter().filter(|r| r.runtime == "sim") {
+        let Some(real) = results.iter().find(|r| r.runtime == "cpython" && r.label == sim.label) else {
+            continue;
+        };
+        let (s, c) = (sim.speedup.unwrap_or(f64::NAN), real.speedup.unwrap_or(f64::NAN));
+        let _ = writeln!(
+            out,
+            "  {:<22}{:>9.2}×{:>9.2}×{:>8.2}   {:>10.2}{:>10.2}{:>8.2}",
+            sim.label,
+            s,
+            c,
+            s / c,
+            sim.cores_used,
+            real.cores_used,
+            sim.cores_used / real.cores_used
+        );
+    }
+    out
 }
 
 /// Wall time of one worker alone in its own process, in seconds. For `io`
@@ -68,12 +140,19 @@ fn baseline(experiment: &Experiment, plan: &Plan) -> Result<f64, String> {
     run_to_end(&alone, plan).map(|r| r.wall_s).map_err(|e| format!("baseline (one worker alone): {e}"))
 }
 
+pub fn runtime_label(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Sim => "simulated CPython",
+        Runtime::Cpython => "real CPython",
+    }
+}
+
 /// "4,000,000"
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -121,22 +200,35 @@ pub fn describe(e: &Experiment) -> String {
     )
 }
 
-fn tables(experiment: &Experiment, baseline: f64, runs: &[RunSpec], results: &[RunResult]) -> String {
+fn tables(
+    experiment: &Experiment,
+    baselines: &[(Runtime, f64)],
+    runs: &[RunSpec],
+    results: &[RunResult],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "gilscope run · {} · {} cores", describe(experiment), crate::cli::cores());
-    let _ = writeln!(
-        out,
-        "the {} workers' jobs one after another, each alone: {} (speedup = that / wall time)",
-        experiment.workers,
-        duration_label(baseline)
-    );
+    for (runtime, baseline) in baselines {
+        let _ = writeln!(
+            out,
+            "{}: the {} workers' jobs one after another, each alone: {} (speedup = that / wall time)",
+            runtime_label(*runtime),
+            experiment.workers,
+            duration_label(*baseline)
+        );
+    }
     for (spec, r) in runs.iter().zip(results) {
         let gils = if spec.experiment.gil { r.processes.to_string() } else { "no".to_owned() };
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{}  ·  {} process{} · {} worker thread{} · {gils} GIL{}",
+            "{}{}  ·  {} process{} · {} worker thread{} · {gils} GIL{}",
             r.label,
+            if baselines.len() > 1 {
+                format!(" [{}]", runtime_label(spec.experiment.runtime))
+            } else {
+                String::new()
+            },
             r.processes,
             if r.processes == 1 { "" } else { "es" },
             r.workers,
@@ -155,8 +247,10 @@ fn tables(experiment: &Experiment, baseline: f64, runs: &[RunSpec], results: &[R
         );
         row("peak memory", memory_label(r.peak_rss_kb));
         row("GIL switches", r.gil_switches.to_string());
+        // CPython's lanes are inferred from gaps in progress: a gap is time not
+        // running, a GIL wait or the OS scheduling something else.
         row(
-            "GIL wait",
+            if r.runtime == "cpython" { "not running (inferred)" } else { "GIL wait" },
             if r.gil_waits == 0 {
                 "none".to_owned()
             } else {

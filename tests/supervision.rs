@@ -101,7 +101,7 @@ fn collect(launches: &[Launch], workers: u32) -> Tally {
 }
 
 fn shell(script: &str) -> Launch {
-    Launch { program: "sh".into(), args: vec!["-c".into(), script.into()], requested_at_flag: None }
+    Launch { program: "sh".into(), args: vec!["-c".into(), script.into()], ..Launch::default() }
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn dropping_a_run_kills_its_whole_process_group() {
 
 #[test]
 fn a_missing_program_is_an_error_not_a_panic() {
-    let launch = Launch { program: "/nonexistent/gilscope".into(), args: vec![], requested_at_flag: None };
+    let launch = Launch { program: "/nonexistent/gilscope".into(), ..Launch::default() };
     let (tx, _rx) = crossbeam_channel::unbounded::<Report>();
     let err = supervisor::start(&[launch], 3, &tx).err().expect("must fail");
     assert!(err.to_string().contains("/nonexistent/gilscope"), "{err}");

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::experiment::spec::{Model, RunSpec};
+use crate::cpython::Python;
+use crate::experiment::spec::{Model, RunSpec, Workload};
 use crate::experiment::supervisor::Launch;
 use crate::protocol::Runtime;
 use crate::sim::workload::calibrate_units;
@@ -15,6 +16,8 @@ pub struct Plan {
     pub program: PathBuf,
     /// Cost units that make one simulated iteration last one nanosecond.
     pub units_per_ns: f64,
+    /// The real interpreter, when the CPython runtime is wanted.
+    pub python: Option<Python>,
 }
 
 impl Plan {
@@ -26,14 +29,62 @@ impl Plan {
 
     pub fn with_program(program: PathBuf) -> Self {
         const PROBE_NS: f64 = 1000.0;
-        Plan { program, units_per_ns: f64::from(calibrate_units(PROBE_NS)) / PROBE_NS }
+        Plan { program, units_per_ns: f64::from(calibrate_units(PROBE_NS)) / PROBE_NS, python: None }
     }
 
     pub fn launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
         match spec.experiment.runtime {
             Runtime::Sim => Ok(self.sim_launches(spec)),
-            Runtime::Cpython => Err("the CPython runtime is not available in this build".to_owned()),
+            Runtime::Cpython => self.cpython_launches(spec),
         }
+    }
+
+    fn cpython_launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
+        let python =
+            self.python.as_ref().ok_or("the CPython runtime needs a Python interpreter (--python)")?;
+        let e = &spec.experiment;
+        let model = match spec.model {
+            Model::Threads => "threads",
+            Model::Processes => "processes",
+            Model::Hybrid { .. } => {
+                return Err("the hybrid model runs on the simulated runtime only".to_owned());
+            }
+        };
+        let mut env = Vec::new();
+        if !e.gil && spec.model != Model::Processes {
+            if !python.free_threaded_build {
+                return Err(format!(
+                    "{} cannot run without its GIL; pass --python with a free-threaded build (python3.13t)",
+                    python.describe()
+                ));
+            }
+            env.push(("PYTHON_GIL".to_owned(), "0".to_owned()));
+        } else if e.gil && !python.gil && python.free_threaded_build {
+            env.push(("PYTHON_GIL".to_owned(), "1".to_owned()));
+        }
+        let workload = match e.workload {
+            Workload::Cpu => "cpu",
+            Workload::Io => "io",
+            Workload::Mixed => "mixed",
+        };
+        let args = [
+            python.script.display().to_string(),
+            format!("--model={model}"),
+            format!("--workers={}", e.workers),
+            "--first-worker=0".to_owned(),
+            format!("--workload={workload}"),
+            format!("--iterations={}", e.iterations),
+            format!("--requests={}", e.requests),
+            format!("--io-ms={}", (e.io_wait.as_secs_f64() * 1e3).round().max(1.0) as u64),
+            format!("--reply-iterations={}", e.reply_iterations),
+            format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
+        ];
+        Ok(vec![Launch {
+            program: python.path.clone(),
+            args: args.to_vec(),
+            env,
+            requested_at_flag: Some("--spawned-at".to_owned()),
+        }])
     }
 
     fn sim_launches(&self, spec: &RunSpec) -> Vec<Launch> {
@@ -60,6 +111,7 @@ impl Plan {
                 Launch {
                     program: self.program.clone(),
                     args: args.to_args(),
+                    env: Vec::new(),
                     // In a model of many processes, starting the process is
                     // starting the worker: measure from the parent's request.
                     requested_at_flag: (spec.model != Model::Threads)

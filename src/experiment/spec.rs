@@ -167,7 +167,7 @@ impl RunSpec {
     pub fn check(&self) -> Result<(), String> {
         let e = &self.experiment;
         if let Model::Hybrid { processes } = self.model
-            && (processes == 0 || e.workers % processes != 0)
+            && (processes == 0 || !e.workers.is_multiple_of(processes))
         {
             return Err(format!(
                 "hybrid needs the workers ({}) to divide evenly over {processes} processes",

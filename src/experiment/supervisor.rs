@@ -22,10 +22,12 @@ use crate::protocol::{self, Hello, Record};
 pub type RunId = u64;
 
 /// One process to start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Launch {
     pub program: std::path::PathBuf,
     pub args: Vec<String>,
+    /// Extra environment, e.g. PYTHON_GIL=0.
+    pub env: Vec<(String, String)>,
     /// Appended as `=<clock>` just before the spawn, so the child can measure
     /// its start cost from the parent's request.
     pub requested_at_flag: Option<String>,
@@ -142,6 +144,7 @@ pub fn start(launches: &[Launch], run: RunId, reports: &Sender<Report>) -> std::
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -52,13 +52,13 @@ impl WorkerTrack {
     }
 
     fn enter(&mut self, t: u64, lane: Lane) {
-        if let Some(last) = self.spans.last_mut() {
-            if last.to.is_none() {
-                if last.lane == lane {
-                    return;
-                }
-                last.to = Some(t.max(last.from));
+        if let Some(last) = self.spans.last_mut()
+            && last.to.is_none()
+        {
+            if last.lane == lane {
+                return;
             }
+            last.to = Some(t.max(last.from));
         }
         self.spans.push(Span { from: t, to: None, lane });
     }
@@ -78,6 +78,10 @@ pub struct Tally {
     pub spec: RunSpec,
     /// When the supervisor asked for the first process.
     pub requested_at: u64,
+    /// The earliest worker request (a thread or process start), the moment
+    /// the seed's program would start its clock. Interpreter boot before it
+    /// is not the model's cost.
+    pub first_request: Option<u64>,
     pub workers: Vec<WorkerTrack>,
     pub hellos: Vec<Hello>,
     pub ends: BTreeMap<u32, ProcessEnd>,
@@ -102,6 +106,7 @@ impl Tally {
         Tally {
             spec,
             requested_at,
+            first_request: None,
             workers,
             hellos: Vec::new(),
             ends: BTreeMap::new(),
@@ -210,6 +215,7 @@ impl Tally {
         }
         match record {
             Record::Started { t, worker, requested } => {
+                self.first_request = Some(self.first_request.map_or(requested, |f| f.min(requested)));
                 if let Some(w) = self.worker(worker) {
                     w.start_cost_ns = Some(t.saturating_sub(requested));
                     w.enter(t, Lane::Waiting);
@@ -289,7 +295,7 @@ impl Tally {
         } else {
             self.paused_since.unwrap_or(now)
         };
-        end.saturating_sub(self.requested_at).saturating_sub(self.paused_ns)
+        end.saturating_sub(self.first_request.unwrap_or(self.requested_at)).saturating_sub(self.paused_ns)
     }
 
     /// Overall progress, 0.0 ..= 1.0.
@@ -413,7 +419,7 @@ mod tests {
         let lanes: Vec<Lane> = t.workers[0].spans.iter().map(|s| s.lane).collect();
         assert_eq!(lanes, [Lane::Waiting, Lane::Running, Lane::Io, Lane::Running, Lane::Finished]);
         assert_eq!(t.workers[0].start_cost_ns, Some(400));
-        assert_eq!(t.wall_ns(99_999), 3_000);
+        assert_eq!(t.wall_ns(99_999), 2_900, "from the first request to the last finish");
     }
 
     #[test]

@@ -199,8 +199,7 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        let records = log.0.lock().unwrap().clone();
-        records
+        log.0.lock().unwrap().clone()
     }
 
     #[test]
