@@ -1,23 +1,27 @@
 //! The engine's figures, measured side by side in one run:
 //!
 //! - speedup of threads (GIL on), threads (GIL off) and processes over the
-//!   workers' jobs run one after another, cpu workload, seed size;
+//!   workers' jobs run one after another (one worker alone, × N), cpu
+//!   workload, seed size;
 //! - the cost of recording every GIL event (records encoded and written, as a
 //!   worker does, against a recorder that drops them);
-//! - the start cost per worker, thread vs process.
+//! - the start cost per worker, thread vs process;
+//! - with `--cpython`: the same models under the real python3, interleaved
+//!   with the simulated ones, and the median running span under contention.
 //!
-//! `cargo bench --bench engine` (add `-- --rounds N --workers N` to change).
+//! `cargo bench --bench engine [-- --rounds N --workers N --cpython]`
 
 use std::hint::black_box;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gilscope::clock::now_ns;
+use gilscope::cpython::{Calibration, Python};
 use gilscope::experiment::plan::Plan;
-use gilscope::experiment::run_to_end;
+use gilscope::experiment::run_tally;
 use gilscope::experiment::spec::{Experiment, Model, RunSpec};
-use gilscope::protocol::Record;
+use gilscope::protocol::{Record, Runtime};
 use gilscope::sim::gil::Recorder;
 use gilscope::sim::interpreter::Interpreter;
 use gilscope::sim::workload::{Role, WorkParams};
@@ -31,48 +35,123 @@ impl Recorder for Discard {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 fn arg(name: &str, default: u32) -> u32 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Row {
+    name: String,
+    spec: RunSpec,
+    speedups: Vec<f64>,
+    cores: Vec<f64>,
+    starts: Vec<f64>,
+    spans: Vec<f64>,
 }
 
 fn main() -> Result<(), String> {
     let rounds = arg("--rounds", 5) as usize;
     let workers = arg("--workers", 2);
+    let with_cpython = std::env::args().any(|a| a == "--cpython");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let plan = Plan::with_program(PathBuf::from(env!("CARGO_BIN_EXE_gilscope")));
-    let experiment = Experiment::new(workers);
+    let mut plan = Plan::with_program(PathBuf::from(env!("CARGO_BIN_EXE_gilscope")));
+    let mut experiment = Experiment::new(workers);
+    let mut runtimes = vec![Runtime::Sim];
+    if with_cpython {
+        let python = Python::probe(Path::new("python3"))?;
+        let calibration = match Calibration::load() {
+            Some(c) => c,
+            None => Calibration::measure(&python, experiment.iterations, 3)?,
+        };
+        println!("calibration: {} ns per iteration ({})", calibration.iteration_ns, python.describe());
+        experiment.iteration_ns = calibration.iteration_ns;
+        plan.python = Some(python);
+        runtimes.push(Runtime::Cpython);
+    }
     println!(
         "engine bench · {workers} workers · {cores} cores · cpu workload, {} iterations · {rounds} rounds, interleaved",
         experiment.iterations
     );
 
-    // Speedups and start costs.
-    let spec = |model, gil, n| RunSpec { experiment: Experiment { gil, workers: n, ..experiment.clone() }, model };
-    let runs = [
-        ("threads, GIL on", spec(Model::Threads, true, workers)),
-        ("threads, GIL off", spec(Model::Threads, false, workers)),
-        ("processes", spec(Model::Processes, true, workers)),
-    ];
-    let mut speedups = vec![Vec::new(); runs.len()];
-    let mut starts = vec![Vec::new(); runs.len()];
+    let spec = |model, gil, n, runtime| RunSpec {
+        experiment: Experiment { gil, workers: n, runtime, ..experiment.clone() },
+        model,
+    };
+    let mut rows = Vec::new();
+    for (name, model, gil) in [
+        ("threads, GIL on", Model::Threads, true),
+        ("threads, GIL off", Model::Threads, false),
+        ("processes", Model::Processes, true),
+    ] {
+        for &runtime in &runtimes {
+            if runtime == Runtime::Cpython && !gil {
+                continue; // python3 here is not a free-threaded build
+            }
+            rows.push(Row {
+                name: format!("{name} [{}]", runtime.as_str()),
+                spec: spec(model, gil, workers, runtime),
+                speedups: Vec::new(),
+                cores: Vec::new(),
+                starts: Vec::new(),
+                spans: Vec::new(),
+            });
+        }
+    }
     for _ in 0..rounds {
-        let alone = run_to_end(&spec(Model::Processes, true, 1), &plan)?.wall_s;
-        for (k, (_, run)) in runs.iter().enumerate() {
-            let r = run_to_end(run, &plan)?;
-            speedups[k].push(f64::from(workers) * alone / r.wall_s);
-            starts[k].push(r.start_us);
+        let mut alone = Vec::new();
+        for &runtime in &runtimes {
+            let t = run_tally(&spec(Model::Threads, true, 1, runtime), &plan)?;
+            alone.push((runtime, t.result().ok_or("no result")?.wall_s));
+        }
+        for row in &mut rows {
+            let tally = run_tally(&row.spec, &plan)?;
+            let r = tally.result().ok_or("no result")?;
+            let base =
+                alone.iter().find(|(rt, _)| *rt == row.spec.experiment.runtime).map_or(f64::NAN, |a| a.1);
+            row.speedups.push(f64::from(workers) * base / r.wall_s);
+            row.cores.push(r.cores_used);
+            row.starts.push(r.start_us);
+            row.spans.extend(tally.running_spans_ns().into_iter().map(|ns| ns as f64 / 1e6));
         }
     }
     let ideal = f64::from(workers.min(cores));
-    println!("\nspeedup (median of {rounds}; ideal min(N, cores) = {ideal})");
-    for (k, (name, _)) in runs.iter().enumerate() {
-        let s = median(speedups[k].clone());
-        println!("  {name:<18} {s:>5.2}×  ({:.2} of ideal)   start cost per worker {:>7.0} µs", s / ideal, median(starts[k].clone()));
+    println!("\nmedians of {rounds} rounds; ideal speedup min(N, cores) = {ideal}");
+    println!(
+        "  {:<28}{:>9}{:>11}{:>8}{:>14}{:>16}",
+        "model", "speedup", "of ideal", "cores", "start/worker", "running span"
+    );
+    for row in &rows {
+        let s = median(row.speedups.clone());
+        let span = median(row.spans.clone());
+        println!(
+            "  {:<28}{:>8.2}×{:>11.2}{:>8.2}{:>11.0} µs{:>13}",
+            row.name,
+            s,
+            s / ideal,
+            median(row.cores.clone()),
+            median(row.starts.clone()),
+            if span.is_nan() { "—".to_owned() } else { format!("{span:.2} ms") }
+        );
+    }
+    if with_cpython {
+        println!("\nsimulated / CPython speedup");
+        for pair in
+            rows.chunks(2).filter(|p| p.len() == 2 && p[1].spec.experiment.runtime == Runtime::Cpython)
+        {
+            let (s, c) = (median(pair[0].speedups.clone()), median(pair[1].speedups.clone()));
+            println!("  {:<28}{:>6.2} ({:+.1} %)", pair[0].name, s / c, (s / c - 1.0) * 100.0);
+        }
     }
 
     // Recording overhead: the same interpreter, records encoded and written

@@ -20,6 +20,12 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs one spec to its end, headless, and returns its figures.
 pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
+    let tally = run_tally(spec, plan)?;
+    tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))
+}
+
+/// Runs one spec to its end, headless, and returns everything it recorded.
+pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
     spec.check()?;
     let launches = plan.launches(spec)?;
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -39,5 +45,5 @@ pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
     if let Some(why) = &tally.failure {
         return Err(format!("{} run failed: {why}", spec.label()));
     }
-    tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))
+    Ok(tally)
 }

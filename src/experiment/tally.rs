@@ -319,6 +319,22 @@ impl Tally {
         self.ends.values().map(|e| e.switches).sum()
     }
 
+    /// How long each worker ran before it had to let the GIL go to a
+    /// waiting thread: every closed running span followed by a wait.
+    pub fn running_spans_ns(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for w in &self.workers {
+            for pair in w.spans.windows(2) {
+                if let [Span { lane: Lane::Running, from, to: Some(to) }, Span { lane: Lane::Waiting, .. }] =
+                    pair
+                {
+                    out.push(to - from);
+                }
+            }
+        }
+        out
+    }
+
     /// The run's results, once it finished cleanly.
     pub fn result(&self) -> Option<RunResult> {
         if !self.succeeded() {
