@@ -1,0 +1,583 @@
+#!/usr/bin/env python3
+"""gilscope's instrumented CPython worker (standard library only).
+
+Runs one workload under `threading` or `multiprocessing` and writes gilscope's
+wire format (docs/wire-format.md, version 1) on stdout: a header line written
+by the top process, then one record per line. Started as
+
+    python3 gilscope_worker.py --model threads|processes --workers N
+        --first-worker K --workload cpu|io|mixed --iterations N --requests R
+        --io-ms MS --reply-iterations N --switch-interval-s S --spawned-at NS
+
+or as `python3 gilscope_worker.py --bare [--iterations N]`, which runs the plain
+seed loop once, uninstrumented, and prints the nanoseconds it took.
+
+CPython does not report its GIL hand-overs to Python code, so the timeline is
+inferred: every `chunk` iterations a worker appends `time.monotonic_ns()` to a
+local list. Where the stamps advance at their usual pace the thread was
+running (for pure-Python code under a GIL that means holding the GIL); a gap
+well beyond the usual pace means it was not, and becomes a `release ...
+inferred` at the last stamp before the gap and a `take` at the first one after
+it. The header's `resolution_ns` is the stamp interval actually used. Around
+the blocking wait of an I/O worker the releases and takes are exact.
+
+Records are written with whole-line writes of at most PIPE_BUF bytes straight
+to file descriptor 1, from every thread and every child process, so lines of
+different writers never mix. Where it can, the worker writes with libc's
+write() called through ctypes.PyDLL, which keeps the GIL: an os.write() would
+release it, hand it to a waiting thread and so add a GIL switch of its own to
+the very timeline being measured.
+"""
+
+import argparse
+import errno
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+WIRE_VERSION = 1
+PIPE_BUF = 4096
+# Aim for one stamp about every 50 µs of running.
+TARGET_STAMP_NS = 50_000
+# Report progress (and flush the records so far) about every 15 ms of work.
+PROGRESS_NS = 15_000_000
+# A stamp interval counts as "not running" beyond GAP_FACTOR times the usual
+# interval, and never below MIN_GAP_NS.
+GAP_FACTOR = 4
+MIN_GAP_NS = 200_000
+# Intervals a batch needs before its median may update the usual interval.
+MEDIAN_MIN_SAMPLES = 16
+ERROR_MAX_CHARS = 1000
+
+now = time.monotonic_ns
+
+
+# ------------------------------------------------------------------ the seed
+
+
+def seed_loop(iterations):
+    """The classic GIL demonstration loop, uninstrumented."""
+    for i in range(iterations):
+        math.sqrt(i)
+
+
+def calibrate():
+    """ns per iteration of the seed loop (the best of a few short runs)."""
+    n = 2000
+    best = None
+    for _ in range(7):
+        t = now()
+        seed_loop(n)
+        dt = now() - t
+        if best is None or dt < best:
+            best = dt
+    return max(best, 1) / n
+
+
+# ------------------------------------------------------------------ output
+
+
+def _raw_writer():
+    """A function writing all of a bytes object to fd 1."""
+    try:
+        import ctypes
+
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held
+        c_write = libc.write
+        c_write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        c_write.restype = ctypes.c_ssize_t
+        get_errno = ctypes.get_errno
+    except Exception:
+        c_write = None
+
+    if c_write is None:
+
+        def write_all(data):
+            while data:
+                data = data[os.write(1, data) :]
+
+        return write_all
+
+    def write_all(data):
+        while data:
+            n = c_write(1, data, len(data))
+            if n < 0:
+                e = get_errno()
+                if e == errno.EINTR:
+                    continue
+                raise OSError(e, os.strerror(e))
+            data = data[n:]
+
+    return write_all
+
+
+class Out:
+    """Whole-line writes of at most PIPE_BUF bytes to fd 1 (one per process)."""
+
+    def __init__(self):
+        self._write = _raw_writer()
+        self._lock = threading.Lock()
+
+    def send(self, lines):
+        """Writes lines (each ending in a newline) in PIPE_BUF-sized batches."""
+        batch = []
+        size = 0
+        for line in lines:
+            data = line.encode("utf-8", "replace")
+            if size + len(data) > PIPE_BUF and batch:
+                self._put(b"".join(batch))
+                batch = []
+                size = 0
+            batch.append(data)
+            size += len(data)
+        if batch:
+            self._put(b"".join(batch))
+
+    def _put(self, data):
+        with self._lock:
+            self._write(data)
+
+    def error(self, message):
+        """Writes one `error` line; never raises."""
+        message = " ".join(str(message).split())[:ERROR_MAX_CHARS]
+        try:
+            self.send(["error " + message + "\n"])
+        except Exception:
+            pass
+
+
+def describe(exc):
+    text = str(exc)
+    return type(exc).__name__ + (": " + text if text else "")
+
+
+def end_line(switches):
+    """The `end` record of this OS process."""
+    try:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_ns = round((ru.ru_utime + ru.ru_stime) * 1e9)
+        rss_kb = ru.ru_maxrss // 1024 if sys.platform == "darwin" else ru.ru_maxrss
+    except Exception:
+        cpu_ns = rss_kb = 0
+    return f"end {now()} {os.getpid()} {cpu_ns} {rss_kb} {switches}\n"
+
+
+def count_switches(workers):
+    """How often the inferred holder of this process's GIL changed."""
+    takes = sorted((t, wk.w) for wk in workers for t in wk.takes)
+    switches = 0
+    holder = None
+    for _, w in takes:
+        if holder is not None and w != holder:
+            switches += 1
+        holder = w
+    return switches
+
+
+# ------------------------------------------------------------------ lifetime
+
+
+def set_pdeathsig():
+    """Asks Linux for SIGKILL when our parent dies; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        return libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def watch_stdin(out, on_eof):
+    """A daemon thread: at end of file on stdin, on_eof() and exit non-zero."""
+
+    def run():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError as e:
+            if e.errno == errno.EBADF:
+                return  # no stdin at all: nothing to watch
+        try:
+            on_eof()
+        finally:
+            out.error("stdin closed: gilscope went away, stopping")
+            os._exit(1)
+
+    threading.Thread(target=run, name="gilscope-stdin", daemon=True).start()
+
+
+def watch_parent(parent):
+    """Where there is no PDEATHSIG: exit once our parent is gone."""
+
+    def run():
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=run, name="gilscope-parent", daemon=True).start()
+
+
+# ------------------------------------------------------------------ a worker
+
+
+class Worker:
+    """One worker: runs its workload and buffers its records."""
+
+    def __init__(self, w, kind, cfg, out):
+        self.w = w
+        self.kind = kind  # "cpu" or "io"
+        self.cfg = cfg
+        self.out = out
+        self.lines = []
+        self.takes = []
+        self.stamps = []
+        self.res = cfg["resolution_ns"]
+        self.usual = self.res
+        self.req = 0
+
+    # records
+    def take(self, t):
+        self.lines.append(f"take {t} {self.w}\n")
+        self.takes.append(t)
+
+    def release(self, t, reason):
+        self.lines.append(f"release {t} {self.w} {reason}\n")
+
+    def progress(self, t, done, total):
+        self.lines.append(f"progress {t} {self.w} {done} {total}\n")
+
+    def flush(self):
+        if self.lines:
+            lines = self.lines
+            self.lines = []
+            self.out.send(lines)
+
+    def infer(self):
+        """Turns the stamps so far into inferred releases and takes."""
+        s = self.stamps
+        if len(s) < 2:
+            return
+        gaps = [b - a for a, b in zip(s, s[1:])]
+        if len(gaps) >= MEDIAN_MIN_SAMPLES:
+            median = sorted(gaps)[len(gaps) // 2]
+            # A median far beyond the calibrated pace is made of gaps, not runs.
+            if median <= 3 * self.res:
+                self.usual = median
+        threshold = max(GAP_FACTOR * self.usual, MIN_GAP_NS)
+        for j, gap in enumerate(gaps):
+            if gap > threshold:
+                self.release(s[j], "inferred")
+                self.take(s[j + 1])
+        del s[:-1]
+
+    def stamped_loop(self, n, on_batch):
+        """n iterations of the seed loop, stamping every chunk iterations and
+        calling on_batch(done) about every PROGRESS_NS of work."""
+        chunk = self.cfg["chunk"]
+        per_batch = chunk * self.cfg["batch"]
+        append = self.stamps.append
+        done = 0
+        while done < n:
+            stop = min(n, done + per_batch)
+            while done < stop:
+                nxt = done + chunk
+                if nxt > stop:
+                    nxt = stop
+                for i in range(done, nxt):
+                    math.sqrt(i)
+                append(now())
+                done = nxt
+            on_batch(done)
+
+    # workloads
+    def run_cpu(self):
+        total = self.cfg["iterations"]
+
+        def on_batch(done):
+            self.infer()
+            self.progress(self.stamps[-1], done, total)
+            self.flush()
+
+        self.stamped_loop(total, on_batch)
+        if total == 0:
+            self.progress(now(), 0, 0)
+
+    def run_io(self):
+        total = self.cfg["requests"]
+        wait_s = self.cfg["io_ms"] / 1000.0
+        reply_n = self.cfg["reply_iterations"]
+        w = self.w
+        last_flush = now()
+
+        def on_batch(_done):
+            self.infer()
+
+        for r in range(total):
+            t_req = now()
+            self.release(t_req, "io")
+            self.lines.append(f"io {t_req} {w}\n")
+            time.sleep(wait_s)  # releases the GIL, as blocking I/O does
+            t_back = now()  # running Python again: holding the GIL
+            self.take(t_back)
+            self.stamps.clear()
+            self.stamps.append(t_back)
+            self.stamped_loop(reply_n, on_batch)
+            self.infer()
+            t_done = now()
+            self.lines.append(f"reply {t_done} {w} {t_back - t_req}\n")
+            self.progress(t_done, r + 1, total)
+            if t_done - last_flush >= PROGRESS_NS // 2 or r + 1 == total:
+                self.flush()
+                last_flush = t_done
+        if total == 0:
+            self.progress(now(), 0, 0)
+
+    def run(self, t0):
+        """The worker's whole life; t0 is its function's first instruction."""
+        w = self.w
+        self.lines.append(f"start {t0} {w} {self.req}\n")
+        self.lines.append(f"process {t0} {w} {os.getpid()}\n")
+        self.take(t0)
+        # The stamps start with the workload: the setup since t0 (a child
+        # process's prctl, ctypes) ran Python too and must not read as a gap.
+        self.stamps.append(now())
+        if self.kind == "io":
+            self.run_io()
+        else:
+            self.run_cpu()
+        t_end = now()
+        self.release(t_end, "finished")
+        self.lines.append(f"finished {t_end} {w}\n")
+        self.flush()
+
+
+def worker_kind(cfg, w):
+    workload = cfg["workload"]
+    if workload == "io" or (workload == "mixed" and w == cfg["first"]):
+        return "io"
+    return "cpu"
+
+
+# ------------------------------------------------------------------ models
+
+
+def thread_main(wk):
+    t0 = now()
+    try:
+        wk.run(t0)
+    except BaseException as e:  # noqa: BLE001 - any failure ends the run
+        wk.out.error(f"worker {wk.w}: {describe(e)}")
+        os._exit(1)
+
+
+def run_threads(cfg, out):
+    watch_stdin(out, lambda: None)
+    first = cfg["first"]
+    workers = [
+        Worker(first + i, worker_kind(cfg, first + i), cfg, out)
+        for i in range(cfg["workers"])
+    ]
+    threads = []
+    for wk in workers:
+        th = threading.Thread(target=thread_main, args=(wk,), daemon=True)
+        th.name = f"gilscope-worker-{wk.w}"
+        threads.append(th)
+        wk.req = now()
+        th.start()
+    for th in threads:
+        th.join()
+    out.send([end_line(count_switches(workers))])
+    return 0
+
+
+def _child_main(cfg):
+    """A worker process's target (module level, so that spawn can find it)."""
+    t0 = now()
+    out = Out()
+    try:
+        if set_pdeathsig():
+            # The parent may have died before prctl: then no signal will come.
+            if cfg["method"] != "forkserver" and os.getppid() != cfg["top_pid"]:
+                os._exit(1)
+        else:
+            watch_parent(os.getppid())
+        sys.setswitchinterval(cfg["switch_interval_s"])
+        wk = Worker(cfg["w"], worker_kind(cfg, cfg["w"]), cfg, out)
+        wk.req = cfg["req"]
+        wk.run(t0)
+        out.send([end_line(0)])
+    except BaseException as e:  # noqa: BLE001 - any failure ends the run
+        out.error(f"worker {cfg['w']}: {describe(e)}")
+        sys.exit(1)
+
+
+def run_processes(cfg, out):
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context()
+    cfg["method"] = ctx.get_start_method()
+    procs = []  # (w, Process)
+
+    def kill_all():
+        for _, p in procs:
+            try:
+                if p.pid is not None:
+                    os.kill(p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+
+    try:
+        for i in range(cfg["workers"]):
+            w = cfg["first"] + i
+            child_cfg = dict(cfg, w=w)
+            p = ctx.Process(target=_child_main, args=(child_cfg,), daemon=True)
+            p.name = f"gilscope-worker-{w}"
+            procs.append((w, p))
+            child_cfg["req"] = now()  # read at start(): by fork or by pickle
+            p.start()
+        # Started only now: forking a process that runs threads is unsafe.
+        watch_stdin(out, kill_all)
+
+        pending = {p.sentinel: (w, p) for w, p in procs}
+        while pending:
+            for sentinel in wait(list(pending)):
+                w, p = pending.pop(sentinel)
+                p.join()
+                code = p.exitcode
+                if code != 0:
+                    if code is not None and code < 0:
+                        try:
+                            reason = "killed by " + signal.Signals(-code).name
+                        except ValueError:
+                            reason = f"killed by signal {-code}"
+                    else:
+                        reason = f"exit code {code}"
+                    kill_all()
+                    out.error(f"worker {w} (pid {p.pid}) died: {reason}")
+                    return 1
+    except BaseException:
+        kill_all()
+        raise
+    out.send([end_line(0)])
+    return 0
+
+
+# ------------------------------------------------------------------ command line
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}\n")
+        sys.exit(2)
+
+
+def _int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    return parse
+
+
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def parse_args(argv):
+    p = Parser(
+        prog="gilscope_worker.py",
+        description="gilscope's instrumented CPython worker (wire format 1).",
+        allow_abbrev=False,
+    )
+    p.add_argument("--model", choices=["threads", "processes"], default="threads")
+    p.add_argument("--workers", type=_int_at_least(1), default=2)
+    p.add_argument("--first-worker", type=_int_at_least(0), default=0)
+    p.add_argument("--workload", choices=["cpu", "io", "mixed"], default="cpu")
+    p.add_argument("--iterations", type=_int_at_least(0), default=4_000_000)
+    p.add_argument("--requests", type=_int_at_least(0), default=20)
+    p.add_argument("--io-ms", type=_int_at_least(0), default=5)
+    p.add_argument("--reply-iterations", type=_int_at_least(0), default=20_000)
+    p.add_argument("--switch-interval-s", type=_positive_seconds, default=0.005)
+    p.add_argument("--spawned-at", type=_int_at_least(0), default=0)
+    p.add_argument(
+        "--bare",
+        action="store_true",
+        help="run the plain seed loop once, uninstrumented, and print its ns",
+    )
+    return p.parse_args(argv)
+
+
+def gil_enabled():
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return True if probe is None else bool(probe())
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    set_pdeathsig()
+    if args.bare:
+        t = now()
+        seed_loop(args.iterations)
+        elapsed = now() - t
+        os.write(1, f"{elapsed}\n".encode())
+        return 0
+
+    out = Out()
+    try:
+        sys.setswitchinterval(args.switch_interval_s)
+        ns_per_iteration = calibrate()
+        chunk = min(max(round(TARGET_STAMP_NS / ns_per_iteration), 64), 1_000_000)
+        resolution_ns = max(round(chunk * ns_per_iteration), 1)
+        cfg = {
+            "workers": args.workers,
+            "first": args.first_worker,
+            "workload": args.workload,
+            "iterations": args.iterations,
+            "requests": args.requests,
+            "io_ms": args.io_ms,
+            "reply_iterations": args.reply_iterations,
+            "switch_interval_s": args.switch_interval_s,
+            "chunk": chunk,
+            "batch": max(1, round(PROGRESS_NS / resolution_ns)),
+            "resolution_ns": resolution_ns,
+            "top_pid": os.getpid(),
+        }
+        out.send(
+            [
+                f"gilscope {WIRE_VERSION} pid={os.getpid()} runtime=cpython"
+                f" gil={'on' if gil_enabled() else 'off'} threads={args.workers}"
+                f" first={args.first_worker} timeline=inferred"
+                f" resolution_ns={resolution_ns}\n"
+            ]
+        )
+        if args.model == "threads":
+            return run_threads(cfg, out)
+        return run_processes(cfg, out)
+    except BaseException as e:  # noqa: BLE001 - report, then exit non-zero
+        out.error(describe(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
