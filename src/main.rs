@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gilscope::cli::{Cli, Command, ModelChoice, RunArgs};
+use gilscope::cli::{Cli, Command, ModelChoice, RunArgs, RuntimeChoice};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -26,6 +26,12 @@ fn main() -> ExitCode {
             // Flags that are each fine but do not fit together are usage errors too.
             if let Err(why) = args.runs() {
                 eprintln!("gilscope: {why}");
+                return ExitCode::from(2);
+            }
+            if args.experiment.runtime != RuntimeChoice::Sim
+                && let Err(why) = gilscope::cpython::Python::probe(&args.experiment.python)
+            {
+                eprintln!("gilscope: --python: {why}");
                 return ExitCode::from(2);
             }
             report(gilscope::run::execute(&args))

@@ -124,6 +124,8 @@ pub enum Record {
     Reply { t: u64, worker: u32, latency_ns: u64 },
     /// `done` of `total` units of work are complete.
     Progress { t: u64, worker: u32, done: u64, total: u64 },
+    /// The worker's thread has used `cpu_ns` of CPU time (sent as it ends).
+    Cpu { t: u64, worker: u32, cpu_ns: u64 },
     /// The worker's function returned.
     Finished { t: u64, worker: u32 },
     /// `worker` runs in OS process `pid` (a stream may speak for child
@@ -150,6 +152,7 @@ impl Record {
             | Record::Reply { worker, .. }
             | Record::Progress { worker, .. }
             | Record::Finished { worker, .. }
+            | Record::Cpu { worker, .. }
             | Record::Process { worker, .. } => Some(worker),
             Record::End { .. } | Record::Error { .. } => None,
         }
@@ -167,6 +170,7 @@ impl Record {
             | Record::Reply { t, .. }
             | Record::Progress { t, .. }
             | Record::Finished { t, .. }
+            | Record::Cpu { t, .. }
             | Record::Process { t, .. }
             | Record::End { t, .. } => Some(t),
             Record::Error { .. } => None,
@@ -229,6 +233,7 @@ impl fmt::Display for Record {
                 write!(f, "progress {t} {worker} {done} {total}")
             }
             Record::Finished { t, worker } => write!(f, "finished {t} {worker}"),
+            Record::Cpu { t, worker, cpu_ns } => write!(f, "cpu {t} {worker} {cpu_ns}"),
             Record::Process { t, worker, pid } => write!(f, "process {t} {worker} {pid}"),
             Record::End { t, pid, cpu_ns, max_rss_kb, switches } => {
                 write!(f, "end {t} {pid} {cpu_ns} {max_rss_kb} {switches}")
@@ -332,6 +337,7 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
             Record::Progress { t, worker: w, done, total }
         }
         "finished" => Record::Finished { t: num()?, worker: worker(num()?)? },
+        "cpu" => Record::Cpu { t: num()?, worker: worker(num()?)?, cpu_ns: num()? },
         "process" => Record::Process { t: num()?, worker: worker(num()?)?, pid: pid(num()?)? },
         "end" => {
             Record::End { t: num()?, pid: pid(num()?)?, cpu_ns: num()?, max_rss_kb: num()?, switches: num()? }
@@ -377,6 +383,7 @@ mod tests {
             Record::Reply { t: 16, worker: 2, latency_ns: 900 },
             Record::Progress { t: 17, worker: 3, done: 40, total: 4_000_000 },
             Record::Finished { t: 18, worker: 3 },
+            Record::Cpu { t: 18, worker: 3, cpu_ns: 123_456 },
             Record::Process { t: 19, worker: 3, pid: 4242 },
             Record::End { t: 19, pid: 4242, cpu_ns: 1_000, max_rss_kb: 2048, switches: 7 },
             Record::Error { message: "boom: it broke".into() },

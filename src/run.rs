@@ -20,6 +20,8 @@ struct Report<'a> {
     workers: u32,
     iterations: u64,
     switch_interval_ms: f64,
+    /// What one simulated loop iteration costs (calibrated or default).
+    iteration_ns: f64,
     cores: u32,
     /// The workers' jobs one after another, each alone: the speedups' reference.
     serial_wall_s: f64,
@@ -73,6 +75,7 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
             workers: experiment.workers,
             iterations: experiment.iterations,
             switch_interval_ms: experiment.switch_interval.as_secs_f64() * 1e3,
+            iteration_ns: experiment.iteration_ns,
             cores: crate::cli::cores(),
             serial_wall_s: baseline,
             runs: &results,
@@ -90,11 +93,7 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
 
 /// How far the simulation agrees with CPython, model by model.
 fn fidelity(results: &[RunResult]) -> String {
-    let mut out = String::from(
-        "
-simulation vs CPython (measured interleaved, this invocation)
-",
-    );
+    let mut out = String::from("\nsimulation vs CPython (measured interleaved, this invocation)\n");
     let _ = writeln!(
         out,
         "  {:<22}{:>10}{:>10}{:>8}   {:>10}{:>10}{:>8}",
@@ -105,10 +104,12 @@ simulation vs CPython (measured interleaved, this invocation)
         "  {:<22}{:>10}{:>10}{:>8}   {:>10}{:>10}{:>8}",
         "", "sim", "cpython", "ratio", "sim", "cpython", "ratio"
     );
-    for sim in results.iter().filter(|r| r.runtime == "sim") {
-        let Some(real) = results.iter().find(|r| r.runtime == "cpython" && r.label == sim.label) else {
+    // Runs come in pairs: each model under the simulation, then under CPython.
+    for pair in results.windows(2) {
+        let [sim, real] = pair else { continue };
+        if sim.runtime != "sim" || real.runtime != "cpython" || sim.model != real.model {
             continue;
-        };
+        }
         let (s, c) = (sim.speedup.unwrap_or(f64::NAN), real.speedup.unwrap_or(f64::NAN));
         let _ = writeln!(
             out,

@@ -356,6 +356,7 @@ class Worker:
             self.run_cpu()
         t_end = now()
         self.release(t_end, "finished")
+        self.lines.append(f"cpu {t_end} {w} {time.thread_time_ns()}\n")
         self.lines.append(f"finished {t_end} {w}\n")
         self.flush()
 

@@ -59,9 +59,9 @@ impl Plan {
                 ));
             }
             env.push(("PYTHON_GIL".to_owned(), "0".to_owned()));
-        } else if e.gil && !python.gil && python.free_threaded_build {
-            env.push(("PYTHON_GIL".to_owned(), "1".to_owned()));
         }
+        // With the GIL asked for, the interpreter keeps its own default: a
+        // free-threaded build runs without it, and the run is labelled so.
         let workload = match e.workload {
             Workload::Cpu => "cpu",
             Workload::Io => "io",

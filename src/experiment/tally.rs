@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::experiment::spec::RunSpec;
+use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::supervisor::Report;
 use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
 
@@ -43,6 +43,8 @@ pub struct WorkerTrack {
     pub start_cost_ns: Option<u64>,
     pub pid: Option<u32>,
     pub finished_at: Option<u64>,
+    /// CPU time of the worker's own thread, reported as it finished.
+    pub cpu_ns: Option<u64>,
     wait_since: Option<u64>,
 }
 
@@ -280,6 +282,11 @@ impl Tally {
                     w.enter(t, Lane::Finished);
                 }
             }
+            Record::Cpu { worker, cpu_ns, .. } => {
+                if let Some(w) = self.worker(worker) {
+                    w.cpu_ns = Some(cpu_ns);
+                }
+            }
             Record::End { pid, cpu_ns, max_rss_kb, switches, .. } => {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches });
             }
@@ -342,19 +349,30 @@ impl Tally {
         }
         let wall_ns = self.wall_ns(self.last_event).max(1);
         let cpu_ns: u64 = self.ends.values().map(|e| e.cpu_ns).sum();
+        // Cores used counts the workers' own threads, so an interpreter's boot
+        // and a parent process's bookkeeping do not pass for parallel work.
+        let worker_cpu_ns: Option<u64> = self.workers.iter().map(|w| w.cpu_ns).sum();
         let starts: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
+        // What the interpreters said of themselves: a free-threaded CPython
+        // runs with its GIL off whatever was asked.
+        let gil =
+            if self.hellos.is_empty() { self.spec.experiment.gil } else { self.hellos.iter().all(|h| h.gil) };
         let mut latencies = self.latencies_ns.clone();
         latencies.sort_unstable();
         Some(RunResult {
             model: self.spec.model.name(),
-            label: self.spec.label(),
+            label: RunSpec {
+                experiment: Experiment { gil, ..self.spec.experiment.clone() },
+                model: self.spec.model,
+            }
+            .label(),
             runtime: self.hellos.first().map_or("sim", |h| h.runtime.as_str()),
-            gil: self.spec.experiment.gil,
+            gil,
             workers: self.spec.experiment.workers,
             processes: self.process_count() as u32,
             wall_s: wall_ns as f64 / 1e9,
             speedup: None,
-            cores_used: cpu_ns as f64 / wall_ns as f64,
+            cores_used: worker_cpu_ns.unwrap_or(cpu_ns) as f64 / wall_ns as f64,
             cpu_s: cpu_ns as f64 / 1e9,
             start_us: self.mean_start_cost_ns().unwrap_or(0) as f64 / 1e3,
             start_us_max: starts.iter().copied().max().unwrap_or(0) as f64 / 1e3,
@@ -383,8 +401,9 @@ pub struct RunResult {
     pub wall_s: f64,
     /// workers × (one worker alone) / wall; set by whoever measured the baseline.
     pub speedup: Option<f64>,
-    /// CPU time / wall time.
+    /// CPU time of the worker threads / wall time.
     pub cores_used: f64,
+    /// CPU time of the worker processes, all their threads, boot included.
     pub cpu_s: f64,
     /// Mean start cost per worker: request → first instruction.
     pub start_us: f64,
@@ -402,7 +421,7 @@ pub struct RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::spec::{Experiment, Model};
+    use crate::experiment::spec::Model;
 
     fn tally(workers: u32) -> Tally {
         Tally::new(RunSpec { experiment: Experiment::new(workers), model: Model::Threads }, 1_000, 1)

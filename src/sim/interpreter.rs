@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::now_ns;
+use crate::clock::{now_ns, thread_cpu_ns};
 use crate::protocol::Record;
 use crate::sim::gil::{Gil, Recorder};
 use crate::sim::workload::{Role, WorkParams, run_cpu, run_io};
@@ -48,7 +48,9 @@ impl Interpreter {
                     Role::Cpu => run_cpu(&shared, worker, &params),
                     Role::Io => run_io(&shared, worker, &params),
                 }
-                shared.recorder().record(Record::Finished { t: now_ns(), worker });
+                let t = now_ns();
+                shared.recorder().record(Record::Cpu { t, worker, cpu_ns: thread_cpu_ns() });
+                shared.recorder().record(Record::Finished { t, worker });
             });
             match spawned {
                 Ok(handle) => threads.push(handle),
