@@ -146,9 +146,11 @@ fn main() -> Result<(), String> {
     }
     if with_cpython {
         println!("\nsimulated / CPython speedup");
-        for pair in
-            rows.chunks(2).filter(|p| p.len() == 2 && p[1].spec.experiment.runtime == Runtime::Cpython)
-        {
+        for pair in rows.windows(2).filter(|p| {
+            p[0].spec.experiment.runtime == Runtime::Sim
+                && p[1].spec.experiment.runtime == Runtime::Cpython
+                && p[0].spec.model == p[1].spec.model
+        }) {
             let (s, c) = (median(pair[0].speedups.clone()), median(pair[1].speedups.clone()));
             println!("  {:<28}{:>6.2} ({:+.1} %)", pair[0].name, s / c, (s / c - 1.0) * 100.0);
         }
