@@ -5,12 +5,16 @@
 //!
 //! Data flows one way: workers → supervisor → tally → what the user sees.
 
+pub mod app;
 pub mod calibrate;
 pub mod cli;
 pub mod clock;
 pub mod cpython;
 pub mod experiment;
+pub mod monitor;
 pub mod protocol;
 pub mod run;
 pub mod sim;
+pub mod tui;
+pub mod ui;
 pub mod worker;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gilscope::cli::{Cli, Command, ModelChoice, RunArgs, RuntimeChoice};
+use gilscope::cli::{Cli, Command, RuntimeChoice};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,11 +36,7 @@ fn main() -> ExitCode {
             }
             report(gilscope::run::execute(&args))
         }
-        None => {
-            let args =
-                RunArgs { experiment: cli.experiment, model: ModelChoice::Both, processes: 2, json: false };
-            report(gilscope::run::execute(&args))
-        }
+        None => gilscope::tui::main(&cli.experiment),
     }
 }
 

@@ -1,0 +1,250 @@
+//! The interactive view's main loop: terminal in, effects out.
+//!
+//! One thread (this one, the main thread) owns the terminal and every
+//! running experiment. It waits on one `select!` over terminal input, worker
+//! reports, OS samples, termination signals and a frame tick. The tick only
+//! exists while something moves on screen, so an idle gilscope sleeps.
+//!
+//! Runs are started here, on the main thread, because their processes get
+//! `PR_SET_PDEATHSIG` tied to the thread that spawned them.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, after, never, select};
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+
+use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
+use crate::cli::ExperimentArgs;
+use crate::clock::now_ns;
+use crate::cpython::Python;
+use crate::experiment::plan::Plan;
+use crate::experiment::supervisor::{self, Report, RunId, Running};
+use crate::monitor::{self, Sample};
+use crate::protocol::Runtime;
+
+/// At most 30 frames a second.
+pub const FRAME: Duration = Duration::from_millis(33);
+
+/// Reports handled in one go before the screen gets a chance to redraw.
+const REPORT_BATCH: usize = 4096;
+
+/// True when the NO_COLOR convention asks for no colours (set and not empty).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// `gilscope` without a subcommand.
+pub fn main(args: &ExperimentArgs) -> ExitCode {
+    let mut plan = match Plan::measure() {
+        Ok(plan) => plan,
+        Err(why) => {
+            eprintln!("gilscope: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtimes = args.runtime.runtimes().to_vec();
+    // The runtime key (`c`) cycles through what the command line offered.
+    if runtimes.contains(&Runtime::Cpython) {
+        match Python::probe(&args.python) {
+            Ok(python) => plan.python = Some(python),
+            Err(why) => {
+                eprintln!("gilscope: --python: {why}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let options = Options { color: !no_color(), runtimes, cores: crate::cli::cores() };
+    let app = App::new(args.experiment(DEFAULT_PACE), options, now_ns());
+
+    let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
+    // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = terminate_tx.try_send(());
+    }) {
+        eprintln!("gilscope: cannot handle termination signals ({e}); q still quits");
+    }
+    let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
+    let (sample_tx, sample_rx) = crossbeam_channel::bounded(4);
+    if let Err(e) = monitor::spawn(watch_rx, sample_tx) {
+        eprintln!("gilscope: cannot start the OS sampler: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            ratatui::restore();
+            eprintln!(
+                "gilscope: the interactive view needs a terminal ({e}); `gilscope run` works without one"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let input = match spawn_input() {
+        Ok(input) => input,
+        Err(e) => {
+            ratatui::restore();
+            eprintln!("gilscope: cannot read the keyboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut world =
+        World { plan, runs: HashMap::new(), watch: watch_tx, reports: crossbeam_channel::unbounded() };
+    let outcome = main_loop(&mut terminal, app, &mut world, &input, &sample_rx, &terminate_rx);
+    // Workers first: killing them takes no terminal.
+    world.runs.clear();
+    ratatui::restore();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gilscope: the terminal failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads terminal events on a thread of its own: `event::read` blocks.
+fn spawn_input() -> std::io::Result<Receiver<Event>> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    std::thread::Builder::new().name("input".into()).spawn(move || {
+        while let Ok(event) = event::read() {
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok(rx)
+}
+
+/// What the effects act on: the machine's side of the app.
+struct World {
+    plan: Plan,
+    /// Dropping a `Running` kills its processes.
+    runs: HashMap<RunId, Running>,
+    watch: Sender<Vec<u32>>,
+    reports: (Sender<Report>, Receiver<Report>),
+}
+
+impl World {
+    /// Carries out effects, feeding what they cause back into the app.
+    /// Returns false once the app asked to quit.
+    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>) -> bool {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        let mut go_on = true;
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Start { run, spec } => {
+                    let started = self
+                        .plan
+                        .launches(&spec)
+                        .and_then(|l| supervisor::start(&l, run, &self.reports.0).map_err(|e| e.to_string()));
+                    let msg = match started {
+                        Ok(running) => {
+                            let msg = Msg::Started {
+                                run,
+                                requested_at: running.requested_at,
+                                pids: running.pids().to_vec(),
+                            };
+                            self.runs.insert(run, running);
+                            msg
+                        }
+                        Err(why) => Msg::StartFailed { run, why },
+                    };
+                    queue.extend(app.update(now_ns(), msg));
+                }
+                Effect::Pause(run) => {
+                    if let Some(r) = self.runs.get(&run) {
+                        r.pause();
+                    }
+                }
+                Effect::Resume(run) => {
+                    if let Some(r) = self.runs.get(&run) {
+                        r.resume();
+                    }
+                }
+                Effect::Kill(run) => {
+                    if let Some(mut r) = self.runs.remove(&run) {
+                        r.kill();
+                    }
+                }
+                Effect::Watch(pids) => {
+                    let _ = self.watch.send(pids);
+                }
+                Effect::Quit => go_on = false,
+            }
+        }
+        go_on
+    }
+}
+
+fn main_loop(
+    terminal: &mut DefaultTerminal,
+    mut app: App,
+    world: &mut World,
+    input: &Receiver<Event>,
+    samples: &Receiver<Sample>,
+    terminate: &Receiver<()>,
+) -> std::io::Result<()> {
+    let reports = world.reports.1.clone();
+    // A channel that closed is replaced by one that never fires, so the
+    // select does not spin on it.
+    let mut input = input.clone();
+    let mut samples = samples.clone();
+    let mut dirty = true;
+    let mut last_frame: Option<Instant> = None;
+    loop {
+        let since = last_frame.map_or(FRAME, |t| t.elapsed());
+        if dirty && since >= FRAME {
+            terminal.draw(|frame| crate::ui::render(frame, &app))?;
+            last_frame = Some(Instant::now());
+            dirty = false;
+        }
+        let wait = FRAME.saturating_sub(last_frame.map_or(FRAME, |t| t.elapsed()));
+        let tick = if dirty || app.animating() { after(wait) } else { never() };
+        let msg = select! {
+            recv(input) -> event => match event {
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => Msg::Key(key),
+                Ok(Event::Resize(..)) => {
+                    dirty = true;
+                    continue;
+                }
+                Ok(_) => continue,
+                // The terminal is gone: nobody is left to watch.
+                Err(_) => {
+                    input = never();
+                    Msg::Terminate
+                }
+            },
+            recv(reports) -> report => match report {
+                Ok(report) => Msg::Report(report),
+                Err(_) => continue,
+            },
+            recv(samples) -> sample => match sample {
+                Ok(sample) => Msg::Sample(sample),
+                Err(_) => {
+                    samples = never();
+                    continue;
+                }
+            },
+            recv(terminate) -> _ => Msg::Terminate,
+            recv(tick) -> _ => Msg::Tick,
+        };
+        let now = now_ns();
+        let is_report = matches!(msg, Msg::Report(_));
+        let mut effects = app.update(now, msg);
+        if is_report {
+            // Workers send thousands of records a second: take what queued up at once.
+            for report in reports.try_iter().take(REPORT_BATCH) {
+                effects.extend(app.update(now, Msg::Report(report)));
+            }
+        }
+        if !world.carry_out(&mut app, effects) {
+            return Ok(());
+        }
+        // Whatever came in may show; a tick only comes while something moves.
+        dirty = true;
+    }
+}

@@ -1,0 +1,44 @@
+//! The top two lines: what experiment runs, and how.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::app::{App, ZOOMS, Zoom};
+use crate::run::describe;
+use crate::ui::{Theme, fit, span_label};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let e = &app.experiment;
+    let width = area.width as usize;
+    let name = " gilscope ";
+    let first = Line::from(vec![
+        Span::styled(name, Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        Span::raw(" "),
+        Span::styled(fit(&describe(e), width.saturating_sub(name.len() + 1)), theme.title()),
+    ]);
+    let zoom = match ZOOMS[app.zoom] {
+        Zoom::Cell(d) => format!("{}/cell", span_label(d.as_nanos() as u64)),
+        Zoom::WholeRun => "whole run".to_owned(),
+    };
+    let pace = if e.pace == 1 { "CPython's".to_owned() } else { format!("{}× slower", e.pace) };
+    let items = [
+        ("mode", app.mode.label().to_owned()),
+        ("GIL", if e.gil { "on" } else { "off" }.to_owned()),
+        ("runtime", e.runtime.as_str().to_owned()),
+        ("pace", pace),
+        ("zoom", zoom),
+    ];
+    let mut second = vec![Span::raw(" ")];
+    for (i, (label, value)) in items.into_iter().enumerate() {
+        if i > 0 {
+            second.push(Span::styled(" · ", theme.dim()));
+        }
+        second.push(Span::styled(format!("{label} "), theme.dim()));
+        second.push(Span::raw(value));
+    }
+    let second = crate::ui::summary::clip(Line::from(second), width);
+    frame.render_widget(Paragraph::new(vec![first, second]), area);
+}

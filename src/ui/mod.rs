@@ -1,0 +1,184 @@
+//! Drawing: `render(&mut Frame, &App)` and nothing else. One file per region
+//! of the screen, each a pure function of the app's state, so every screen
+//! is a snapshot test.
+//!
+//! ```text
+//!  header    the experiment, mode, runtime, pace, zoom
+//!  cores     per-core load bars, from the OS
+//!  panels    threading | multiprocessing: lanes, GIL, figures
+//!  summary   what is going on, then the results
+//!  legend    what the lane symbols mean
+//!  keys      the keys that work now
+//! ```
+
+mod cores;
+mod header;
+mod help;
+mod keys;
+mod panel;
+pub mod summary;
+pub mod timeline;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::app::App;
+use crate::experiment::tally::Lane;
+
+/// The smallest screen that shows everything essential.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Colours when wanted; without them (NO_COLOR) every state still has a
+/// shape of its own, so nothing is told by colour alone.
+#[derive(Clone, Copy, Debug)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    pub fn fg(self, color: Color) -> Style {
+        if self.color { Style::new().fg(color) } else { Style::new() }
+    }
+
+    pub fn dim(self) -> Style {
+        if self.color { Style::new().fg(Color::DarkGray) } else { Style::new() }
+    }
+
+    pub fn key(self) -> Style {
+        let bold = Style::new().add_modifier(Modifier::BOLD);
+        if self.color { bold.fg(Color::Cyan) } else { bold }
+    }
+
+    pub fn title(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+
+    pub fn bad(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn lane(self, lane: Lane) -> Style {
+        self.fg(match lane {
+            Lane::Running => Color::Green,
+            Lane::Waiting => Color::Yellow,
+            Lane::Io => Color::Blue,
+            Lane::Finished => Color::DarkGray,
+            Lane::Failed => Color::Red,
+            Lane::NotStarted => Color::Reset,
+        })
+    }
+
+    /// A colour per worker for the GIL lane; the digit carries the meaning.
+    pub fn worker(self, worker: u32) -> Style {
+        const PALETTE: [Color; 6] = [
+            Color::Cyan,
+            Color::Magenta,
+            Color::LightGreen,
+            Color::LightBlue,
+            Color::LightRed,
+            Color::Yellow,
+        ];
+        self.fg(PALETTE[worker as usize % PALETTE.len()])
+    }
+}
+
+/// The symbol of each state: distinct shapes, readable without colour.
+pub fn glyph(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Running => "█",
+        Lane::Waiting => "░",
+        Lane::Io => "~",
+        Lane::Finished => "·",
+        Lane::Failed => "✗",
+        Lane::NotStarted => " ",
+    }
+}
+
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let theme = Theme { color: app.options.color };
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, theme);
+        return;
+    }
+    let cores_height = cores::height(app, area);
+    let [head, cores_area, body, legend_area, keys_area] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(cores_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let panels_height = panel::height(app, body.width / 2, body.height.saturating_sub(summary::HEIGHT));
+    let [panels, summary_area, _] = Layout::vertical([
+        Constraint::Length(panels_height),
+        Constraint::Length(summary::HEIGHT),
+        Constraint::Fill(1),
+    ])
+    .areas(body);
+    let [left, right] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(panels);
+
+    header::render(frame, head, app, theme);
+    cores::render(frame, cores_area, app, theme);
+    panel::render(frame, left, app, 0, theme);
+    panel::render(frame, right, app, 1, theme);
+    summary::render(frame, summary_area, app, theme);
+    frame.render_widget(Paragraph::new(legend(theme)), legend_area);
+    keys::render(frame, keys_area, app, theme);
+    if app.help {
+        help::render(frame, area, app, theme);
+    }
+}
+
+/// "█ running (holds the GIL)  ░ waiting for the GIL  ~ I/O  · done  ✗ failed"
+pub fn legend(theme: Theme) -> Line<'static> {
+    let items = [
+        (Lane::Running, "running, holds the GIL"),
+        (Lane::Waiting, "waits for the GIL"),
+        (Lane::Io, "in I/O"),
+        (Lane::Finished, "done"),
+        (Lane::Failed, "failed"),
+    ];
+    let mut spans = vec![Span::raw(" ")];
+    for (lane, what) in items {
+        spans.push(Span::styled(glyph(lane), theme.lane(lane)));
+        spans.push(Span::styled(format!(" {what}   "), theme.dim()));
+    }
+    Line::from(spans)
+}
+
+fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
+    let lines = vec![
+        Line::styled("terminal too small", theme.bad()),
+        Line::raw(format!("it is {}×{}", area.width, area.height)),
+        Line::raw(format!("gilscope needs {MIN_WIDTH}×{MIN_HEIGHT}")),
+        Line::styled("enlarge the window, or press q", theme.dim()),
+    ];
+    let top = area.height.saturating_sub(lines.len() as u16) / 2;
+    let [_, middle] = Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(Paragraph::new(lines).centered(), middle);
+}
+
+/// A span of time as a person says it: "250 ms", "1 s", "2.5 s".
+pub fn span_label(ns: u64) -> String {
+    if ns >= 1_000_000_000 && ns.is_multiple_of(1_000_000_000) {
+        format!("{} s", ns / 1_000_000_000)
+    } else {
+        crate::run::duration_label(ns as f64 / 1e9)
+    }
+}
+
+/// `text` cut to `width` characters, with an ellipsis when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}

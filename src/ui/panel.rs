@@ -1,0 +1,362 @@
+//! One model's panel: a title with the counts the OS gives, the GIL lane,
+//! one lane per worker with its progress, the time axis, and the figures.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use crate::app::{App, Mode, Phase, Run, Session};
+use crate::experiment::spec::Model;
+use crate::experiment::tally::{Lane, Tally};
+use crate::run::{duration_label, memory_label};
+use crate::ui::timeline::{self, Durations, Window};
+use crate::ui::{Theme, fit};
+
+/// Panels this wide hold "multiprocessing · 128 processes · 128 threads · 128 GILs" in their title.
+const WIDE_TITLE: u16 = 64;
+
+/// The tallest a lane gets.
+const MAX_LANE_ROWS: u16 = 3;
+
+/// Rows of figures below the lanes, for a panel `inner` columns wide.
+fn stats_rows(inner: u16) -> u16 {
+    grid_columns(inner).map_or(4, |k| 6u16.div_ceil(k) + 1)
+}
+
+/// Rows a panel wants, at most `available`: every lane, up to three rows
+/// tall when that fits (easier to read from the back of a room).
+pub fn height(app: &App, width: u16, available: u16) -> u16 {
+    let inner = width.saturating_sub(2);
+    let counts_line = u16::from(width < WIDE_TITLE);
+    let failure = app
+        .session
+        .as_ref()
+        .map_or(0, |s| if s.models.iter().any(|r| r.failure().is_some()) { 2 } else { 0 });
+    // Borders, the counts line, the axis and the figures.
+    let fixed = 2 + counts_line + 1 + stats_rows(inner) + failure;
+    let lanes = app.experiment.workers as u16 + 1;
+    (1..=MAX_LANE_ROWS).rev().map(|rows| fixed + rows * lanes).find(|h| *h <= available).unwrap_or(available)
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: Theme) {
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let session = app.session.as_ref();
+    let run = session.map(|s| &s.models[model]);
+    let name = match run {
+        Some(r) => r.spec.label(),
+        None => crate::app::model_specs(&app.experiment)[model].label(),
+    };
+    let counts =
+        run.filter(|r| r.tally.is_some()).map(|r| counts(r).unwrap_or_else(|| "reading the OS…".into()));
+    // Counts go in the title where any would fit, else on a line of their
+    // own, so the layout does not jump as they arrive.
+    let title_fits = area.width >= WIDE_TITLE;
+    let title = match (&counts, title_fits) {
+        (Some(c), true) => format!(" {name} · {c} "),
+        _ => format!(" {name} "),
+    };
+    let block = Block::bordered().title(Span::styled(title, theme.title())).border_style(theme.dim());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let mut lines = Vec::new();
+    if let (false, Some(c)) = (title_fits, &counts) {
+        lines.push(Line::styled(fit(c, inner_width), theme.title()));
+    }
+    match (session, run) {
+        (Some(session), Some(run)) if run.tally.is_some() => {
+            body(&mut lines, app, session, run, model, inner, theme);
+        }
+        _ => waiting(&mut lines, session, run, model, inner_width, theme),
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// "1 process · 2 threads · 1 GIL", as the OS and the workers reported them.
+fn counts(run: &Run) -> Option<String> {
+    let tally = run.tally.as_ref()?;
+    let gils = match tally.hellos.iter().filter(|h| h.gil).count() {
+        _ if tally.hellos.is_empty() => None,
+        0 => Some("no GIL".to_owned()),
+        1 => Some("1 GIL".to_owned()),
+        n => Some(format!("{n} GILs")),
+    };
+    let os = &run.os;
+    let seen = if os.seen() {
+        let threads = if os.peak_worker_threads > 0 { os.peak_worker_threads } else { os.peak_threads };
+        Some(format!(
+            "{} process{} · {} thread{}",
+            os.peak_processes,
+            if os.peak_processes == 1 { "" } else { "es" },
+            threads,
+            if threads == 1 { "" } else { "s" }
+        ))
+    } else if run.over {
+        Some("too quick for the OS sampler".to_owned())
+    } else {
+        None
+    };
+    match (seen, gils) {
+        (Some(s), Some(g)) => Some(format!("{s} · {g}")),
+        (Some(s), None) => Some(s),
+        (None, Some(g)) => Some(g),
+        (None, None) => None,
+    }
+}
+
+/// A panel whose run has not started: what it will show, and why it waits.
+fn waiting(
+    lines: &mut Vec<Line<'static>>,
+    session: Option<&Session>,
+    run: Option<&Run>,
+    model: usize,
+    width: usize,
+    theme: Theme,
+) {
+    let what = if model == 0 {
+        "threads of one process share its GIL"
+    } else {
+        "one process per worker: a GIL each"
+    };
+    lines.push(Line::styled(fit(what, width), theme.dim()));
+    lines.push(Line::raw(""));
+    let why = match (session, run.map(Run::phase)) {
+        (None, _) => "space starts the run".to_owned(),
+        (Some(_), Some(Phase::Failed)) => String::new(),
+        (Some(s), _) if s.calibrating().is_some() => "waits for the baseline to be timed".to_owned(),
+        (Some(s), _) if s.mode == Mode::OneAtATime && model == 1 => {
+            "waits for threading to finish (one at a time)".to_owned()
+        }
+        (Some(_), Some(Phase::Starting)) => "starting…".to_owned(),
+        (Some(_), _) => String::new(),
+    };
+    if !why.is_empty() {
+        lines.push(Line::raw(fit(&why, width)));
+    }
+    if let Some(failure) = run.and_then(Run::failure) {
+        failure_lines(lines, failure, width, theme);
+    }
+}
+
+fn failure_lines(lines: &mut Vec<Line<'static>>, failure: &str, width: usize, theme: Theme) {
+    let text = format!("✗ {failure}");
+    let chars: Vec<char> = text.chars().collect();
+    let first: String = chars.iter().take(width).collect();
+    lines.push(Line::styled(first, theme.bad()));
+    if chars.len() > width {
+        let rest: String = chars[width..].iter().collect();
+        lines.push(Line::styled(fit(rest.trim_start(), width), theme.bad()));
+    }
+}
+
+fn body(
+    lines: &mut Vec<Line<'static>>,
+    app: &App,
+    session: &Session,
+    run: &Run,
+    model: usize,
+    inner: Rect,
+    theme: Theme,
+) {
+    let Some(tally) = run.tally.as_ref() else { return };
+    let width = inner.width as usize;
+    let workers = tally.workers.len();
+    let prefix = if run.spec.model == Model::Threads { "T" } else { "P" };
+    let label_width = format!("{prefix}{}", workers.saturating_sub(1)).len().max(3) + 1;
+    let cells = width.saturating_sub(label_width + 5).max(1);
+    let Some(window) = Window::of(app, session, model, cells) else { return };
+
+    let failure_rows = run.failure().map_or(0, |f| if f.chars().count() + 2 > width { 2 } else { 1 });
+    let fixed = lines.len() + 1 + stats_rows(inner.width) as usize + failure_rows;
+    let room = (inner.height as usize).saturating_sub(fixed);
+    let gil_lane = run.spec.model == Model::Threads && run.spec.experiment.gil;
+    // Taller lanes when every lane fits so; else one row each, and "+N
+    // more" for the lanes that do not fit.
+    let lane_rows = (room / (workers + 1)).clamp(1, MAX_LANE_ROWS as usize);
+    let gil_rows = if gil_lane { lane_rows } else { 1 };
+    let shown =
+        if workers * lane_rows + gil_rows <= room { workers } else { room.saturating_sub(gil_rows + 1) };
+
+    let sampled: Vec<(u32, Vec<Durations>)> = tally
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(w, track)| (w as u32, timeline::sample(&track.spans, session, &window)))
+        .collect();
+
+    lines.extend(gil_lines(run, tally, &sampled, label_width, gil_rows, width, theme));
+    for (w, durations) in sampled.iter().take(shown) {
+        let track = &tally.workers[*w as usize];
+        let lane = timeline::lane_spans(durations, theme);
+        let progress = match track.lane() {
+            Lane::Failed => Span::styled("   ✗".to_owned(), theme.lane(Lane::Failed)),
+            _ if track.total == 0 => Span::styled("   …".to_owned(), theme.dim()),
+            _ => {
+                Span::raw(format!("{:>4}", format!("{:.0}%", 100.0 * track.done as f64 / track.total as f64)))
+            }
+        };
+        let mut first = vec![Span::raw(format!("{:<label_width$}", format!("{prefix}{w}")))];
+        first.extend(lane.iter().cloned());
+        first.push(Span::raw(" "));
+        first.push(progress);
+        lines.push(Line::from(first));
+        for _ in 1..lane_rows {
+            let mut more = vec![Span::raw(" ".repeat(label_width))];
+            more.extend(lane.iter().cloned());
+            lines.push(Line::from(more));
+        }
+    }
+    if shown < workers {
+        let more = workers - shown;
+        lines.push(Line::styled(
+            format!(
+                "{:label_width$}+{more} more worker{} (lanes do not fit)",
+                "",
+                if more == 1 { "" } else { "s" }
+            ),
+            theme.dim(),
+        ));
+    }
+    lines.push(axis(&window, label_width, theme));
+    stats(lines, app, run, tally, inner.width, theme);
+    if let Some(failure) = run.failure() {
+        failure_lines(lines, failure, width, theme);
+    }
+}
+
+fn gil_lines(
+    run: &Run,
+    tally: &Tally,
+    sampled: &[(u32, Vec<Durations>)],
+    label_width: usize,
+    rows: usize,
+    width: usize,
+    theme: Theme,
+) -> Vec<Line<'static>> {
+    let label = Span::styled(format!("{:<label_width$}", "GIL"), theme.title());
+    let note = |text: String| {
+        vec![Line::from(vec![label.clone(), Span::styled(fit(&text, width - label_width), theme.dim())])]
+    };
+    if run.spec.model != Model::Threads {
+        return note(match tally.waits {
+            0 => "one per process · none waited for".to_owned(),
+            n => format!("one per process · {n} waits"),
+        });
+    }
+    if !run.spec.experiment.gil {
+        return note("none: free-threaded, the threads run at once".to_owned());
+    }
+    let holders = timeline::holders(sampled, sampled.first().map_or(0, |(_, d)| d.len()));
+    let mut first = vec![label];
+    first.extend(timeline::gil_spans(&holders, theme));
+    let mut lines = vec![Line::from(first)];
+    for _ in 1..rows {
+        let mut more = vec![Span::raw(" ".repeat(label_width))];
+        more.extend(timeline::gil_bar_spans(&holders, theme));
+        lines.push(Line::from(more));
+    }
+    lines
+}
+
+/// "0 s ──── 1 cell = 250 ms ──── 7.2 s"
+fn axis(window: &Window, label_width: usize, theme: Theme) -> Line<'static> {
+    let cells = window.cells;
+    let from = window.start - window.origin;
+    let left = time_label(from, window.width());
+    let right = time_label(from + window.width(), window.width());
+    let middle = format!(" 1 cell = {} ", crate::ui::span_label(window.cell));
+    let gap = cells.saturating_sub(left.chars().count() + right.chars().count());
+    let text = if gap >= middle.chars().count() + 2 {
+        let before = (gap - middle.chars().count()) / 2;
+        let after = gap - middle.chars().count() - before;
+        format!("{left}{}{middle}{}{right}", "─".repeat(before), "─".repeat(after))
+    } else {
+        format!("{left}{}{right}", "─".repeat(gap))
+    };
+    Line::from(vec![Span::raw(" ".repeat(label_width)), Span::styled(text, theme.dim())])
+}
+
+/// A point on the axis, as precise as the window needs.
+fn time_label(ns: u64, window: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if window >= 10_000_000_000 {
+        format!("{s:.0} s")
+    } else if window >= 1_000_000_000 {
+        format!("{s:.1} s")
+    } else if window >= 100_000_000 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+/// How many figure columns fit in `inner` columns: 3 or 2 (None: 2, too tight to matter).
+fn grid_columns(inner: u16) -> Option<u16> {
+    [6u16, 3, 2].into_iter().find(|k| inner >= 23 * k)
+}
+
+fn stats(lines: &mut Vec<Line<'static>>, app: &App, run: &Run, tally: &Tally, width: u16, theme: Theme) {
+    let result = run.result();
+    let dash = || "–".to_owned();
+    let over = run.over;
+    let cpu = match (&result, run.os.cpu_cores) {
+        (Some(r), _) => format!("{:.2} cores", r.cores_used),
+        (None, Some(c)) if !over => format!("{c:.2} cores"),
+        (None, None) if !over => "…".to_owned(),
+        _ => dash(),
+    };
+    let memory = match &result {
+        Some(r) => memory_label(r.peak_rss_kb),
+        None if over && run.os.seen() => memory_label(run.os.peak_rss_each.values().sum::<u64>() / 1024),
+        None if run.os.seen() => memory_label(run.os.rss_bytes / 1024),
+        None if over => dash(),
+        None => "…".to_owned(),
+    };
+    let wall = match &result {
+        Some(r) => r.wall_s,
+        None => tally.wall_ns(app.now) as f64 / 1e9,
+    };
+    let cells: [(&str, String); 6] = [
+        ("time", duration_label(wall)),
+        ("done", format!("{:.0}%", tally.progress() * 100.0)),
+        ("cpu", cpu),
+        ("memory", memory),
+        ("start", tally.mean_start_cost_ns().map_or("…".to_owned(), |ns| duration_label(ns as f64 / 1e9))),
+        ("switches", run.switches().to_string()),
+    ];
+    let k = grid_columns(width).unwrap_or(2) as usize;
+    let rows: Vec<&[(&str, String)]> = cells.chunks(k).collect();
+    let label_w: Vec<usize> = (0..k)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(l, _)| l.len()).max().unwrap_or(0))
+        .collect();
+    let value_w: Vec<usize> = (0..k)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(_, v)| v.chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut spans = Vec::new();
+        for (c, (label, value)) in row.iter().enumerate() {
+            if c > 0 {
+                spans.push(Span::raw("  "));
+            }
+            spans.push(Span::styled(format!("{label:<w$} ", w = label_w[c]), theme.dim()));
+            spans.push(Span::raw(format!("{value:<w$}", w = value_w[c])));
+        }
+        lines.push(Line::from(spans));
+    }
+    let wait = if run.spec.model == Model::Threads && !run.spec.experiment.gil {
+        "none: there is no GIL".to_owned()
+    } else if tally.waits == 0 {
+        "none".to_owned()
+    } else {
+        format!(
+            "mean {} · max {}",
+            duration_label(tally.mean_wait_ns() as f64 / 1e9),
+            duration_label(tally.wait_max_ns as f64 / 1e9)
+        )
+    };
+    lines.push(Line::from(vec![
+        Span::styled("GIL wait ", theme.dim()),
+        Span::raw(fit(&wait, (width as usize).saturating_sub(9))),
+    ]));
+}

@@ -1,0 +1,246 @@
+//! The lock-holder timeline: which state each worker was in, cell by cell.
+//!
+//! A lane is built by sampling the worker's spans over the visible window:
+//! each cell covers an equal slice of time and shows the state that took most
+//! of that slice. Time runs on the session's clock, with paused stretches cut
+//! out, so a pause leaves no false gap or false run in the lanes.
+
+use ratatui::style::Style;
+use ratatui::text::Span;
+
+use crate::app::{App, Mode, Session, ZOOMS, Zoom};
+use crate::experiment::tally::{Lane, Span as StateSpan};
+use crate::ui::{Theme, glyph};
+
+/// The states a cell can be made of, in `Durations` order.
+pub const STATES: [Lane; 5] = [Lane::Running, Lane::Waiting, Lane::Io, Lane::Finished, Lane::Failed];
+
+/// Time (ns) spent in each of `STATES` during one cell.
+pub type Durations = [u64; 5];
+
+fn index(lane: Lane) -> Option<usize> {
+    STATES.iter().position(|s| *s == lane)
+}
+
+/// The part of a run the timeline shows, on the session clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Where 0 s is: the start of the run (of both runs, in a race).
+    pub origin: u64,
+    pub start: u64,
+    /// Nanoseconds a cell stands for.
+    pub cell: u64,
+    pub cells: usize,
+    /// Real (not session) time up to which open spans reach.
+    pub end_clock: u64,
+}
+
+impl Window {
+    /// The window of panel `model` for a lane `cells` wide, or None before
+    /// its run started.
+    pub fn of(app: &App, session: &Session, model: usize, cells: usize) -> Option<Window> {
+        let tally = session.models[model].tally.as_ref()?;
+        let started = session.models.iter().filter_map(|r| r.tally.as_ref());
+        let (origin_clock, end_clock) = match session.mode {
+            Mode::Race => {
+                let origin = started.clone().map(|t| t.requested_at).min().unwrap_or(tally.requested_at);
+                let end = if session.active() {
+                    app.now
+                } else {
+                    started.map(|t| t.last_event).max().unwrap_or(tally.last_event)
+                };
+                (origin, end)
+            }
+            Mode::OneAtATime => {
+                let end = if session.models[model].over { tally.last_event } else { app.now };
+                (tally.requested_at, end)
+            }
+        };
+        let cells = cells.max(1);
+        let origin = session.unpaused(origin_clock);
+        let end = session.unpaused(end_clock).max(origin);
+        let span = end - origin;
+        let cell = match ZOOMS[app.zoom] {
+            Zoom::Cell(d) => d.as_nanos() as u64,
+            // At least a millisecond across, so a run that just began is not one cell.
+            Zoom::WholeRun => span.max(1_000_000).div_ceil(cells as u64),
+        };
+        let width = cell * cells as u64;
+        // The run fills the lanes from the left, then scrolls.
+        let start = if span <= width { origin } else { end - width };
+        Some(Window { origin, start, cell, cells, end_clock: end_clock.max(origin_clock) })
+    }
+
+    pub fn width(&self) -> u64 {
+        self.cell * self.cells as u64
+    }
+}
+
+/// How long a worker spent in each state during each cell of the window.
+pub fn sample(spans: &[StateSpan], session: &Session, window: &Window) -> Vec<Durations> {
+    let mut out = vec![[0u64; 5]; window.cells];
+    let dt = window.cell.max(1);
+    let (from, to) = (window.start, window.start + window.width());
+    let end_of = |s: &StateSpan| session.unpaused(s.to.unwrap_or(window.end_clock).min(window.end_clock));
+    // Spans are in time order and do not overlap: skip those over before the window.
+    let first = spans.partition_point(|s| end_of(s) <= from);
+    for span in &spans[first..] {
+        let a = session.unpaused(span.from).max(from);
+        if a >= to {
+            break;
+        }
+        let b = end_of(span).min(to);
+        let Some(state) = index(span.lane) else { continue };
+        if b <= a {
+            continue;
+        }
+        let mut t = a;
+        while t < b {
+            let cell = ((t - from) / dt) as usize;
+            let cell_end = (from + (cell as u64 + 1) * dt).min(b);
+            out[cell][state] += cell_end - t;
+            t = cell_end;
+        }
+    }
+    out
+}
+
+/// The state that took most of a cell; None for a cell with no data (before
+/// the worker started, or in the future).
+pub fn dominant(d: &Durations) -> Option<Lane> {
+    let (i, most) = d.iter().enumerate().max_by_key(|(i, v)| (**v, usize::MAX - i))?;
+    (*most > 0).then_some(STATES[i])
+}
+
+/// Who held the GIL of one process in each cell: the worker that ran most of
+/// the cell, if running took more of it than the lock stood free.
+pub fn holders(lanes: &[(u32, Vec<Durations>)], cells: usize) -> Vec<Option<u32>> {
+    (0..cells)
+        .map(|c| {
+            let covered: u64 = lanes.iter().map(|(_, d)| d[c].iter().sum::<u64>()).max().unwrap_or(0);
+            let (worker, held) = lanes.iter().map(|(w, d)| (*w, d[c][0])).max_by_key(|(_, h)| *h)?;
+            let total_held: u64 = lanes.iter().map(|(_, d)| d[c][0]).sum();
+            let free = covered.saturating_sub(total_held);
+            (held > 0 && total_held >= free).then_some(worker)
+        })
+        .collect()
+}
+
+/// A lane as styled runs of glyphs.
+pub fn lane_spans(cells: &[Durations], theme: Theme) -> Vec<Span<'static>> {
+    runs(cells.iter().map(|d| {
+        let lane = dominant(d).unwrap_or(Lane::NotStarted);
+        (glyph(lane).to_owned(), theme.lane(lane))
+    }))
+}
+
+/// The GIL lane: the holder's digit where a hold begins, a bar while it lasts.
+pub fn gil_spans(holders: &[Option<u32>], theme: Theme) -> Vec<Span<'static>> {
+    let mut previous = None;
+    runs(holders.iter().map(|h| {
+        let cell = match *h {
+            Some(w) if previous == Some(w) => ("▇".to_owned(), theme.worker(w)),
+            Some(w) => {
+                (worker_mark(w).to_string(), theme.worker(w).add_modifier(ratatui::style::Modifier::BOLD))
+            }
+            None => (" ".to_owned(), Style::new()),
+        };
+        previous = *h;
+        cell
+    }))
+}
+
+/// The GIL lane's second row: the holder's colour, no digits.
+pub fn gil_bar_spans(holders: &[Option<u32>], theme: Theme) -> Vec<Span<'static>> {
+    runs(holders.iter().map(|h| match *h {
+        Some(w) => ("▇".to_owned(), theme.worker(w)),
+        None => (" ".to_owned(), Style::new()),
+    }))
+}
+
+/// One character per worker: 0–9, then a–z, then A–Z.
+pub fn worker_mark(w: u32) -> char {
+    const MARKS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    MARKS.get(w as usize).map_or('+', |&b| b as char)
+}
+
+/// Merges neighbouring cells of one style into one span: fewer spans, faster frames.
+fn runs(cells: impl Iterator<Item = (String, Style)>) -> Vec<Span<'static>> {
+    let mut out: Vec<Span<'static>> = Vec::new();
+    let mut text = String::new();
+    let mut style = None;
+    for (glyph, s) in cells {
+        if style.is_some_and(|st| st != s) {
+            out.push(Span::styled(std::mem::take(&mut text), style.unwrap_or_default()));
+        }
+        style = Some(s);
+        text.push_str(&glyph);
+    }
+    if !text.is_empty() {
+        out.push(Span::styled(text, style.unwrap_or_default()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Mode, Run, model_specs};
+    use crate::experiment::spec::Experiment;
+
+    fn session(pauses: Vec<(u64, Option<u64>)>) -> Session {
+        let e = Experiment::new(2);
+        Session {
+            experiment: e.clone(),
+            mode: Mode::Race,
+            baseline: Vec::new(),
+            models: model_specs(&e).map(Run::new),
+            pauses,
+        }
+    }
+
+    fn span(from: u64, to: Option<u64>, lane: Lane) -> StateSpan {
+        StateSpan { from, to, lane }
+    }
+
+    #[test]
+    fn each_cell_shows_the_state_that_took_most_of_it() {
+        let spans = [
+            span(0, Some(6), Lane::Running),
+            span(6, Some(10), Lane::Waiting),
+            span(10, Some(13), Lane::Running),
+            span(13, None, Lane::Io),
+        ];
+        let w = Window { origin: 0, start: 0, cell: 10, cells: 4, end_clock: 25 };
+        let cells = sample(&spans, &session(vec![]), &w);
+        let lanes: Vec<Option<Lane>> = cells.iter().map(dominant).collect();
+        assert_eq!(lanes, [Some(Lane::Running), Some(Lane::Io), Some(Lane::Io), None]);
+        assert_eq!(cells[0], [6, 4, 0, 0, 0]);
+        assert_eq!(cells[1], [3, 0, 7, 0, 0]);
+        assert_eq!(cells[2], [0, 0, 5, 0, 0], "the open span reaches up to now, not beyond");
+    }
+
+    #[test]
+    fn a_pause_leaves_no_trace_in_the_lanes() {
+        // Running 0..10, paused 10..1000 (the span went on meanwhile), then waiting.
+        let spans = [span(0, Some(1005), Lane::Running), span(1005, None, Lane::Waiting)];
+        let s = session(vec![(10, Some(1000))]);
+        let w = Window { origin: 0, start: 0, cell: 10, cells: 3, end_clock: 1020 };
+        let cells = sample(&spans, &s, &w);
+        assert_eq!(cells[0], [10, 0, 0, 0, 0]);
+        assert_eq!(cells[1], [5, 5, 0, 0, 0]);
+        assert_eq!(cells[2], [0, 10, 0, 0, 0]);
+    }
+
+    #[test]
+    fn the_gil_lane_names_the_holder_and_leaves_free_time_blank() {
+        let a = vec![[8, 2, 0, 0, 0], [1, 0, 9, 0, 0], [0, 10, 0, 0, 0]];
+        let b = vec![[2, 8, 0, 0, 0], [0, 0, 10, 0, 0], [0, 0, 0, 10, 0]];
+        assert_eq!(holders(&[(0, a), (1, b)], 3), [Some(0), None, None]);
+    }
+
+    #[test]
+    fn workers_get_one_character_each() {
+        assert_eq!([worker_mark(0), worker_mark(10), worker_mark(36), worker_mark(99)], ['0', 'a', 'A', '+']);
+    }
+}
