@@ -172,6 +172,10 @@ pub struct Run {
     /// own count replaces it once they end.
     pub handovers: u64,
     last_taker: BTreeMap<usize, u32>,
+    /// The workers each stream speaks for (from its header).
+    stream_workers: BTreeMap<usize, std::ops::Range<u32>>,
+    /// Workers whose own process died (not stopped with the rest of a failed model).
+    pub died: Vec<u32>,
 }
 
 /// Where a run stands, for the screen.
@@ -196,6 +200,8 @@ impl Run {
             os: OsView::default(),
             handovers: 0,
             last_taker: BTreeMap::new(),
+            stream_workers: BTreeMap::new(),
+            died: Vec::new(),
         }
     }
 
@@ -229,6 +235,26 @@ impl Run {
         match &self.tally {
             Some(t) if t.succeeded() => t.switches(),
             _ => self.handovers,
+        }
+    }
+
+    /// Keeps what the tally does not: which workers a stream runs, so a
+    /// process that dies can be told from its siblings stopped after it.
+    fn note_report(&mut self, report: &Report) -> bool {
+        match report {
+            Report::Hello { stream, hello, .. } => {
+                let first = hello.first_worker;
+                self.stream_workers.insert(*stream, first..first + hello.threads);
+                false
+            }
+            Report::Record { stream, record, .. } => self.note(*stream, record),
+            Report::Ended { stream, outcome: Err(_), .. } => {
+                let workers = self.tally.as_ref().map_or(0, |t| t.workers.len() as u32);
+                let range = self.stream_workers.get(stream).cloned().unwrap_or(0..workers);
+                self.died.extend(range);
+                false
+            }
+            Report::Ended { .. } => false,
         }
     }
 
@@ -687,10 +713,7 @@ impl App {
         let id = report.run();
         // Reports of runs killed or over are late news: drop them.
         let Some(run) = self.run_mut(id) else { return };
-        let new_pid = match &report {
-            Report::Record { stream, record, .. } => run.note(*stream, record),
-            _ => false,
-        };
+        let new_pid = run.note_report(&report);
         let Some(tally) = &mut run.tally else { return };
         tally.apply(report);
         let over = tally.is_over();
@@ -1012,6 +1035,7 @@ mod tests {
         assert!(!effects.contains(&Effect::Kill(threads)));
         let session = app.session.as_ref().expect("a session");
         assert_eq!(session.models[1].phase(), Phase::Failed);
+        assert_eq!(session.models[1].died, [0, 1], "without a header, every worker of the run");
         assert!(session.models[1].failure().unwrap_or("").contains("SIGKILL"));
         assert_eq!(session.models[0].phase(), Phase::Running);
         assert!(app.busy());

@@ -167,7 +167,7 @@ fn body(
     let cells = width.saturating_sub(label_width + 5).max(1);
     let Some(window) = Window::of(app, session, model, cells) else { return };
 
-    let failure_rows = run.failure().map_or(0, |f| if f.chars().count() + 2 > width { 2 } else { 1 });
+    let failure_rows = if run.failure().is_some() { 2 } else { 0 };
     let fixed = lines.len() + 1 + stats_rows(inner.width) as usize + failure_rows;
     let room = (inner.height as usize).saturating_sub(fixed);
     let gil_lane = run.spec.model == Model::Threads && run.spec.experiment.gil;
@@ -189,8 +189,10 @@ fn body(
     for (w, durations) in sampled.iter().take(shown) {
         let track = &tally.workers[*w as usize];
         let lane = timeline::lane_spans(durations, theme);
+        // ✗ for a worker whose process died; its siblings, stopped after
+        // it, keep the progress they had.
         let progress = match track.lane() {
-            Lane::Failed => Span::styled("   ✗".to_owned(), theme.lane(Lane::Failed)),
+            Lane::Failed if run.died.contains(w) => Span::styled("   ✗".to_owned(), theme.lane(Lane::Failed)),
             _ if track.total == 0 => Span::styled("   …".to_owned(), theme.dim()),
             _ => {
                 Span::raw(format!("{:>4}", format!("{:.0}%", 100.0 * track.done as f64 / track.total as f64)))
@@ -221,7 +223,11 @@ fn body(
     lines.push(axis(&window, label_width, theme));
     stats(lines, app, run, tally, inner.width, theme);
     if let Some(failure) = run.failure() {
-        failure_lines(lines, failure, width, theme);
+        let stopped = tally.workers.iter().enumerate().any(|(w, t)| {
+            !run.died.contains(&(w as u32)) && t.finished_at.is_none() && t.lane() == Lane::Failed
+        });
+        let text = if stopped { format!("{failure} · the rest stopped") } else { failure.to_owned() };
+        failure_lines(lines, &text, width, theme);
     }
 }
 
@@ -265,7 +271,7 @@ fn axis(window: &Window, label_width: usize, theme: Theme) -> Line<'static> {
     let from = window.start - window.origin;
     let left = time_label(from, window.width());
     let right = time_label(from + window.width(), window.width());
-    let middle = format!(" 1 cell = {} ", crate::ui::span_label(window.cell));
+    let middle = format!(" {}/cell ", crate::ui::span_label(window.cell));
     let gap = cells.saturating_sub(left.chars().count() + right.chars().count());
     let text = if gap >= middle.chars().count() + 2 {
         let before = (gap - middle.chars().count()) / 2;
@@ -315,6 +321,8 @@ fn stats(lines: &mut Vec<Line<'static>>, app: &App, run: &Run, tally: &Tally, wi
     };
     let wall = match &result {
         Some(r) => r.wall_s,
+        // A failed run's clock stops at its last word.
+        None if over => tally.wall_ns(tally.last_event) as f64 / 1e9,
         None => tally.wall_ns(app.now) as f64 / 1e9,
     };
     let cells: [(&str, String); 6] = [

@@ -1,0 +1,389 @@
+//! The screen, drawn from fixed states: every state here is built by feeding
+//! the app the same messages a real run sends (key presses, worker records,
+//! OS samples), with made-up but fixed timestamps. No clock is read, so a
+//! snapshot only changes when the screen does.
+//!
+//! Review changes with `INSTA_UPDATE=always cargo test --test ui_snapshots`
+//! and `git diff tests/snapshots/`.
+
+use gilscope::app::{App, Effect, Msg, Options};
+use gilscope::experiment::spec::{Experiment, Model, RunSpec};
+use gilscope::experiment::supervisor::{Report, RunId};
+use gilscope::monitor::{ProcessSample, Sample};
+use gilscope::protocol::{Hello, Record, ReleaseReason, Runtime, Timeline, VERSION};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
+/// The made-up moment the app starts at.
+const T0: u64 = 1_000 * S;
+/// Nanoseconds one iteration takes in these scripts (70 ns at pace 15).
+const ITERATION_NS: u64 = 1_050;
+const ITERATIONS: u64 = 4_000_000;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|frame| gilscope::ui::render(frame, app)).expect("drawing never fails on a TestBackend");
+    terminal
+}
+
+fn snapshot(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let terminal = draw(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+    }
+}
+
+/// The app as `gilscope` starts it on a 2-core machine, with one OS sample in.
+fn fresh(experiment: Experiment) -> App {
+    let mut app = App::new(experiment, Options { color: true, runtimes: vec![Runtime::Sim], cores: 2 }, T0);
+    app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], processes: vec![] }));
+    app
+}
+
+fn demo() -> Experiment {
+    Experiment { pace: 15, ..Experiment::new(2) }
+}
+
+fn key(app: &mut App, c: char) -> Vec<Effect> {
+    app.update(app.now, Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+}
+
+fn starts(effects: &[Effect]) -> Vec<(RunId, RunSpec)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Start { run, spec } => Some((*run, spec.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends the records of one stream of a run, in order.
+fn send(app: &mut App, run: RunId, stream: usize, records: Vec<Record>) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for record in records {
+        let t = record.time().unwrap_or(app.now);
+        effects.extend(app.update(t.max(app.now), Msg::Report(Report::Record { run, stream, record })));
+    }
+    effects
+}
+
+fn hello(app: &mut App, run: RunId, stream: usize, pid: u32, first: u32, threads: u32) {
+    let hello = Hello {
+        version: VERSION,
+        pid,
+        runtime: Runtime::Sim,
+        gil: true,
+        threads,
+        first_worker: first,
+        timeline: Timeline::Exact,
+    };
+    app.update(app.now, Msg::Report(Report::Hello { run, stream, hello }));
+}
+
+fn end(app: &mut App, run: RunId, stream: usize, outcome: Result<(), String>) -> Vec<Effect> {
+    app.update(app.now, Msg::Report(Report::Ended { run, stream, outcome }))
+}
+
+/// One CPU worker alone in its own process, from `t` for `wall` ns.
+fn lone_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Effect> {
+    app.update(t, Msg::Started { run, requested_at: t, pids: vec![900] });
+    hello(app, run, 0, 900, 0, 1);
+    let done = t + wall;
+    send(
+        app,
+        run,
+        0,
+        vec![
+            Record::Started { t: t + MS, worker: 0, requested: t },
+            Record::Process { t: t + MS, worker: 0, pid: 900 },
+            Record::Take { t: t + MS, worker: 0 },
+            Record::Progress { t: done, worker: 0, done: ITERATIONS, total: ITERATIONS },
+            Record::Finished { t: done, worker: 0 },
+            Record::End { t: done, pid: 900, cpu_ns: wall, max_rss_kb: 3_300, switches: 0 },
+        ],
+    );
+    end(app, run, 0, Ok(()))
+}
+
+/// A deterministic scramble, so hold times vary like real ones without a clock.
+fn hold_ns(i: u64) -> u64 {
+    let x = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) >> 33;
+    3 * MS + x % (4 * MS)
+}
+
+/// Two threads of one process taking turns on one GIL, from `t` to `until`.
+fn threading_records(t: u64, until: u64, pid: u32) -> Vec<Record> {
+    let mut records = Vec::new();
+    for w in 0..2 {
+        records.push(Record::Started {
+            t: t + 2 * MS + w as u64 * 100_000,
+            worker: w,
+            requested: t + 2 * MS,
+        });
+        records.push(Record::Process { t: t + 2 * MS, worker: w, pid });
+    }
+    records.push(Record::Take { t: t + 3 * MS, worker: 0 });
+    records.push(Record::Wait { t: t + 3 * MS, worker: 1 });
+    let mut now = t + 3 * MS;
+    let mut holder = 0;
+    let mut done = [0u64; 2];
+    let mut i = 0;
+    while now < until {
+        let hold = hold_ns(i).min(until - now);
+        i += 1;
+        now += hold;
+        done[holder as usize] += hold / ITERATION_NS;
+        records.push(Record::Progress {
+            t: now,
+            worker: holder,
+            done: done[holder as usize],
+            total: ITERATIONS,
+        });
+        if now >= until {
+            break;
+        }
+        let next = 1 - holder;
+        records.push(Record::DropRequest { t: now - 100_000, worker: next });
+        records.push(Record::Release { t: now, worker: holder, reason: ReleaseReason::DropRequest });
+        records.push(Record::Wait { t: now, worker: holder });
+        records.push(Record::Take { t: now + 50_000, worker: next });
+        holder = next;
+    }
+    records
+}
+
+/// One process per worker, each running freely, from `t` to `until`.
+fn process_records(t: u64, until: u64, worker: u32, pid: u32, speed: f64) -> Vec<Record> {
+    let start = t + 4 * MS + u64::from(worker) * MS;
+    let mut records = vec![
+        Record::Started { t: start, worker, requested: t },
+        Record::Process { t: start, worker, pid },
+        Record::Take { t: start, worker },
+    ];
+    let mut now = start;
+    while now < until {
+        now = (now + 100 * MS).min(until);
+        let done = (((now - start) as f64 * speed) as u64 / ITERATION_NS).min(ITERATIONS);
+        records.push(Record::Progress { t: now, worker, done, total: ITERATIONS });
+    }
+    records
+}
+
+fn sample_mid_run(at: u64) -> Sample {
+    let process = |pid, cpu, threads, workers| ProcessSample {
+        pid,
+        cpu_cores: Some(cpu),
+        rss_bytes: 3_480_000,
+        threads,
+        worker_threads: workers,
+    };
+    Sample {
+        at,
+        cores: vec![98.0, 96.5],
+        processes: vec![process(2001, 0.64, 5, 2), process(3001, 0.68, 4, 1), process(3002, 0.66, 4, 1)],
+    }
+}
+
+/// The default demo, 3 s into the race after a 3.5 s baseline.
+fn mid_run() -> (App, RunId, RunId, u64) {
+    let mut app = fresh(demo());
+    let lone = starts(&key(&mut app, ' '));
+    assert_eq!(lone.len(), 1, "the baseline first");
+    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, 3_500 * MS));
+    let [(threads, tspec), (procs, pspec)] = [models[0].clone(), models[1].clone()];
+    assert_eq!((tspec.model, pspec.model), (Model::Threads, Model::Processes));
+    let t1 = T0 + 3_600 * MS;
+    app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
+    app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: vec![3001, 3002] });
+    hello(&mut app, threads, 0, 2001, 0, 2);
+    hello(&mut app, procs, 0, 3001, 0, 1);
+    hello(&mut app, procs, 1, 3002, 1, 1);
+    let now = t1 + 3 * S;
+    send(&mut app, threads, 0, threading_records(t1, now, 2001));
+    send(&mut app, procs, 0, process_records(t1, now, 0, 3001, 0.7));
+    send(&mut app, procs, 1, process_records(t1, now, 1, 3002, 0.66));
+    app.update(now, Msg::Sample(sample_mid_run(now)));
+    app.update(now, Msg::Tick);
+    (app, threads, procs, now)
+}
+
+#[test]
+fn idle_shows_the_experiment_and_how_to_start() {
+    snapshot("idle", &fresh(demo()));
+}
+
+#[test]
+fn mid_run_cpu_bound_shows_lanes_the_gil_holder_and_live_figures() {
+    let (app, ..) = mid_run();
+    snapshot("mid_run_cpu", &app);
+}
+
+#[test]
+fn zoomed_in_the_single_switches_show() {
+    let (mut app, ..) = mid_run();
+    for _ in 0..7 {
+        key(&mut app, 'z');
+    }
+    snapshot("zoomed_in", &app);
+}
+
+#[test]
+fn paused_the_screen_says_the_workers_are_stopped() {
+    let (mut app, threads, procs, now) = mid_run();
+    let effects = key(&mut app, ' ');
+    assert_eq!(effects, vec![Effect::Pause(threads), Effect::Pause(procs)]);
+    app.update(now + 5 * S, Msg::Tick);
+    snapshot("paused", &app);
+}
+
+#[test]
+fn finished_shows_wall_times_speedups_and_the_winner() {
+    let (mut app, threads, procs, now) = mid_run();
+    let p_end = now + 800 * MS;
+    for (stream, (worker, pid, at)) in
+        [(0u32, 3001u32, p_end), (1, 3002, p_end - 120 * MS)].into_iter().enumerate()
+    {
+        send(
+            &mut app,
+            procs,
+            stream,
+            vec![
+                Record::Progress { t: at, worker, done: ITERATIONS, total: ITERATIONS },
+                Record::Finished { t: at, worker },
+                Record::End { t: at, pid, cpu_ns: 3_700 * MS, max_rss_kb: 3_400, switches: 0 },
+            ],
+        );
+        end(&mut app, procs, stream, Ok(()));
+    }
+    let t_end = now + 4_300 * MS;
+    let mut rest = threading_records(now - 3 * S, t_end, 2001);
+    rest.retain(|r| {
+        r.time().is_some_and(|t| t > now) && !matches!(r, Record::Started { .. } | Record::Process { .. })
+    });
+    send(&mut app, threads, 0, rest);
+    send(
+        &mut app,
+        threads,
+        0,
+        vec![
+            Record::Progress { t: t_end, worker: 0, done: ITERATIONS, total: ITERATIONS },
+            Record::Finished { t: t_end - 4 * MS, worker: 1 },
+            Record::Finished { t: t_end, worker: 0 },
+            Record::End { t: t_end, pid: 2001, cpu_ns: 7_400 * MS, max_rss_kb: 3_500, switches: 1_390 },
+        ],
+    );
+    end(&mut app, threads, 0, Ok(()));
+    app.update(t_end + S, Msg::Tick);
+    assert!(!app.busy(), "both models are done");
+    snapshot("finished", &app);
+}
+
+#[test]
+fn a_worker_killed_mid_run_fails_its_model_and_the_other_goes_on() {
+    let (mut app, _, procs, now) = mid_run();
+    let effects = end(&mut app, procs, 1, Err("worker process 3002 killed by signal 9 (SIGKILL)".into()));
+    assert!(effects.contains(&Effect::Kill(procs)));
+    app.update(now + 100 * MS, Msg::Tick);
+    assert!(app.busy(), "threading still runs");
+    snapshot("worker_killed", &app);
+}
+
+#[test]
+fn io_bound_lanes_show_the_threads_blocked_in_io() {
+    let mut app = fresh(demo());
+    key(&mut app, 'w');
+    for _ in 0..4 {
+        key(&mut app, 'z');
+    }
+    let lone = starts(&key(&mut app, ' '));
+    let run = lone[0].0;
+    app.update(T0, Msg::Started { run, requested_at: T0, pids: vec![900] });
+    hello(&mut app, run, 0, 900, 0, 1);
+    let wall = 1_300 * MS;
+    send(
+        &mut app,
+        run,
+        0,
+        vec![
+            Record::Started { t: T0 + MS, worker: 0, requested: T0 },
+            Record::Progress { t: T0 + wall, worker: 0, done: 20, total: 20 },
+            Record::Finished { t: T0 + wall, worker: 0 },
+            Record::End { t: T0 + wall, pid: 900, cpu_ns: 300 * MS, max_rss_kb: 3_000, switches: 0 },
+        ],
+    );
+    let models = starts(&end(&mut app, run, 0, Ok(())));
+    let t1 = T0 + 1_400 * MS;
+    let (threads, procs) = (models[0].0, models[1].0);
+    app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
+    app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: vec![3001, 3002] });
+    // Each worker: a reply handled under the GIL (16 ms), then 50 ms of I/O.
+    for w in 0..2u32 {
+        let mut records = vec![Record::Started { t: t1 + MS, worker: w, requested: t1 }];
+        let mut t = t1 + MS + u64::from(w) * 17 * MS;
+        for request in 0..6u64 {
+            records.push(Record::Take { t, worker: w });
+            t += 16 * MS;
+            records.push(Record::Progress { t, worker: w, done: request + 1, total: 20 });
+            records.push(Record::Release { t, worker: w, reason: ReleaseReason::Io });
+            records.push(Record::IoBegin { t, worker: w });
+            t += 50 * MS;
+        }
+        send(&mut app, threads, 0, records.clone());
+        send(&mut app, procs, w as usize, records);
+    }
+    let now = t1 + 400 * MS;
+    app.update(now, Msg::Tick);
+    snapshot("io_bound", &app);
+}
+
+#[test]
+fn the_help_overlay_lists_every_key() {
+    let mut app = fresh(demo());
+    key(&mut app, '?');
+    snapshot("help", &app);
+}
+
+#[test]
+fn a_terminal_too_small_says_what_it_needs() {
+    let app = fresh(demo());
+    for (w, h) in [(79, 24), (60, 20)] {
+        let terminal = draw(&app, w, h);
+        insta::assert_snapshot!(format!("too_small_{w}x{h}"), terminal.backend());
+    }
+}
+
+#[test]
+fn many_workers_fit_with_a_count_of_the_lanes_left_out() {
+    let mut app = fresh(Experiment { pace: 15, ..Experiment::new(128) });
+    let cores: Vec<f32> = (0..128).map(|c| (c * 37 % 101) as f32).collect();
+    app.update(T0, Msg::Sample(Sample { at: T0, cores, processes: vec![] }));
+    let lone = starts(&key(&mut app, ' '));
+    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, 3_500 * MS));
+    let t1 = T0 + 3_600 * MS;
+    let (threads, procs) = (models[0].0, models[1].0);
+    app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
+    let pids: Vec<u32> = (0..128).map(|p| 3001 + p).collect();
+    app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: pids.clone() });
+    for (w, pid) in pids.iter().enumerate() {
+        send(&mut app, procs, w, process_records(t1, t1 + S, w as u32, *pid, 0.01));
+    }
+    send(&mut app, threads, 0, threading_records(t1, t1 + S, 2001));
+    app.update(t1 + S, Msg::Tick);
+    snapshot("many_workers", &app);
+}
+
+#[test]
+fn the_timeline_keeps_still_while_paused() {
+    let (mut app, ..) = mid_run();
+    key(&mut app, ' ');
+    let before = draw(&app, 80, 24).backend().to_string();
+    app.update(app.now + 30 * S, Msg::Tick);
+    let after = draw(&app, 80, 24).backend().to_string();
+    assert_eq!(before, after);
+}
