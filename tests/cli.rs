@@ -157,3 +157,10 @@ fn the_worker_subcommand_is_hidden_from_help() {
     assert!(help.contains("run"), "{help}");
     assert!(!help.lines().any(|l| l.trim_start().starts_with("worker")), "{help}");
 }
+
+#[test]
+fn many_short_lived_worker_processes_all_start() {
+    // Early workers finish while later ones are still being spawned into their group.
+    let report = json(&["--model", "processes", "--workers", "64", "--iterations", "1000"]);
+    assert_eq!(report["runs"][0]["processes"], 64);
+}

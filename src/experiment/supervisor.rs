@@ -132,6 +132,11 @@ pub fn start(launches: &[Launch], run: RunId, reports: &Sender<Report>) -> std::
     let parent = std::process::id();
     let requested_at = now_ns();
     let alive = Arc::new(AtomicUsize::new(0));
+    // Readers reap their child only once every process of the run exists: a
+    // reaped leader would take the process group with it, and the next
+    // setpgid would fail. Dropping the sender at the end of `start` (or on
+    // an early return) lets them go.
+    let (all_started, wait_for_all) = crossbeam_channel::bounded::<()>(0);
     let mut running = Running {
         run,
         requested_at,
@@ -180,17 +185,25 @@ pub fn start(launches: &[Launch], run: RunId, reports: &Sender<Report>) -> std::
         }
         let reports = reports.clone();
         let alive = Arc::clone(&alive);
+        let wait_for_all = wait_for_all.clone();
         std::thread::Builder::new().name(format!("read-{run}-{stream}")).spawn(move || {
-            let outcome = read_stream(&mut child, run, stream, &reports);
+            let outcome = read_stream(&mut child, run, stream, &reports, &wait_for_all);
             alive.fetch_sub(1, Ordering::SeqCst);
             let _ = reports.send(Report::Ended { run, stream, outcome });
         })?;
     }
+    drop(all_started);
     Ok(running)
 }
 
 /// Forwards one child's stream until it ends, then reaps the child.
-fn read_stream(child: &mut Child, run: RunId, stream: usize, reports: &Sender<Report>) -> Result<(), String> {
+fn read_stream(
+    child: &mut Child,
+    run: RunId,
+    stream: usize,
+    reports: &Sender<Report>,
+    wait_for_all: &crossbeam_channel::Receiver<()>,
+) -> Result<(), String> {
     let pid = child.id();
     let stderr = child.stderr.take().map(|mut err| {
         std::thread::spawn(move || {
@@ -208,6 +221,7 @@ fn read_stream(child: &mut Child, run: RunId, stream: usize, reports: &Sender<Re
         // A stream we cannot read is a run we cannot show: stop that process.
         let _ = child.kill();
     }
+    let _ = wait_for_all.recv();
     let status = child.wait();
     let stderr_text = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     decoded?;
