@@ -139,14 +139,26 @@ fn waiting(
     }
 }
 
+/// The failure in red, wrapped at words over at most two lines.
 fn failure_lines(lines: &mut Vec<Line<'static>>, failure: &str, width: usize, theme: Theme) {
-    let text = format!("✗ {failure}");
-    let chars: Vec<char> = text.chars().collect();
-    let first: String = chars.iter().take(width).collect();
-    lines.push(Line::styled(first, theme.bad()));
-    if chars.len() > width {
-        let rest: String = chars[width..].iter().collect();
-        lines.push(Line::styled(fit(rest.trim_start(), width), theme.bad()));
+    let mut rows: Vec<String> = vec![String::new()];
+    for word in format!("✗ {failure}").split(' ') {
+        let row = rows.last_mut().map_or(0, |r| r.chars().count());
+        if row > 0 && row + 1 + word.chars().count() > width {
+            rows.push(String::new());
+        }
+        if let Some(row) = rows.last_mut() {
+            if !row.is_empty() {
+                row.push(' ');
+            }
+            row.push_str(word);
+        }
+    }
+    let overflow = rows.len() > 2;
+    rows.truncate(2);
+    for (i, row) in rows.iter().enumerate() {
+        let text = if overflow && i == 1 { format!("{row}…") } else { row.clone() };
+        lines.push(Line::styled(fit(&text, width), theme.bad()));
     }
 }
 

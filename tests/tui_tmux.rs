@@ -1,0 +1,282 @@
+//! The real binary in a real terminal: tmux runs gilscope, the test types
+//! keys and reads the screen, and checks that no worker process outlives it.
+//!
+//! Every test gets its own tmux server (`-L`), and tags its gilscope with an
+//! environment variable its workers inherit, so tests running side by side
+//! (and `gilscope run` in other tests) never see each other's processes.
+//! tmux must be installed: without it these tests fail, they do not skip.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TAG_VAR: &str = "GILSCOPE_TEST_TAG";
+
+/// A tmux server of our own, with one session running `command`.
+struct Tmux {
+    socket: String,
+    tag: String,
+}
+
+impl Tmux {
+    /// Starts `gilscope <args>` in a 100×30 terminal. `after`, if any, runs
+    /// in the same shell once gilscope exits (to look at the terminal then).
+    fn start(name: &str, args: &str, after: Option<&str>) -> Tmux {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = format!("{}-{}-{name}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let tmux = Tmux { socket: format!("gilscope-test-{unique}"), tag: unique };
+        let bin = env!("CARGO_BIN_EXE_gilscope");
+        let mut command = format!("env {TAG_VAR}={} '{bin}' {args}", tmux.tag);
+        if let Some(after) = after {
+            command = format!("{command}; {after}");
+        }
+        let out = tmux.run(&["new-session", "-d", "-s", "main", "-x", "100", "-y", "30", &command]);
+        assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        match Command::new("tmux").arg("-L").arg(&self.socket).args(args).output() {
+            Ok(out) => out,
+            Err(e) => panic!("tmux is needed for the terminal tests and could not run ({e}); install tmux"),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        let out = self.run(&args);
+        assert!(out.status.success(), "send-keys {keys:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text`; panics with the screen if it does not in time.
+    fn wait_for(&self, text: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(start.elapsed() < limit, "no {text:?} on screen after {limit:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "main"]).status.success()
+    }
+
+    fn wait_gone(&self, limit: Duration) {
+        let start = Instant::now();
+        while self.alive() {
+            assert!(
+                start.elapsed() < limit,
+                "gilscope still runs {limit:?} after quitting:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Live processes started by this test's gilscope: the app and its workers.
+    fn processes(&self) -> Vec<Proc> {
+        tagged(&self.tag)
+    }
+
+    fn workers(&self) -> Vec<Proc> {
+        self.processes().into_iter().filter(Proc::is_worker).collect()
+    }
+
+    fn app(&self) -> Option<Proc> {
+        self.processes().into_iter().find(|p| !p.is_worker())
+    }
+
+    /// Waits until no worker of this test is left, or panics naming them.
+    fn assert_no_worker_left(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let left = self.workers();
+            if left.is_empty() {
+                return;
+            }
+            assert!(start.elapsed() < limit, "workers outlived gilscope by {limit:?}: {left:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+        // Whatever a failed test left behind.
+        for p in tagged(&self.tag) {
+            signal(p.pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Proc {
+    pid: i32,
+    cmdline: Vec<String>,
+}
+
+impl Proc {
+    fn is_worker(&self) -> bool {
+        self.cmdline.get(1).is_some_and(|a| a == "worker")
+    }
+}
+
+/// Running (not zombie) processes whose environment carries `tag`.
+fn tagged(tag: &str) -> Vec<Proc> {
+    let needle = format!("{TAG_VAR}={tag}");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let dir = entry.path();
+        let Ok(environ) = std::fs::read(dir.join("environ")) else { continue };
+        if !environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+            continue;
+        }
+        if state(&dir) == Some('Z') {
+            continue;
+        }
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into())
+            .collect();
+        if cmdline.first().is_some_and(|c| c.ends_with("gilscope")) {
+            found.push(Proc { pid, cmdline });
+        }
+    }
+    found
+}
+
+fn state(proc_dir: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: a plain syscall on a pid this test found tagged as its own.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Small runs: the lone worker and both models take well under a second.
+const QUICK: &str = "--iterations 300000 --pace 1 --workers 2";
+/// Runs long enough to act on mid-run (several seconds).
+const SLOW: &str = "--iterations 4000000 --pace 4 --workers 2";
+
+#[test]
+fn a_run_from_space_to_results_then_q_leaves_nothing_behind() {
+    let tmux = Tmux::start("results", QUICK, None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["Space"]);
+    // The results line: a wall time and a speedup per model, then who won.
+    let screen = tmux.wait_for("· speedup", Duration::from_secs(20));
+    let results = screen.lines().find(|l| l.contains("· speedup")).unwrap_or_default();
+    assert!(results.contains("threading") && results.contains("multiprocessing"), "{screen}");
+    assert!(screen.contains("faster than") || screen.contains("about as long"), "a verdict:\n{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+}
+
+#[test]
+fn killing_the_tui_leaves_no_worker_behind() {
+    let tmux = Tmux::start("sigkill", SLOW, None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["Space"]);
+    let start = Instant::now();
+    while tmux.workers().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no worker started:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let app = tmux.app().expect("the app runs");
+    signal(app.pid, libc::SIGKILL);
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+}
+
+#[test]
+fn a_worker_killed_mid_run_shows_as_failed_and_the_app_goes_on() {
+    let tmux = Tmux::start("worker-dies", SLOW, None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["Space"]);
+    // The race has begun once the summary says so (the baseline ran before).
+    tmux.wait_for(" running ·", Duration::from_secs(20));
+    let start = Instant::now();
+    let victim = loop {
+        // A multiprocessing worker: one process per worker, started with its request time.
+        let race = tmux
+            .workers()
+            .into_iter()
+            .find(|p| p.cmdline.iter().any(|a| a.starts_with("--process-requested-at")));
+        if let Some(p) = race {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no multiprocessing worker:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    signal(victim.pid, libc::SIGKILL);
+    let screen = tmux.wait_for("killed by signal 9", Duration::from_secs(10));
+    assert!(screen.contains(&format!("{}", victim.pid)), "the message names the process:\n{screen}");
+    assert!(screen.contains('✗'), "the lane shows the failure:\n{screen}");
+    // Threading goes on to its result; multiprocessing is reported failed.
+    let screen = tmux.wait_for("· speedup", Duration::from_secs(30));
+    let results = screen.lines().find(|l| l.contains("· speedup")).unwrap_or_default();
+    assert!(
+        results.contains("threading") && results.contains("multiprocessing ✗ failed"),
+        "threading finished, multiprocessing failed:\n{screen}"
+    );
+    assert!(tmux.alive(), "the app is still there");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_leaves_no_worker() {
+    // After gilscope exits, the same shell reports its exit and the terminal modes.
+    let after = "echo \"gilscope exited: $?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo; sleep 60";
+    let tmux = Tmux::start("sigterm", SLOW, Some(after));
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["Space"]);
+    let start = Instant::now();
+    while tmux.workers().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no worker started:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let app = tmux.app().expect("the app runs");
+    signal(app.pid, libc::SIGTERM);
+    let screen = tmux.wait_for("gilscope exited", Duration::from_secs(5));
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+    let screen = if screen.contains("echo") { screen } else { tmux.wait_for("echo", Duration::from_secs(5)) };
+    let modes: Vec<&str> =
+        screen.lines().map(str::trim).filter(|l| l.ends_with("icanon") || l.ends_with("echo")).collect();
+    assert_eq!(modes, ["icanon", "echo"], "the terminal is back in cooked mode:\n{screen}");
+    let alternate = tmux.run(&["display-message", "-p", "-t", "main", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0", "the alternate screen was left");
+    assert!(!screen.contains("threading"), "the TUI is gone from the screen:\n{screen}");
+}
+
+#[test]
+fn a_small_terminal_is_told_the_size_it_needs_and_a_resize_brings_the_screen_back() {
+    let tmux = Tmux::start("resize", QUICK, None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.run(&["resize-window", "-t", "main", "-x", "60", "-y", "20"]);
+    tmux.wait_for("terminal too small", Duration::from_secs(5));
+    tmux.wait_for("needs 80×24", Duration::from_secs(1));
+    tmux.run(&["resize-window", "-t", "main", "-x", "100", "-y", "30"]);
+    tmux.wait_for("press space", Duration::from_secs(5));
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+}
