@@ -446,6 +446,18 @@ impl App {
         self.session.as_ref().is_some_and(Session::paused)
     }
 
+    /// The least time between two frames: 30 a second while the lanes
+    /// scroll a cell that fast, fewer while they scroll slower (a cell of
+    /// 250 ms moves 4 times a second; 10 frames keep the figures lively).
+    pub fn frame_interval(&self) -> Duration {
+        const FASTEST: Duration = Duration::from_millis(33);
+        const SLOWEST: Duration = Duration::from_millis(100);
+        match ZOOMS[self.zoom] {
+            Zoom::Cell(cell) => cell.clamp(FASTEST, SLOWEST),
+            Zoom::WholeRun => SLOWEST,
+        }
+    }
+
     /// Some run is starting, running or paused.
     pub fn busy(&self) -> bool {
         self.session.as_ref().is_some_and(Session::active)
