@@ -1054,6 +1054,28 @@ mod tests {
     }
 
     #[test]
+    fn a_gil_wait_paused_through_is_counted_without_the_pause() {
+        let mut app = app();
+        let lone = starts(&ch(&mut app, ' '))[0].clone();
+        let models = starts(&play_run(&mut app, lone.0, &lone.1, 0, 1_000));
+        let threads = models[0].0;
+        app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
+        let mut record = |app: &mut App, record| {
+            app.update(app.now, Msg::Report(Report::Record { run: threads, stream: 0, record }));
+        };
+        record(&mut app, Record::Take { t: 100, worker: 0 });
+        record(&mut app, Record::Wait { t: 100, worker: 1 });
+        app.now = 1_000;
+        ch(&mut app, ' ');
+        app.now = 1_000_000;
+        ch(&mut app, ' ');
+        // 5,000 ns of waiting, 999,000 of them paused.
+        record(&mut app, Record::Take { t: 1_004_100, worker: 1 });
+        let tally = app.session.as_ref().and_then(|s| s.models[0].tally.as_ref()).expect("a tally");
+        assert_eq!(tally.wait_max_ns, 5_000);
+    }
+
+    #[test]
     fn handovers_are_counted_per_process_from_the_takes() {
         let mut run = Run::new(model_specs(&Experiment::new(2))[0].clone());
         for (stream, worker) in [(0, 0), (0, 1), (0, 1), (0, 0), (1, 5)] {

@@ -45,7 +45,9 @@ pub struct WorkerTrack {
     pub finished_at: Option<u64>,
     /// CPU time of the worker's own thread, reported as it finished.
     pub cpu_ns: Option<u64>,
-    wait_since: Option<u64>,
+    /// When the current wait began, and the paused time up to then: a
+    /// wait the user paused through is counted without the pause.
+    wait_since: Option<(u64, u64)>,
 }
 
 impl WorkerTrack {
@@ -229,15 +231,19 @@ impl Tally {
                 }
             }
             Record::Wait { t, worker } => {
+                let paused = self.paused_ns;
                 if let Some(w) = self.worker(worker) {
-                    w.wait_since = Some(t);
+                    w.wait_since = Some((t, paused));
                     w.enter(t, Lane::Waiting);
                 }
             }
             Record::Take { t, worker } => {
                 let mut waited = None;
+                let paused = self.paused_ns;
                 if let Some(w) = self.worker(worker) {
-                    waited = w.wait_since.take().map(|since| t.saturating_sub(since));
+                    waited = w.wait_since.take().map(|(since, before)| {
+                        t.saturating_sub(since).saturating_sub(paused.saturating_sub(before))
+                    });
                     w.enter(t, Lane::Running);
                 }
                 if let Some(ns) = waited {
@@ -248,13 +254,14 @@ impl Tally {
             }
             Record::Release { t, worker, reason } => {
                 let inferred = reason == ReleaseReason::Inferred;
+                let paused = self.paused_ns;
                 if let Some(w) = self.worker(worker) {
                     match reason {
                         ReleaseReason::DropRequest | ReleaseReason::Inferred => {
                             w.enter(t, Lane::Waiting);
                             // An inferred gap is time spent waiting for the GIL.
                             if inferred {
-                                w.wait_since = Some(t);
+                                w.wait_since = Some((t, paused));
                             }
                         }
                         ReleaseReason::Io => w.enter(t, Lane::Io),

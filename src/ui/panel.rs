@@ -126,7 +126,7 @@ fn waiting(
         (Some(_), Some(Phase::Failed)) => String::new(),
         (Some(s), _) if s.calibrating().is_some() => "waits for the baseline to be timed".to_owned(),
         (Some(s), _) if s.mode == Mode::OneAtATime && model == 1 => {
-            "waits for threading to finish (one at a time)".to_owned()
+            "waits for threading (one at a time)".to_owned()
         }
         (Some(_), Some(Phase::Starting)) => "starting…".to_owned(),
         (Some(_), _) => String::new(),
