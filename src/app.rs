@@ -1060,7 +1060,7 @@ mod tests {
         let models = starts(&play_run(&mut app, lone.0, &lone.1, 0, 1_000));
         let threads = models[0].0;
         app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
-        let mut record = |app: &mut App, record| {
+        let record = |app: &mut App, record| {
             app.update(app.now, Msg::Report(Report::Record { run: threads, stream: 0, record }));
         };
         record(&mut app, Record::Take { t: 100, worker: 0 });
