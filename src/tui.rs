@@ -29,9 +29,10 @@ use crate::protocol::Runtime;
 /// 128 workers send about 60,000 a second.
 const REPORT_BATCH: usize = 100_000;
 
-/// True when the NO_COLOR convention asks for no colours (set and not empty).
-pub fn no_color() -> bool {
-    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+/// Whether to colour, given the NO_COLOR variable: the convention (no-color.org)
+/// is that any value but an empty one turns colours off.
+pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `gilscope` without a subcommand.
@@ -54,7 +55,8 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
             }
         }
     }
-    let options = Options { color: !no_color(), runtimes, cores: crate::cli::cores() };
+    let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
+    let options = Options { color, runtimes, cores: crate::cli::cores() };
     let app = App::new(args.experiment(DEFAULT_PACE), options, now_ns());
 
     let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
@@ -250,5 +252,18 @@ fn main_loop(
         }
         // Whatever came in may show; a tick only comes while something moves.
         dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_set_and_not_empty_turns_colours_off() {
+        assert!(colour_wanted(None));
+        assert!(colour_wanted(Some("".as_ref())));
+        assert!(!colour_wanted(Some("1".as_ref())));
+        assert!(!colour_wanted(Some("yes".as_ref())));
     }
 }

@@ -387,3 +387,22 @@ fn the_timeline_keeps_still_while_paused() {
     let after = draw(&app, 80, 24).backend().to_string();
     assert_eq!(before, after);
 }
+
+#[test]
+fn no_color_leaves_every_cell_uncoloured_and_every_state_its_own_symbol() {
+    let (mut app, ..) = mid_run();
+    app.options.color = false;
+    let terminal = draw(&app, 160, 48);
+    let buffer = terminal.backend().buffer();
+    let coloured: Vec<_> = buffer
+        .content()
+        .iter()
+        .filter(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+        .map(|c| c.symbol().to_owned())
+        .collect();
+    assert!(coloured.is_empty(), "coloured cells under NO_COLOR: {coloured:?}");
+    let screen = terminal.backend().to_string();
+    for symbol in ["█", "░", "~", "·", "✗"] {
+        assert!(screen.contains(symbol), "the legend shows {symbol}");
+    }
+}
