@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::experiment::spec::{Experiment, MAX_PACE, MAX_WORKERS, Model, RunSpec, Workload};
+use crate::experiment::spec::{
+    DEFAULT_SWITCH_INTERVAL, Experiment, MAX_PACE, MAX_WORKERS, Model, RunSpec, Workload,
+};
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::{RunResult, Tally};
 use crate::monitor::Sample;
@@ -361,16 +363,17 @@ impl Session {
 }
 
 /// One worker of `role` alone in its own process, with every other setting
-/// of `e`: what a speedup is measured against.
+/// of `e`: what a speedup is measured against. A lone thread never waits for
+/// its GIL, so the switch interval cannot change its time: it is left at the
+/// default, and trying intervals does not time the lone worker again.
 pub fn lone_spec(e: &Experiment, role: Role) -> RunSpec {
     let workload = match role {
         Role::Cpu => Workload::Cpu,
         Role::Io => Workload::Io,
     };
-    RunSpec {
-        experiment: Experiment { workers: 1, workload, gil: true, ..e.clone() },
-        model: Model::Processes,
-    }
+    let experiment =
+        Experiment { workers: 1, workload, gil: true, switch_interval: DEFAULT_SWITCH_INTERVAL, ..e.clone() };
+    RunSpec { experiment, model: Model::Processes }
 }
 
 /// The two models of an experiment. Every process of multiprocessing has one
@@ -850,9 +853,12 @@ mod tests {
         assert!(!app.busy());
         let session = app.session.as_ref().expect("a session");
         assert_eq!(session.serial_s(&app.lone), Some(2.0 * 0.001));
-        // A second press of space needs no new baseline.
+        // A second press of space needs no new baseline, nor does another interval.
         let again = starts(&ch(&mut app, ' '));
         assert_eq!(again[0].1.model, Model::Threads);
+        let restarted = starts(&ch(&mut app, ']'));
+        assert_eq!(restarted[0].1.model, Model::Threads);
+        assert_eq!(restarted[0].1.experiment.switch_interval, Duration::from_millis(10));
     }
 
     #[test]
