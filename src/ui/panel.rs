@@ -47,6 +47,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: The
         Some(r) => r.spec.label(),
         None => crate::app::model_specs(&app.experiment)[model].label(),
     };
+    let free_threaded = model == 0 && !app.experiment.gil;
     let counts =
         run.filter(|r| r.tally.is_some()).map(|r| counts(r).unwrap_or_else(|| "reading the OS…".into()));
     // Counts go in the title where any would fit, else on a line of their
@@ -68,7 +69,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: The
         (Some(session), Some(run)) if run.tally.is_some() => {
             body(&mut lines, app, session, run, model, inner, theme);
         }
-        _ => waiting(&mut lines, session, run, model, inner_width, theme),
+        _ => waiting(&mut lines, session, run, model, free_threaded, inner_width, theme),
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }
@@ -111,13 +112,14 @@ fn waiting(
     session: Option<&Session>,
     run: Option<&Run>,
     model: usize,
+    free_threaded: bool,
     width: usize,
     theme: Theme,
 ) {
-    let what = if model == 0 {
-        "threads of one process share its GIL"
-    } else {
-        "one process per worker: a GIL each"
+    let what = match model {
+        0 if free_threaded => "threads of one process, no GIL at all",
+        0 => "threads of one process share its GIL",
+        _ => "one process per worker: a GIL each",
     };
     lines.push(Line::styled(fit(what, width), theme.dim()));
     lines.push(Line::raw(""));
@@ -223,14 +225,10 @@ fn body(
     }
     if shown < workers {
         let more = workers - shown;
-        lines.push(Line::styled(
-            format!(
-                "{:label_width$}+{more} more worker{} (lanes do not fit)",
-                "",
-                if more == 1 { "" } else { "s" }
-            ),
-            theme.dim(),
-        ));
+        let text = format!("{:label_width$}+{more} more worker{}", "", if more == 1 { "" } else { "s" });
+        let why = " (lanes do not fit)";
+        let text = if text.chars().count() + why.len() <= width { text + why } else { text };
+        lines.push(Line::styled(text, theme.dim()));
     }
     lines.push(axis(&window, label_width, theme));
     stats(lines, app, run, tally, inner.width, theme);
