@@ -140,10 +140,12 @@ pub struct OsView {
     /// None until a process was seen twice (a rate needs two readings).
     pub cpu_cores: Option<f32>,
     pub rss_bytes: u64,
-    /// The most processes and threads seen at once, kept after the run.
+    /// The most processes seen alive at once, kept after the run.
     pub peak_processes: u32,
-    pub peak_threads: u32,
-    pub peak_worker_threads: u32,
+    /// The most threads, and the most worker threads (named `worker-N`),
+    /// seen in any one process.
+    pub peak_threads_per_process: u32,
+    pub peak_worker_threads_per_process: u32,
     /// Resident memory of each process, largest seen.
     pub peak_rss_each: BTreeMap<u32, u64>,
 }
@@ -151,6 +153,16 @@ pub struct OsView {
 impl OsView {
     pub fn seen(&self) -> bool {
         self.peak_processes > 0
+    }
+
+    /// Threads per process as a student would count them: the worker
+    /// threads where the OS names them (a process also has helper threads),
+    /// else every thread.
+    pub fn threads_per_process(&self) -> u32 {
+        match self.peak_worker_threads_per_process {
+            0 => self.peak_threads_per_process,
+            n => n,
+        }
     }
 }
 
@@ -290,8 +302,10 @@ impl Run {
         os.cpu_cores = seen.iter().map(|p| p.cpu_cores).sum::<Option<f32>>();
         os.rss_bytes = seen.iter().map(|p| p.rss_bytes).sum();
         os.peak_processes = os.peak_processes.max(os.processes);
-        os.peak_threads = os.peak_threads.max(os.threads);
-        os.peak_worker_threads = os.peak_worker_threads.max(os.worker_threads);
+        for p in &seen {
+            os.peak_threads_per_process = os.peak_threads_per_process.max(p.threads);
+            os.peak_worker_threads_per_process = os.peak_worker_threads_per_process.max(p.worker_threads);
+        }
         for p in seen {
             let peak = os.peak_rss_each.entry(p.pid).or_default();
             *peak = (*peak).max(p.rss_bytes);
@@ -1079,6 +1093,26 @@ mod tests {
         record(&mut app, Record::Take { t: 1_004_100, worker: 1 });
         let tally = app.session.as_ref().and_then(|s| s.models[0].tally.as_ref()).expect("a tally");
         assert_eq!(tally.wait_max_ns, 5_000);
+    }
+
+    #[test]
+    fn threads_are_counted_as_the_os_names_them_even_as_workers_end() {
+        use crate::monitor::ProcessSample;
+        let mut run = Run::new(model_specs(&Experiment::new(2))[1].clone());
+        run.pids = vec![7, 8];
+        let sample = |processes| Sample { at: 0, cores: vec![], processes };
+        let p = |pid, threads, worker_threads| ProcessSample {
+            pid,
+            cpu_cores: None,
+            rss_bytes: 1 << 20,
+            threads,
+            worker_threads,
+        };
+        run.observe(&sample(vec![p(7, 4, 1), p(8, 4, 1)]));
+        // Process 8's worker ended: 3 helper threads left, none named worker-N.
+        run.observe(&sample(vec![p(8, 3, 0)]));
+        assert_eq!((run.os.peak_processes, run.os.threads_per_process()), (2, 1));
+        assert_eq!(run.os.processes, 1, "the newest reading");
     }
 
     #[test]

@@ -130,13 +130,20 @@ struct World {
 
 impl World {
     /// Carries out effects, feeding what they cause back into the app.
+    /// `show` draws the app before processes are started: starting many
+    /// takes a while, and the screen should say so meanwhile.
     /// Returns false once the app asked to quit.
-    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>) -> bool {
+    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>, show: &mut dyn FnMut(&App)) -> bool {
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
         let mut go_on = true;
+        let mut shown = false;
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Start { run, spec } => {
+                    if !shown {
+                        show(app);
+                        shown = true;
+                    }
                     let started = self
                         .plan
                         .launches(&spec)
@@ -247,8 +254,17 @@ fn main_loop(
                 effects.extend(app.update(now, Msg::Report(report)));
             }
         }
-        if !world.carry_out(&mut app, effects) {
+        let mut draw_error = None;
+        let mut show = |app: &App| {
+            if let Err(e) = terminal.draw(|frame| crate::ui::render(frame, app)) {
+                draw_error = Some(e);
+            }
+        };
+        if !world.carry_out(&mut app, effects, &mut show) {
             return Ok(());
+        }
+        if let Some(e) = draw_error {
+            return Err(e);
         }
         // Whatever came in may show; a tick only comes while something moves.
         dirty = true;

@@ -48,8 +48,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: The
         None => crate::app::model_specs(&app.experiment)[model].label(),
     };
     let free_threaded = model == 0 && !app.experiment.gil;
-    let counts =
-        run.filter(|r| r.tally.is_some()).map(|r| counts(r).unwrap_or_else(|| "reading the OS…".into()));
+    let counts = run.and_then(counts);
     // Counts go in the title where any would fit, else on a line of their
     // own, so the layout does not jump as they arrive.
     let title_fits = area.width >= WIDE_TITLE;
@@ -74,7 +73,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: The
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// "1 process · 2 threads · 1 GIL", as the OS and the workers reported them.
+/// "1 process · 2 threads · 1 GIL": the processes that ran workers (their
+/// pids, as the OS gave them out), the threads the OS saw in each, and the
+/// GILs the interpreters reported.
 fn counts(run: &Run) -> Option<String> {
     let tally = run.tally.as_ref()?;
     let gils = match tally.hellos.iter().filter(|h| h.gil).count() {
@@ -83,27 +84,27 @@ fn counts(run: &Run) -> Option<String> {
         1 => Some("1 GIL".to_owned()),
         n => Some(format!("{n} GILs")),
     };
-    let os = &run.os;
-    let seen = if os.seen() {
-        let threads = if os.peak_worker_threads > 0 { os.peak_worker_threads } else { os.peak_threads };
-        Some(format!(
-            "{} process{} · {} thread{}",
-            os.peak_processes,
-            if os.peak_processes == 1 { "" } else { "es" },
-            threads,
-            if threads == 1 { "" } else { "s" }
-        ))
-    } else if run.over {
-        Some("too quick for the OS sampler".to_owned())
-    } else {
-        None
+    let processes = match tally.process_count() as u32 {
+        0 => run.pids.len() as u32,
+        n => n,
     };
-    match (seen, gils) {
-        (Some(s), Some(g)) => Some(format!("{s} · {g}")),
-        (Some(s), None) => Some(s),
-        (None, Some(g)) => Some(g),
-        (None, None) => None,
+    let os = &run.os;
+    let mut parts = vec![format!("{processes} process{}", if processes == 1 { "" } else { "es" })];
+    if os.seen() {
+        let threads = os.threads_per_process();
+        let each = if processes > 1 { " each" } else { "" };
+        parts.push(format!("{threads} thread{}{each}", if threads == 1 { "" } else { "s" }));
+        // Processes that start and end between two samples are never seen together.
+        if os.peak_processes < processes {
+            parts.push(format!("{} seen at once", os.peak_processes));
+        }
+    } else if run.over {
+        parts.push("too quick for the OS sampler".to_owned());
+    } else {
+        return Some("reading the OS…".to_owned());
     }
+    parts.extend(gils);
+    Some(parts.join(" · "))
 }
 
 /// A panel whose run has not started: what it will show, and why it waits.
