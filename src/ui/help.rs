@@ -31,7 +31,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .collect();
     lines.push(Line::raw(""));
     let lane = |l: Lane, what: &'static str| {
-        vec![Span::styled(glyph(l), theme.lane(l)), Span::raw(format!(" {what}  "))]
+        vec![Span::styled(glyph(l).to_string(), theme.lane(l)), Span::raw(format!(" {what}  "))]
     };
     let mut states = vec![Span::styled(" lanes   ", theme.title())];
     states.extend(lane(Lane::Running, "holds the GIL, runs"));

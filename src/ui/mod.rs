@@ -87,14 +87,14 @@ impl Theme {
 }
 
 /// The symbol of each state: distinct shapes, readable without colour.
-pub fn glyph(lane: Lane) -> &'static str {
+pub fn glyph(lane: Lane) -> char {
     match lane {
-        Lane::Running => "█",
-        Lane::Waiting => "░",
-        Lane::Io => "~",
-        Lane::Finished => "·",
-        Lane::Failed => "✗",
-        Lane::NotStarted => " ",
+        Lane::Running => '█',
+        Lane::Waiting => '░',
+        Lane::Io => '~',
+        Lane::Finished => '·',
+        Lane::Failed => '✗',
+        Lane::NotStarted => ' ',
     }
 }
 
@@ -146,7 +146,7 @@ pub fn legend(theme: Theme) -> Line<'static> {
     ];
     let mut spans = vec![Span::raw(" ")];
     for (lane, what) in items {
-        spans.push(Span::styled(glyph(lane), theme.lane(lane)));
+        spans.push(Span::styled(glyph(lane).to_string(), theme.lane(lane)));
         spans.push(Span::styled(format!(" {what}   "), theme.dim()));
     }
     Line::from(spans)

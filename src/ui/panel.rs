@@ -10,7 +10,7 @@ use crate::app::{App, Mode, Phase, Run, Session};
 use crate::experiment::spec::Model;
 use crate::experiment::tally::{Lane, Tally};
 use crate::run::{duration_label, memory_label};
-use crate::ui::timeline::{self, Durations, Window};
+use crate::ui::timeline::{self, Cell, Durations, Window};
 use crate::ui::{Theme, fit};
 
 /// Panels this wide hold "multiprocessing · 128 processes · 128 threads · 128 GILs" in their title.
@@ -60,17 +60,46 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, theme: The
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let mut lines = Vec::new();
+    let mut content = Content::default();
     if let (false, Some(c)) = (title_fits, &counts) {
-        lines.push(Line::styled(fit(c, inner_width), theme.title()));
+        content.lines.push(Line::styled(fit(c, inner_width), theme.title()));
     }
     match (session, run) {
         (Some(session), Some(run)) if run.tally.is_some() => {
-            body(&mut lines, app, session, run, model, inner, theme);
+            body(&mut content, app, session, run, model, inner, theme);
         }
-        _ => waiting(&mut lines, session, run, model, free_threaded, inner_width, theme),
+        _ => waiting(&mut content.lines, session, run, model, free_threaded, inner_width, theme),
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    frame.render_widget(Paragraph::new(content.lines), inner);
+    for lane in &content.lanes {
+        let (x, y) = (inner.x + lane.col as u16, inner.y + lane.row as u16);
+        timeline::paint(frame.buffer_mut(), inner, x, y, &lane.cells);
+    }
+}
+
+/// A panel's text, and the lane rows painted over the blanks it leaves.
+#[derive(Default)]
+struct Content {
+    lines: Vec<Line<'static>>,
+    lanes: Vec<LaneRow>,
+}
+
+/// The cells of one lane row, from column `col` of line `row`.
+struct LaneRow {
+    row: usize,
+    col: usize,
+    cells: Vec<Cell>,
+}
+
+impl Content {
+    /// Adds a lane's line (label, blank lane, `tail`) and remembers its cells.
+    fn lane(&mut self, label: Span<'static>, cells: Vec<Cell>, tail: Vec<Span<'static>>) {
+        let col = label.content.chars().count();
+        let mut spans = vec![label, Span::raw(" ".repeat(cells.len()))];
+        spans.extend(tail);
+        self.lanes.push(LaneRow { row: self.lines.len(), col, cells });
+        self.lines.push(Line::from(spans));
+    }
 }
 
 /// "1 process · 2 threads · 1 GIL": the processes that ran workers (their
@@ -165,15 +194,7 @@ fn failure_lines(lines: &mut Vec<Line<'static>>, failure: &str, width: usize, th
     }
 }
 
-fn body(
-    lines: &mut Vec<Line<'static>>,
-    app: &App,
-    session: &Session,
-    run: &Run,
-    model: usize,
-    inner: Rect,
-    theme: Theme,
-) {
+fn body(out: &mut Content, app: &App, session: &Session, run: &Run, model: usize, inner: Rect, theme: Theme) {
     let Some(tally) = run.tally.as_ref() else { return };
     let width = inner.width as usize;
     let workers = tally.workers.len();
@@ -183,7 +204,7 @@ fn body(
     let Some(window) = Window::of(app, session, model, cells) else { return };
 
     let failure_rows = if run.failure().is_some() { 2 } else { 0 };
-    let fixed = lines.len() + 1 + stats_rows(inner.width) as usize + failure_rows;
+    let fixed = out.lines.len() + 1 + stats_rows(inner.width) as usize + failure_rows;
     let room = (inner.height as usize).saturating_sub(fixed);
     let gil_lane = run.spec.model == Model::Threads && run.spec.experiment.gil;
     // Taller lanes when every lane fits so; else one row each, and "+N
@@ -200,10 +221,10 @@ fn body(
         .map(|(w, track)| (w as u32, timeline::sample(&track.spans, session, &window)))
         .collect();
 
-    lines.extend(gil_lines(run, tally, &sampled, label_width, gil_rows, width, theme));
+    gil_lanes(out, run, tally, &sampled, label_width, gil_rows, theme);
     for (w, durations) in sampled.iter().take(shown) {
         let track = &tally.workers[*w as usize];
-        let lane = timeline::lane_spans(durations, theme);
+        let lane = timeline::lane_cells(durations, theme);
         // ✗ for a worker whose process died; its siblings, stopped after
         // it, keep the progress they had.
         let progress = match track.lane() {
@@ -213,15 +234,10 @@ fn body(
                 Span::raw(format!("{:>4}", format!("{:.0}%", 100.0 * track.done as f64 / track.total as f64)))
             }
         };
-        let mut first = vec![Span::raw(format!("{:<label_width$}", format!("{prefix}{w}")))];
-        first.extend(lane.iter().cloned());
-        first.push(Span::raw(" "));
-        first.push(progress);
-        lines.push(Line::from(first));
+        let label = Span::raw(format!("{:<label_width$}", format!("{prefix}{w}")));
+        out.lane(label, lane.clone(), vec![Span::raw(" "), progress]);
         for _ in 1..lane_rows {
-            let mut more = vec![Span::raw(" ".repeat(label_width))];
-            more.extend(lane.iter().cloned());
-            lines.push(Line::from(more));
+            out.lane(Span::raw(" ".repeat(label_width)), lane.clone(), vec![]);
         }
     }
     if shown < workers {
@@ -229,51 +245,51 @@ fn body(
         let text = format!("{:label_width$}+{more} more worker{}", "", if more == 1 { "" } else { "s" });
         let why = " (lanes do not fit)";
         let text = if text.chars().count() + why.len() <= width { text + why } else { text };
-        lines.push(Line::styled(text, theme.dim()));
+        out.lines.push(Line::styled(text, theme.dim()));
     }
-    lines.push(axis(&window, label_width, theme));
-    stats(lines, app, run, tally, inner.width, theme);
+    out.lines.push(axis(&window, label_width, theme));
+    stats(&mut out.lines, app, run, tally, inner.width, theme);
     if let Some(failure) = run.failure() {
         let stopped = tally.workers.iter().enumerate().any(|(w, t)| {
             !run.died.contains(&(w as u32)) && t.finished_at.is_none() && t.lane() == Lane::Failed
         });
         let text = if stopped { format!("{failure} · the rest stopped") } else { failure.to_owned() };
-        failure_lines(lines, &text, width, theme);
+        failure_lines(&mut out.lines, &text, width, theme);
     }
 }
 
-fn gil_lines(
+/// The GIL lane of threading (who holds it, cell by cell), or a line saying
+/// why there is none to draw.
+fn gil_lanes(
+    out: &mut Content,
     run: &Run,
     tally: &Tally,
     sampled: &[(u32, Vec<Durations>)],
     label_width: usize,
     rows: usize,
-    width: usize,
     theme: Theme,
-) -> Vec<Line<'static>> {
+) {
     let label = Span::styled(format!("{:<label_width$}", "GIL"), theme.title());
-    let note = |text: String| {
-        vec![Line::from(vec![label.clone(), Span::styled(fit(&text, width - label_width), theme.dim())])]
-    };
+    let cells = sampled.first().map_or(0, |(_, d)| d.len());
+    // The room of the lane and of the progress column after it.
+    let note = |text: &str| Line::from(vec![label.clone(), Span::styled(fit(text, cells + 5), theme.dim())]);
     if run.spec.model != Model::Threads {
-        return note(match tally.waits {
+        let text = match tally.waits {
             0 => "one per process · none waited for".to_owned(),
             n => format!("one per process · {n} waits"),
-        });
+        };
+        out.lines.push(note(&text));
+        return;
     }
     if !run.spec.experiment.gil {
-        return note("none: free-threaded, the threads run at once".to_owned());
+        out.lines.push(note("none: free-threaded, the threads run at once"));
+        return;
     }
-    let holders = timeline::holders(sampled, sampled.first().map_or(0, |(_, d)| d.len()));
-    let mut first = vec![label];
-    first.extend(timeline::gil_spans(&holders, theme));
-    let mut lines = vec![Line::from(first)];
+    let holders = timeline::holders(sampled, cells);
+    out.lane(label, timeline::gil_cells(&holders, theme), vec![]);
     for _ in 1..rows {
-        let mut more = vec![Span::raw(" ".repeat(label_width))];
-        more.extend(timeline::gil_bar_spans(&holders, theme));
-        lines.push(Line::from(more));
+        out.lane(Span::raw(" ".repeat(label_width)), timeline::gil_bar_cells(&holders, theme), vec![]);
     }
-    lines
 }
 
 /// "0 s ──── 1 cell = 250 ms ──── 7.2 s"
