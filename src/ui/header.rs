@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::app::{App, ZOOMS, Zoom};
+use crate::protocol::Runtime;
 use crate::run::describe;
 use crate::ui::{Theme, fit, span_label};
 
@@ -23,7 +24,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Zoom::Cell(d) => format!("{}/cell", span_label(d.as_nanos() as u64)),
         Zoom::WholeRun => "whole run".to_owned(),
     };
-    let pace = if e.pace == 1 { "CPython's".to_owned() } else { format!("{}× slower", e.pace) };
+    // The pace slows the simulation only; real CPython runs at its own speed.
+    let pace = match e.runtime {
+        Runtime::Cpython => "CPython's own".to_owned(),
+        Runtime::Sim if e.pace == 1 => "CPython's".to_owned(),
+        Runtime::Sim => format!("{}× slower", e.pace),
+    };
     let items = [
         ("mode", app.mode.label().to_owned()),
         ("GIL", if e.gil { "on" } else { "off" }.to_owned()),
