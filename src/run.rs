@@ -126,19 +126,23 @@ fn fidelity(results: &[RunResult]) -> String {
     out
 }
 
-/// Wall time of one worker alone in its own process, in seconds. For `io`
-/// and `mixed` the lone worker is the first one, as in the runs.
+/// How long the workers' jobs take one after another, each alone: N × one
+/// worker alone, or for `mixed` one I/O worker plus N − 1 CPU workers.
+/// "Alone" is one thread in one process, timed like the models from its
+/// start request to its end. Speedup = this / the model's wall time. Seconds.
 fn baseline(experiment: &Experiment, plan: &Plan) -> Result<f64, String> {
-    let alone =
-        RunSpec { experiment: Experiment { workers: 1, ..experiment.clone() }, model: Model::Processes };
-    let alone = match experiment.workload {
-        // One CPU worker is the reference the speedup of the CPU workers means.
-        Workload::Mixed => {
-            RunSpec { experiment: Experiment { workload: Workload::Cpu, ..alone.experiment }, ..alone }
-        }
-        _ => alone,
+    let alone = |workload| {
+        let spec = RunSpec {
+            experiment: Experiment { workers: 1, workload, ..experiment.clone() },
+            model: Model::Threads,
+        };
+        run_to_end(&spec, plan).map(|r| r.wall_s).map_err(|e| format!("baseline (one worker alone): {e}"))
     };
-    run_to_end(&alone, plan).map(|r| r.wall_s).map_err(|e| format!("baseline (one worker alone): {e}"))
+    let n = f64::from(experiment.workers);
+    Ok(match experiment.workload {
+        Workload::Mixed => alone(Workload::Io)? + (n - 1.0) * alone(Workload::Cpu)?,
+        w => n * alone(w)?,
+    })
 }
 
 pub fn runtime_label(runtime: Runtime) -> &'static str {
