@@ -86,7 +86,7 @@ fn send(app: &mut App, run: RunId, stream: usize, record: Record) -> Vec<Effect>
 /// The race of `workers` workers, `elapsed` into it, the threads handing the
 /// GIL over every `hold` ns; `zoom` is an index into `ZOOMS`.
 fn state(workers: u32, elapsed: u64, hold: u64, zoom: usize) -> App {
-    let options = Options { color: true, runtimes: vec![Runtime::Sim], cores: 2 };
+    let options = Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 };
     let mut app = App::new(Experiment { pace: 15, ..Experiment::new(workers) }, options, T0);
     app.zoom = zoom;
     let lone = starts(&key(&mut app, ' '))[0];

@@ -72,6 +72,8 @@ pub const ZOOMS: [Zoom; 12] = [
 ];
 /// A quarter second a cell: a demo run fills a lane of an 80-column screen.
 pub const DEFAULT_ZOOM: usize = 7;
+/// 20 ms a cell: an unpaced CPython run of the seed's size fills a lane.
+pub const CPYTHON_ZOOM: usize = 4;
 
 /// How the two models share the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,13 +408,15 @@ pub struct Options {
     pub color: bool,
     /// Runtimes `c` cycles through; the first is the default.
     pub runtimes: Vec<Runtime>,
+    /// Why the real CPython cannot be offered, when it cannot.
+    pub cpython_unavailable: Option<String>,
     /// Logical cores, for the first screen before any sample arrives.
     pub cores: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { color: true, runtimes: vec![Runtime::Sim], cores: 1 }
+        Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 1 }
     }
 }
 
@@ -476,6 +480,22 @@ impl App {
     }
 
     /// Some run is starting, running or paused.
+    /// For the legend: None when lanes are exact (the simulation); for the
+    /// real CPython, the stamp interval its workers reported, once they did.
+    pub fn inferred_resolution(&self) -> Option<Option<u64>> {
+        if self.experiment.runtime != Runtime::Cpython {
+            return None;
+        }
+        let reported =
+            self.session.iter().flat_map(|s| s.runs()).filter_map(|r| r.tally.as_ref()).find_map(|t| match t
+                .timeline()
+            {
+                crate::protocol::Timeline::Inferred { resolution_ns } => Some(resolution_ns),
+                crate::protocol::Timeline::Exact => None,
+            });
+        Some(reported)
+    }
+
     pub fn busy(&self) -> bool {
         self.session.as_ref().is_some_and(Session::active)
     }
@@ -580,19 +600,21 @@ impl App {
         }
     }
 
-    /// The hook for the runtime key: cycles through the runtimes this build
-    /// offers (only the simulated one until the CPython worker is wired in).
+    /// The runtime key: simulated CPython ↔ the real interpreter.
     fn next_runtime(&mut self, effects: &mut Vec<Effect>) {
         let runtimes = &self.options.runtimes;
         if runtimes.len() < 2 {
-            self.notice = Some(format!(
-                "only the {} runtime is available in this build",
-                self.experiment.runtime.as_str()
-            ));
+            self.notice = Some(match &self.options.cpython_unavailable {
+                Some(why) => format!("no real CPython: {why}"),
+                None => format!("only the {} runtime is available", self.experiment.runtime.as_str()),
+            });
             return;
         }
         let at = runtimes.iter().position(|r| *r == self.experiment.runtime).unwrap_or(0);
         let next = runtimes[(at + 1) % runtimes.len()];
+        // The real interpreter cannot be paced: its runs last about a second,
+        // so its lanes start zoomed in far enough to show them.
+        self.zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
         self.change(effects, |e| e.runtime = next);
     }
 
@@ -1025,10 +1047,14 @@ mod tests {
     }
 
     #[test]
-    fn c_says_when_only_one_runtime_is_built_in() {
-        let mut app = app();
+    fn c_says_why_the_real_cpython_is_not_there() {
+        let mut app = App::new(
+            Experiment::new(2),
+            Options { cpython_unavailable: Some("no python3 on PATH".into()), ..Options::default() },
+            0,
+        );
         assert_eq!(ch(&mut app, 'c'), vec![]);
-        assert!(app.notice.as_deref().unwrap_or("").contains("only the sim runtime"));
+        assert_eq!(app.notice.as_deref(), Some("no real CPython: no python3 on PATH"));
         let mut app = App::new(
             Experiment::new(2),
             Options { runtimes: vec![Runtime::Sim, Runtime::Cpython], ..Options::default() },
@@ -1036,6 +1062,10 @@ mod tests {
         );
         ch(&mut app, 'c');
         assert_eq!(app.experiment.runtime, Runtime::Cpython);
+        assert_eq!(ZOOMS[app.zoom], Zoom::Cell(Duration::from_millis(20)));
+        ch(&mut app, 'c');
+        assert_eq!(app.experiment.runtime, Runtime::Sim);
+        assert_eq!(app.zoom, DEFAULT_ZOOM);
     }
 
     #[test]

@@ -44,19 +44,23 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtimes = args.runtime.runtimes().to_vec();
-    // The runtime key (`c`) cycles through what the command line offered.
-    if runtimes.contains(&Runtime::Cpython) {
-        match Python::probe(&args.python) {
-            Ok(python) => plan.python = Some(python),
-            Err(why) => {
-                eprintln!("gilscope: --python: {why}");
-                return ExitCode::from(2);
-            }
+    // The runtime key (`c`) switches between the simulation and the real
+    // interpreter whenever one answers; --runtime picks the one to start on.
+    let first = args.runtime.runtimes()[0];
+    let (runtimes, cpython_unavailable) = match Python::probe(&args.python) {
+        Ok(python) => {
+            plan.python = Some(python);
+            let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
+            (vec![first, other], None)
         }
-    }
+        Err(why) if first == Runtime::Cpython || args.runtime.runtimes().contains(&Runtime::Cpython) => {
+            eprintln!("gilscope: --python: {why}");
+            return ExitCode::from(2);
+        }
+        Err(why) => (vec![Runtime::Sim], Some(why)),
+    };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
-    let options = Options { color, runtimes, cores: crate::cli::cores() };
+    let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
     let app = App::new(args.experiment(DEFAULT_PACE), options, now_ns());
 
     let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);

@@ -40,7 +40,11 @@ fn snapshot(name: &str, app: &App) {
 
 /// The app as `gilscope` starts it on a 2-core machine, with one OS sample in.
 fn fresh(experiment: Experiment) -> App {
-    let mut app = App::new(experiment, Options { color: true, runtimes: vec![Runtime::Sim], cores: 2 }, T0);
+    let mut app = App::new(
+        experiment,
+        Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 },
+        T0,
+    );
     app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], processes: vec![] }));
     app
 }

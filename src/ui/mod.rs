@@ -128,21 +128,31 @@ pub fn render(frame: &mut Frame, app: &App) {
     panel::render(frame, left, app, 0, theme);
     panel::render(frame, right, app, 1, theme);
     summary::render(frame, summary_area, app, theme);
-    frame.render_widget(Paragraph::new(legend(theme)), legend_area);
+    frame.render_widget(Paragraph::new(legend(theme, app.inferred_resolution())), legend_area);
     keys::render(frame, keys_area, app, theme);
     if app.help {
         help::render(frame, area, app, theme);
     }
 }
 
-/// "█ running (holds the GIL)  ░ waiting for the GIL  ~ I/O  · done  ✗ failed"
-pub fn legend(theme: Theme) -> Line<'static> {
+/// "█ running (holds the GIL)  ░ waiting for the GIL  ~ I/O  · done  ✗ failed".
+/// With lanes inferred from the real CPython's progress stamps (every
+/// `inferred` ns), ░ only says the thread was not running.
+pub fn legend(theme: Theme, inferred: Option<Option<u64>>) -> Line<'static> {
+    let waiting = match inferred {
+        None => "waits for the GIL".to_owned(),
+        Some(None) => "not running (inferred)".to_owned(),
+        Some(Some(ns)) => format!("not running (inferred, stamps every {} µs)", ns / 1000),
+    };
     let items = [
-        (Lane::Running, "running, holds the GIL"),
-        (Lane::Waiting, "waits for the GIL"),
-        (Lane::Io, "in I/O"),
-        (Lane::Finished, "done"),
-        (Lane::Failed, "failed"),
+        (
+            Lane::Running,
+            if inferred.is_some() { "running".to_owned() } else { "running, holds the GIL".to_owned() },
+        ),
+        (Lane::Waiting, waiting),
+        (Lane::Io, "in I/O".to_owned()),
+        (Lane::Finished, "done".to_owned()),
+        (Lane::Failed, "failed".to_owned()),
     ];
     let mut spans = vec![Span::raw(" ")];
     for (lane, what) in items {
@@ -181,4 +191,22 @@ pub fn fit(text: &str, width: usize) -> String {
     let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(line: Line<'_>) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn the_legend_says_when_lanes_are_inferred_and_at_what_resolution() {
+        let theme = Theme { color: false };
+        assert!(text(legend(theme, None)).contains("░ waits for the GIL"));
+        let real = text(legend(theme, Some(Some(48_000))));
+        assert!(real.contains("░ not running (inferred, stamps every 48 µs)"), "{real}");
+        assert!(!real.contains("holds the GIL"), "{real}");
+    }
 }

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Paragraph};
 use crate::app::{App, Mode, Phase, Run, Session};
 use crate::experiment::spec::Model;
 use crate::experiment::tally::{Lane, Tally};
+use crate::protocol::Timeline;
 use crate::run::{duration_label, memory_label};
 use crate::ui::timeline::{self, Cell, Durations, Window};
 use crate::ui::{Theme, fit};
@@ -107,9 +108,12 @@ impl Content {
 /// GILs the interpreters reported.
 fn counts(run: &Run) -> Option<String> {
     let tally = run.tally.as_ref()?;
-    let gils = match tally.hellos.iter().filter(|h| h.gil).count() {
+    // One GIL per interpreter process that ran workers: a CPython
+    // multiprocessing parent speaks for children that each have their own.
+    let interpreters = tally.process_count().max(tally.hellos.len());
+    let gils = match interpreters {
         _ if tally.hellos.is_empty() => None,
-        0 => Some("no GIL".to_owned()),
+        _ if tally.hellos.iter().any(|h| !h.gil) => Some("no GIL".to_owned()),
         1 => Some("1 GIL".to_owned()),
         n => Some(format!("{n} GILs")),
     };
@@ -390,8 +394,13 @@ fn stats(lines: &mut Vec<Line<'static>>, app: &App, run: &Run, tally: &Tally, wi
             duration_label(tally.wait_max_ns as f64 / 1e9)
         )
     };
+    // Inferred lanes cannot tell a GIL wait from the OS running something else.
+    let label = match tally.timeline() {
+        Timeline::Exact => "GIL wait ",
+        Timeline::Inferred { .. } => "stalled  ",
+    };
     lines.push(Line::from(vec![
-        Span::styled("GIL wait ", theme.dim()),
+        Span::styled(label, theme.dim()),
         Span::raw(fit(&wait, (width as usize).saturating_sub(9))),
     ]));
 }
