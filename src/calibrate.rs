@@ -12,7 +12,7 @@ use crate::run::{duration_label, thousands};
 
 pub fn execute(args: &CalibrateArgs) -> Result<String, String> {
     let python = Python::probe(&args.python)?;
-    let calibration = Calibration::measure(&python, args.iterations, 3)?;
+    let calibration = Calibration::measure(&python, args.iterations, 5)?;
     let path = calibration.store()?;
     // Check: one simulated worker alone against the same loop in CPython.
     let plan = Plan::measure()?;
@@ -29,7 +29,7 @@ pub fn execute(args: &CalibrateArgs) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: {:.1} ns per iteration of `for i in range(n): math.sqrt(i)` (best of 3 × {})",
+        "{}: {:.1} ns per iteration of `for i in range(n): math.sqrt(i)` (median of 5 × {})",
         python.describe(),
         calibration.iteration_ns,
         thousands(args.iterations)

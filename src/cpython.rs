@@ -145,16 +145,19 @@ impl Calibration {
         Ok(path)
     }
 
-    /// Measures `python`'s seed loop: the best of `rounds` bare runs.
+    /// Measures `python`'s seed loop: the median of `rounds` bare runs (the
+    /// same loop varies by tens of per cent from run to run on a shared
+    /// machine; the median is what a run typically costs).
     pub fn measure(python: &Python, iterations: u64, rounds: u32) -> Result<Calibration, String> {
-        let mut best = u64::MAX;
+        let mut times = Vec::new();
         for _ in 0..rounds.max(1) {
-            best = best.min(python.bare_loop_ns(iterations)?);
+            times.push(python.bare_loop_ns(iterations)?);
         }
+        times.sort_unstable();
         Ok(Calibration {
             python: python.path.display().to_string(),
             version: python.version.clone(),
-            iteration_ns: best as f64 / iterations.max(1) as f64,
+            iteration_ns: times[times.len() / 2] as f64 / iterations.max(1) as f64,
         })
     }
 }

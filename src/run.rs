@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::RunArgs;
+use crate::cli::{ModelChoice, RunArgs};
 use crate::cpython::{Calibration, Python};
 use crate::experiment::plan::Plan;
 use crate::experiment::run_to_end;
@@ -35,6 +35,15 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
     let mut notes = String::new();
     if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
         let python = Python::probe(&args.experiment.python)?;
+        if args.model == ModelChoice::All && !python.free_threaded_build {
+            // `all` asks for whatever can run; a GIL-off CPython needs a free-threaded build.
+            runs.retain(|r| r.experiment.runtime != Runtime::Cpython || r.experiment.gil);
+            let _ = writeln!(
+                notes,
+                "no GIL-off run of the real CPython: {} is not a free-threaded build (try --python python3.13t)",
+                python.describe()
+            );
+        }
         if Calibration::load().is_none() {
             // Without it the simulation's iterations would not cost what CPython's do.
             let calibration = Calibration::measure(&python, 1_000_000, 3)?;
@@ -241,7 +250,7 @@ fn tables(
             if gils == "1" { "" } else { "s" }
         );
         let mut row = |name: &str, value: String| {
-            let _ = writeln!(out, "  {name:<22}{value}");
+            let _ = writeln!(out, "  {name:<24}{value}");
         };
         row("wall time", duration_label(r.wall_s));
         row("speedup", format!("{:.2}×", r.speedup.unwrap_or(0.0)));
@@ -274,8 +283,19 @@ fn tables(
             );
         }
     }
-    if let Some(verdict) = verdict(results) {
-        let _ = writeln!(out, "\n{verdict}");
+    // A verdict compares models under one runtime, never across runtimes.
+    let mut first = true;
+    for (runtime, _) in baselines {
+        let same: Vec<RunResult> =
+            results.iter().filter(|r| r.runtime == runtime.as_str()).cloned().collect();
+        if let Some(verdict) = verdict(&same) {
+            let _ = write!(out, "{}{verdict}", if first { "\n" } else { "" });
+            if baselines.len() > 1 {
+                let _ = write!(out, " ({})", runtime_label(*runtime));
+            }
+            let _ = writeln!(out);
+            first = false;
+        }
     }
     out
 }
