@@ -123,6 +123,10 @@ pub struct Calibration {
     pub python: String,
     pub version: String,
     pub iteration_ns: f64,
+    /// The simulation's cost units per ns, measured between the same
+    /// CPython runs: one CPython iteration = iteration_ns × this many units.
+    #[serde(default)]
+    pub sim_units_per_ns: Option<f64>,
 }
 
 impl Calibration {
@@ -149,15 +153,19 @@ impl Calibration {
     /// same loop varies by tens of per cent from run to run on a shared
     /// machine; the median is what a run typically costs).
     pub fn measure(python: &Python, iterations: u64, rounds: u32) -> Result<Calibration, String> {
-        let mut times = Vec::new();
+        let (mut times, mut units) = (Vec::new(), Vec::new());
         for _ in 0..rounds.max(1) {
+            // Interleaved, so both see the machine at the same speed.
+            units.push(crate::experiment::plan::measure_units_per_ns());
             times.push(python.bare_loop_ns(iterations)?);
         }
         times.sort_unstable();
+        units.sort_by(f64::total_cmp);
         Ok(Calibration {
             python: python.path.display().to_string(),
             version: python.version.clone(),
             iteration_ns: times[times.len() / 2] as f64 / iterations.max(1) as f64,
+            sim_units_per_ns: Some(units[units.len() / 2]),
         })
     }
 }

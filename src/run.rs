@@ -58,6 +58,9 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
             for run in &mut runs {
                 run.experiment.iteration_ns = calibration.iteration_ns;
             }
+            if let Some(units_per_ns) = calibration.sim_units_per_ns {
+                plan.units_per_ns = units_per_ns;
+            }
         }
         plan.python = Some(python);
     }

@@ -2,12 +2,18 @@
 
 use std::path::PathBuf;
 
-use crate::cpython::Python;
+use crate::cpython::{Calibration, Python};
 use crate::experiment::spec::{Model, RunSpec, Workload};
 use crate::experiment::supervisor::Launch;
 use crate::protocol::Runtime;
 use crate::sim::workload::calibrate_units;
 use crate::worker::WorkerArgs;
+
+/// Cost units per nanosecond of this CPU, measured now (~20 ms).
+pub fn measure_units_per_ns() -> f64 {
+    const PROBE_NS: f64 = 1000.0;
+    f64::from(calibrate_units(PROBE_NS)) / PROBE_NS
+}
 
 /// What it takes to start workers on this machine.
 #[derive(Clone, Debug)]
@@ -21,15 +27,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Finds our own binary and measures the machine's sqrt speed (~20 ms).
+    /// Finds our own binary and the machine's sqrt speed: the one measured
+    /// beside CPython by `gilscope calibrate` if there is one, so that both
+    /// runtimes speed up and slow down together with the machine; else
+    /// measured now (~20 ms).
     pub fn measure() -> Result<Self, String> {
         let program = std::env::current_exe().map_err(|e| format!("cannot find the gilscope binary: {e}"))?;
-        Ok(Plan::with_program(program))
+        let mut plan = Plan::with_program(program);
+        if let Some(units_per_ns) = Calibration::load().and_then(|c| c.sim_units_per_ns) {
+            plan.units_per_ns = units_per_ns;
+        }
+        Ok(plan)
     }
 
+    /// A plan whose sqrt speed is measured now.
     pub fn with_program(program: PathBuf) -> Self {
-        const PROBE_NS: f64 = 1000.0;
-        Plan { program, units_per_ns: f64::from(calibrate_units(PROBE_NS)) / PROBE_NS, python: None }
+        Plan { program, units_per_ns: measure_units_per_ns(), python: None }
     }
 
     pub fn launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
