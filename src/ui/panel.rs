@@ -17,16 +17,17 @@ use crate::ui::{Theme, fit};
 /// Panels this wide hold "multiprocessing · 128 processes · 128 threads · 128 GILs" in their title.
 const WIDE_TITLE: u16 = 64;
 
-/// The tallest a lane gets.
-const MAX_LANE_ROWS: u16 = 3;
+/// The tallest a lane gets: on a big screen or a projector the lanes grow
+/// into the room there is, up to this.
+const MAX_LANE_ROWS: u16 = 6;
 
 /// Rows of figures below the lanes, for a panel `inner` columns wide.
 fn stats_rows(inner: u16) -> u16 {
     grid_columns(inner).map_or(4, |k| 6u16.div_ceil(k) + 1)
 }
 
-/// Rows a panel wants, at most `available`: every lane, up to three rows
-/// tall when that fits (easier to read from the back of a room).
+/// Rows a panel wants, at most `available`: every lane, up to
+/// `MAX_LANE_ROWS` tall when that fits (easier to read from the back of a room).
 pub fn height(app: &App, width: u16, available: u16) -> u16 {
     let inner = width.saturating_sub(2);
     let counts_line = u16::from(width < WIDE_TITLE);
