@@ -190,11 +190,11 @@ fn main() -> Result<(), String> {
             n
         });
         let t = now_ns();
-        interpreter.run(tx);
+        interpreter.run(tx)?;
         with.push((now_ns() - t) as f64);
         records = writer.join().unwrap_or(0);
         let t = now_ns();
-        interpreter.run(Discard);
+        interpreter.run(Discard)?;
         without.push((now_ns() - t) as f64);
     }
     let (w, wo) = (median(with), median(without));

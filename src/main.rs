@@ -28,13 +28,19 @@ fn main() -> ExitCode {
                 eprintln!("gilscope: {why}");
                 return ExitCode::from(2);
             }
-            if args.experiment.runtime != RuntimeChoice::Sim
-                && let Err(why) = gilscope::cpython::Python::probe(&args.experiment.python)
-            {
-                eprintln!("gilscope: --python: {why}");
-                return ExitCode::from(2);
-            }
-            report(gilscope::run::execute(&args))
+            // A missing interpreter is a bad --python: say so before running anything.
+            let python = if args.experiment.runtime == RuntimeChoice::Sim {
+                None
+            } else {
+                match gilscope::cpython::Python::probe(&args.experiment.python) {
+                    Ok(python) => Some(python),
+                    Err(why) => {
+                        eprintln!("gilscope: --python: {why}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            report(gilscope::run::execute(&args, python))
         }
         None => gilscope::tui::main(&cli.experiment),
     }

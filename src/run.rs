@@ -23,18 +23,23 @@ struct Report<'a> {
     /// What one simulated loop iteration costs (calibrated or default).
     iteration_ns: f64,
     cores: u32,
-    /// The workers' jobs one after another, each alone: the speedups' reference.
+    /// The workers' jobs one after another, each alone, under the first
+    /// runtime: the speedups' reference (each run carries its own too).
     serial_wall_s: f64,
     runs: &'a [RunResult],
 }
 
 /// Runs everything `args` asks for; returns the text to print.
-pub fn execute(args: &RunArgs) -> Result<String, String> {
+/// `python` is the interpreter already probed, when a CPython run is asked for.
+pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String> {
     let mut runs = args.runs()?;
     let mut plan = Plan::measure()?;
     let mut notes = String::new();
     if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
-        let python = Python::probe(&args.experiment.python)?;
+        let python = match python {
+            Some(python) => python,
+            None => Python::probe(&args.experiment.python)?,
+        };
         if args.model == ModelChoice::All && !python.free_threaded_build {
             // `all` asks for whatever can run; a GIL-off CPython needs a free-threaded build.
             runs.retain(|r| r.experiment.runtime != Runtime::Cpython || r.experiment.gil);
@@ -68,14 +73,18 @@ pub fn execute(args: &RunArgs) -> Result<String, String> {
     // One serial reference per runtime, measured before the models, in this invocation.
     let mut baselines = Vec::new();
     for &runtime in args.experiment.runtime.runtimes() {
-        let e = Experiment { runtime, ..experiment.clone() };
+        // One lone thread never waits for a GIL: time it with the GIL on,
+        // which any interpreter can do.
+        let e = Experiment { runtime, gil: true, ..experiment.clone() };
         baselines.push((runtime, baseline(&e, &plan)?));
     }
     let baseline_of = |runtime| baselines.iter().find(|(r, _)| *r == runtime).map_or(f64::NAN, |(_, b)| *b);
     let mut results = Vec::with_capacity(runs.len());
     for spec in &runs {
         let mut result = run_to_end(spec, &plan)?;
-        result.speedup = Some(baseline_of(spec.experiment.runtime) / result.wall_s);
+        let serial = baseline_of(spec.experiment.runtime);
+        result.serial_wall_s = Some(serial);
+        result.speedup = Some(serial / result.wall_s);
         results.push(result);
     }
     let baseline = baseline_of(experiment.runtime);
@@ -235,7 +244,7 @@ fn tables(
         );
     }
     for (spec, r) in runs.iter().zip(results) {
-        let gils = if spec.experiment.gil { r.processes.to_string() } else { "no".to_owned() };
+        let gils = if r.gil { r.processes.to_string() } else { "no".to_owned() };
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -263,7 +272,12 @@ fn tables(
             format!("{} (max {})", duration_label(r.start_us / 1e6), duration_label(r.start_us_max / 1e6)),
         );
         row("peak memory", memory_label(r.peak_rss_kb));
-        row("GIL switches", r.gil_switches.to_string());
+        // The real CPython's hand-overs are inferred from gaps in its progress.
+        if r.runtime == "cpython" {
+            row("GIL switches", format!("~{} (inferred)", if r.gil { r.gil_switches } else { 0 }));
+        } else {
+            row("GIL switches", r.gil_switches.to_string());
+        }
         // CPython's lanes are inferred from gaps in progress: a gap is time not
         // running, a GIL wait or the OS scheduling something else.
         row(

@@ -125,7 +125,21 @@ pub fn main(args: WorkerArgs) -> ! {
         timeline: Timeline::Exact,
     };
     let writer = std::thread::spawn(move || write_stream(&hello, &rx));
-    let switches = interpreter.run(tx.clone());
+    let switches = match interpreter.run(tx.clone()) {
+        Ok(switches) => switches,
+        Err(message) => {
+            // Say why before going: the queue drains and flushes within
+            // microseconds (other workers may still be running, so the
+            // writer is not joined).
+            let _ = tx.send(Record::Error { message });
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while !tx.is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            std::process::exit(1);
+        }
+    };
     let (cpu_ns, max_rss_kb) = process_usage();
     let _ = tx.send(Record::End { t: now_ns(), pid: std::process::id(), cpu_ns, max_rss_kb, switches });
     drop(tx);

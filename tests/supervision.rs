@@ -48,18 +48,25 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 fn killing_gilscope_run_leaves_no_worker(model: &str, signal: i32) {
     let mut app = Command::new(gilscope())
-        .args(["run", "--model", model, "--workers", "2", "--iterations", "30000000"])
+        .args(["run", "--model", model, "--workers", "2", "--iterations", "15000000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start gilscope run");
     let pid = app.id();
-    // The baseline run comes first; wait until the model's own workers are up.
+    // The baseline (one worker alone) comes first; wait until the model's
+    // own workers are up: two processes, or one process of two threads.
     let mut workers = Vec::new();
     assert!(
         wait_until(Duration::from_secs(20), || {
             workers = children(pid);
-            workers.len() >= if model == "processes" { 2 } else { 1 }
+            match model {
+                "processes" => workers.len() >= 2,
+                _ => workers.iter().any(|&w| {
+                    std::fs::read(format!("/proc/{w}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--roles=cpu,cpu"))
+                }),
+            }
         }),
         "gilscope run never started its workers"
     );

@@ -15,8 +15,11 @@ use crate::experiment::plan::Plan;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::tally::{RunResult, Tally};
 
-/// A run that says nothing for this long is taken for hung.
-const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// A run that says nothing for this long is taken for hung (longer when
+/// every worker may be asleep in one I/O wait).
+fn silence_limit(spec: &RunSpec) -> Duration {
+    Duration::from_secs(30).max(spec.experiment.io_wait * 2 + spec.experiment.switch_interval)
+}
 
 /// Runs one spec to its end, headless, and returns its figures.
 pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
@@ -32,11 +35,12 @@ pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
     let mut running = supervisor::start(&launches, 0, &tx).map_err(|e| e.to_string())?;
     drop(tx);
     let mut tally = Tally::new(spec.clone(), running.requested_at, running.streams());
+    let limit = silence_limit(spec);
     while !tally.is_over() {
-        match rx.recv_timeout(SILENCE_LIMIT) {
+        match rx.recv_timeout(limit) {
             Ok(report) => tally.apply(report),
             Err(RecvTimeoutError::Timeout) => {
-                tally.fail(format!("no word from the workers in {} s", SILENCE_LIMIT.as_secs()), now_ns())
+                tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns())
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }

@@ -86,10 +86,6 @@ impl Running {
         self.pids.len()
     }
 
-    pub fn pgid(&self) -> i32 {
-        self.pgid
-    }
-
     fn signal(&self, signal: libc::c_int) {
         if self.alive.load(Ordering::SeqCst) > 0 {
             // SAFETY: plain syscall on a process group we created.

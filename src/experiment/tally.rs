@@ -45,9 +45,8 @@ pub struct WorkerTrack {
     pub finished_at: Option<u64>,
     /// CPU time of the worker's own thread, reported as it finished.
     pub cpu_ns: Option<u64>,
-    /// When the current wait began, and the paused time up to then: a
-    /// wait the user paused through is counted without the pause.
-    wait_since: Option<(u64, u64)>,
+    /// When the current wait for the GIL began.
+    wait_since: Option<u64>,
 }
 
 impl WorkerTrack {
@@ -95,11 +94,12 @@ pub struct Tally {
     pub waits: u64,
     pub wait_total_ns: u64,
     pub wait_max_ns: u64,
-    pub drop_requests: u64,
     pub latencies_ns: Vec<u64>,
-    /// Time spent paused, left out of the wall time.
-    pub paused_ns: u64,
-    pub paused_since: Option<u64>,
+    /// When the user paused the run (from, to): left out of the wall time and
+    /// of the waits. Matched against the records' own times, which can
+    /// arrive after the pause they fall before (CPython sends inferred gaps
+    /// once they end).
+    pub pauses: Vec<(u64, Option<u64>)>,
     /// The newest timestamp any record carried.
     pub last_event: u64,
 }
@@ -120,10 +120,8 @@ impl Tally {
             waits: 0,
             wait_total_ns: 0,
             wait_max_ns: 0,
-            drop_requests: 0,
             latencies_ns: Vec::new(),
-            paused_ns: 0,
-            paused_since: None,
+            pauses: Vec::new(),
             last_event: requested_at,
         }
     }
@@ -151,13 +149,24 @@ impl Tally {
     }
 
     pub fn pause(&mut self, now: u64) {
-        self.paused_since.get_or_insert(now);
+        if !self.is_paused() {
+            self.pauses.push((now, None));
+        }
     }
 
     pub fn resume(&mut self, now: u64) {
-        if let Some(since) = self.paused_since.take() {
-            self.paused_ns += now.saturating_sub(since);
+        if let Some((from, to @ None)) = self.pauses.last_mut() {
+            *to = Some(now.max(*from));
         }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.pauses.last().is_some_and(|(_, to)| to.is_none())
+    }
+
+    /// How much of `from ..= to` the run spent paused.
+    pub fn paused_between(&self, from: u64, to: u64) -> u64 {
+        self.pauses.iter().map(|&(p, q)| to.min(q.unwrap_or(u64::MAX)).saturating_sub(from.max(p))).sum()
     }
 
     /// Marks the run failed, with a message for the user.
@@ -231,45 +240,42 @@ impl Tally {
                 }
             }
             Record::Wait { t, worker } => {
-                let paused = self.paused_ns;
                 if let Some(w) = self.worker(worker) {
-                    w.wait_since = Some((t, paused));
+                    // A forced dropper has been waiting since its release.
+                    w.wait_since.get_or_insert(t);
                     w.enter(t, Lane::Waiting);
                 }
             }
             Record::Take { t, worker } => {
-                let mut waited = None;
-                let paused = self.paused_ns;
+                let mut since = None;
                 if let Some(w) = self.worker(worker) {
-                    waited = w.wait_since.take().map(|(since, before)| {
-                        t.saturating_sub(since).saturating_sub(paused.saturating_sub(before))
-                    });
+                    since = w.wait_since.take();
                     w.enter(t, Lane::Running);
                 }
-                if let Some(ns) = waited {
+                if let Some(since) = since {
+                    let ns = t.saturating_sub(since).saturating_sub(self.paused_between(since, t));
                     self.waits += 1;
                     self.wait_total_ns += ns;
                     self.wait_max_ns = self.wait_max_ns.max(ns);
                 }
             }
             Record::Release { t, worker, reason } => {
-                let inferred = reason == ReleaseReason::Inferred;
-                let paused = self.paused_ns;
                 if let Some(w) = self.worker(worker) {
                     match reason {
+                        // From here the worker waits: forced switching holds
+                        // it until another thread took the GIL, then it queues
+                        // up again (its `wait` record comes then). An inferred
+                        // gap is time not running.
                         ReleaseReason::DropRequest | ReleaseReason::Inferred => {
                             w.enter(t, Lane::Waiting);
-                            // An inferred gap is time spent waiting for the GIL.
-                            if inferred {
-                                w.wait_since = Some((t, paused));
-                            }
+                            w.wait_since = Some(t);
                         }
                         ReleaseReason::Io => w.enter(t, Lane::Io),
                         ReleaseReason::Finished => {}
                     }
                 }
             }
-            Record::DropRequest { .. } => self.drop_requests += 1,
+            Record::DropRequest { .. } => {}
             Record::IoBegin { t, worker } => {
                 if let Some(w) = self.worker(worker) {
                     w.enter(t, Lane::Io);
@@ -307,9 +313,10 @@ impl Tally {
         let end = if self.workers.iter().all(|w| w.finished_at.is_some()) {
             self.workers.iter().filter_map(|w| w.finished_at).max().unwrap_or(now)
         } else {
-            self.paused_since.unwrap_or(now)
+            now
         };
-        end.saturating_sub(self.first_request.unwrap_or(self.requested_at)).saturating_sub(self.paused_ns)
+        let start = self.first_request.unwrap_or(self.requested_at);
+        end.saturating_sub(start).saturating_sub(self.paused_between(start, end))
     }
 
     /// Overall progress, 0.0 ..= 1.0.
@@ -378,6 +385,7 @@ impl Tally {
             workers: self.spec.experiment.workers,
             processes: self.process_count() as u32,
             wall_s: wall_ns as f64 / 1e9,
+            serial_wall_s: None,
             speedup: None,
             cores_used: worker_cpu_ns.unwrap_or(cpu_ns) as f64 / wall_ns as f64,
             cpu_s: cpu_ns as f64 / 1e9,
@@ -406,7 +414,10 @@ pub struct RunResult {
     /// OS processes that ran workers.
     pub processes: u32,
     pub wall_s: f64,
-    /// workers × (one worker alone) / wall; set by whoever measured the baseline.
+    /// The workers' jobs one after another, each alone, under this run's
+    /// runtime; set by whoever measured it.
+    pub serial_wall_s: Option<f64>,
+    /// serial_wall_s / wall_s.
     pub speedup: Option<f64>,
     /// CPU time of the worker threads / wall time.
     pub cores_used: f64,
@@ -478,8 +489,40 @@ mod tests {
     fn paused_time_is_left_out_of_the_wall_time() {
         let mut t = tally(1);
         t.pause(2_000);
+        assert_eq!(t.wall_ns(4_000), 1_000, "the clock stands still while paused");
         t.resume(5_000);
         assert_eq!(t.wall_ns(6_000), 2_000);
+    }
+
+    #[test]
+    fn a_pause_after_the_last_finish_does_not_shorten_the_run() {
+        let mut t = tally(1);
+        rec(&mut t, Record::Started { t: 1_000, worker: 0, requested: 1_000 });
+        rec(&mut t, Record::Finished { t: 9_000, worker: 0 });
+        t.pause(9_500);
+        t.resume(20_000);
+        assert_eq!(t.wall_ns(30_000), 8_000);
+    }
+
+    #[test]
+    fn a_gap_reported_after_a_pause_leaves_the_pause_out_of_the_wait() {
+        let mut t = tally(1);
+        // The pause (3 000 – 7 000) happens inside the gap, whose records
+        // arrive only once it ended, after the resume.
+        t.pause(3_000);
+        t.resume(7_000);
+        rec(&mut t, Record::Release { t: 2_000, worker: 0, reason: ReleaseReason::Inferred });
+        rec(&mut t, Record::Take { t: 8_000, worker: 0 });
+        assert_eq!(t.wait_max_ns, 2_000);
+    }
+
+    #[test]
+    fn a_forced_dropper_waits_from_its_release() {
+        let mut t = tally(2);
+        rec(&mut t, Record::Release { t: 2_000, worker: 0, reason: ReleaseReason::DropRequest });
+        rec(&mut t, Record::Wait { t: 2_500, worker: 0 });
+        rec(&mut t, Record::Take { t: 9_000, worker: 0 });
+        assert_eq!(t.wait_max_ns, 7_000);
     }
 
     #[test]

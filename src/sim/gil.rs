@@ -66,14 +66,6 @@ impl<R: Recorder> Gil<R> {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    pub fn switch_interval(&self) -> Duration {
-        self.interval
-    }
-
     /// How often the GIL has passed from one worker to another.
     pub fn switches(&self) -> u64 {
         self.switches.load(Ordering::Relaxed)

@@ -26,8 +26,9 @@ pub struct Interpreter {
 
 impl Interpreter {
     /// Runs every worker to completion and returns how often the GIL changed
-    /// hands. Records go to `recorder` as they happen.
-    pub fn run<R: Recorder + Send + 'static>(&self, recorder: R) -> u64 {
+    /// hands. Records go to `recorder` as they happen. An error means the
+    /// process must exit: a worker could not start or panicked.
+    pub fn run<R: Recorder + Send + 'static>(&self, recorder: R) -> Result<u64, String> {
         let gil = Arc::new(Gil::new(self.gil, self.switch_interval, recorder));
         let pid = std::process::id();
         let mut threads = Vec::with_capacity(self.roles.len());
@@ -54,19 +55,14 @@ impl Interpreter {
             });
             match spawned {
                 Ok(handle) => threads.push(handle),
-                Err(e) => {
-                    gil.recorder()
-                        .record(Record::Error { message: format!("cannot start worker {worker}: {e}") });
-                    std::process::exit(1);
-                }
+                Err(e) => return Err(format!("cannot start worker {worker}: {e}")),
             }
         }
         for handle in threads {
             if handle.join().is_err() {
-                gil.recorder().record(Record::Error { message: "a worker thread panicked".into() });
-                std::process::exit(1);
+                return Err("a worker thread panicked".into());
             }
         }
-        gil.switches()
+        Ok(gil.switches())
     }
 }
