@@ -17,7 +17,7 @@ use crate::experiment::spec::{
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::{RunResult, Tally};
 use crate::monitor::Sample;
-use crate::protocol::{Record, Runtime};
+use crate::protocol::{Hello, Record, Runtime, Timeline};
 use crate::sim::workload::Role;
 
 /// How slowed down the demo runs by default: about 4 s for one worker of the
@@ -133,28 +133,40 @@ pub enum Effect {
 }
 
 /// What the OS said about a run's processes, newest and most seen.
+///
+/// Processes and threads are counted in the worker processes only (those a
+/// worker named in its `process` record): a CPython multiprocessing parent
+/// runs no worker, so it is no worker process. CPU and memory are every
+/// process's of the run, the parent's included: they are what the model costs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OsView {
-    /// Readings of the latest sample that saw any of the run's processes.
+    /// Readings of the latest sample that saw any of the worker processes.
     pub processes: u32,
     pub threads: u32,
     pub worker_threads: u32,
+    /// Readings of the latest sample that saw any of the run's processes.
     /// None until a process was seen twice (a rate needs two readings).
     pub cpu_cores: Option<f32>,
     pub rss_bytes: u64,
-    /// The most processes seen alive at once, kept after the run.
+    /// The most worker processes seen alive at once, kept after the run.
     pub peak_processes: u32,
     /// The most threads, and the most worker threads (named `worker-N`),
-    /// seen in any one process.
+    /// seen in any one worker process.
     pub peak_threads_per_process: u32,
     pub peak_worker_threads_per_process: u32,
-    /// Resident memory of each process, largest seen.
+    /// Resident memory of each process of the run, largest seen.
     pub peak_rss_each: BTreeMap<u32, u64>,
 }
 
 impl OsView {
+    /// Some worker process was seen alive.
     pub fn seen(&self) -> bool {
         self.peak_processes > 0
+    }
+
+    /// Some process of the run was seen alive (its memory is known).
+    pub fn seen_any(&self) -> bool {
+        !self.peak_rss_each.is_empty()
     }
 
     /// Threads per process as a student would count them: the worker
@@ -184,14 +196,29 @@ pub struct Run {
     /// No more reports will be taken: finished, failed, or stopped.
     pub over: bool,
     pub os: OsView,
-    /// GIL hand-overs counted from the takes seen so far; the processes'
-    /// own count replaces it once they end.
+    /// GIL hand-overs counted from the takes seen so far, in streams whose
+    /// takes are the lock's own (GIL on, exact timeline); the processes' own
+    /// count replaces it once they end.
     pub handovers: u64,
     last_taker: BTreeMap<usize, u32>,
-    /// The workers each stream speaks for (from its header).
-    stream_workers: BTreeMap<usize, std::ops::Range<u32>>,
+    /// Each stream's header: the workers it speaks for, and how it knows.
+    streams: BTreeMap<usize, Hello>,
     /// Workers whose own process died (not stopped with the rest of a failed model).
     pub died: Vec<u32>,
+}
+
+/// A run's GIL hand-overs, as far as they can be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switches {
+    /// The threads run without a GIL: there is nothing to hand over.
+    NoGil,
+    /// Counted from the lock's own takes as they come, then the processes'
+    /// own count once they all ended.
+    Counted(u64),
+    /// Lanes inferred from progress stamps: their takes come in batches per
+    /// worker, so only the processes' own count means anything, and only
+    /// once they all ended (None before).
+    Inferred(Option<u64>),
 }
 
 /// Where a run stands, for the screen.
@@ -216,7 +243,7 @@ impl Run {
             os: OsView::default(),
             handovers: 0,
             last_taker: BTreeMap::new(),
-            stream_workers: BTreeMap::new(),
+            streams: BTreeMap::new(),
             died: Vec::new(),
         }
     }
@@ -246,11 +273,22 @@ impl Run {
         self.tally.as_ref()?.result()
     }
 
-    /// GIL hand-overs so far: the processes' own count once they all ended.
-    pub fn switches(&self) -> u64 {
-        match &self.tally {
-            Some(t) if t.succeeded() => t.switches(),
-            _ => self.handovers,
+    /// GIL hand-overs, as far as they can be told so far.
+    pub fn switches(&self) -> Switches {
+        let gil_off = (!self.spec.experiment.gil && self.spec.model != Model::Processes)
+            || self.streams.values().any(|h| !h.gil);
+        if gil_off {
+            return Switches::NoGil;
+        }
+        let total = self.tally.as_ref().filter(|t| t.succeeded()).map(Tally::switches);
+        // A GIL with one worker has no one to hand over to, whatever the timeline.
+        let e = &self.spec.experiment;
+        let one_per_gil = self.spec.model.processes(e.workers) == e.workers;
+        let inferred = self.streams.values().any(|h| h.timeline != Timeline::Exact);
+        if inferred && !one_per_gil {
+            Switches::Inferred(total)
+        } else {
+            Switches::Counted(total.unwrap_or(self.handovers))
         }
     }
 
@@ -259,14 +297,16 @@ impl Run {
     fn note_report(&mut self, report: &Report) -> bool {
         match report {
             Report::Hello { stream, hello, .. } => {
-                let first = hello.first_worker;
-                self.stream_workers.insert(*stream, first..first + hello.threads);
+                self.streams.insert(*stream, hello.clone());
                 false
             }
             Report::Record { stream, record, .. } => self.note(*stream, record),
             Report::Ended { stream, outcome: Err(_), .. } => {
                 let workers = self.tally.as_ref().map_or(0, |t| t.workers.len() as u32);
-                let range = self.stream_workers.get(stream).cloned().unwrap_or(0..workers);
+                let range = match self.streams.get(stream) {
+                    Some(h) => h.first_worker..h.first_worker + h.threads,
+                    None => 0..workers,
+                };
                 self.died.extend(range);
                 false
             }
@@ -276,7 +316,12 @@ impl Run {
 
     fn note(&mut self, stream: usize, record: &Record) -> bool {
         match *record {
-            Record::Take { worker, .. } => {
+            // Only the lock's own takes, in the order it gave them out, are
+            // hand-overs: an inferred stream comes in batches per worker, and
+            // without a GIL every take is a thread starting to run.
+            Record::Take { worker, .. }
+                if self.streams.get(&stream).is_some_and(|h| h.gil && h.timeline == Timeline::Exact) =>
+            {
                 if let Some(previous) = self.last_taker.insert(stream, worker)
                     && previous != worker
                 {
@@ -298,19 +343,27 @@ impl Run {
             return;
         }
         let os = &mut self.os;
-        os.processes = seen.len() as u32;
-        os.threads = seen.iter().map(|p| p.threads).sum();
-        os.worker_threads = seen.iter().map(|p| p.worker_threads).sum();
         os.cpu_cores = seen.iter().map(|p| p.cpu_cores).sum::<Option<f32>>();
         os.rss_bytes = seen.iter().map(|p| p.rss_bytes).sum();
-        os.peak_processes = os.peak_processes.max(os.processes);
         for p in &seen {
-            os.peak_threads_per_process = os.peak_threads_per_process.max(p.threads);
-            os.peak_worker_threads_per_process = os.peak_worker_threads_per_process.max(p.worker_threads);
-        }
-        for p in seen {
             let peak = os.peak_rss_each.entry(p.pid).or_default();
             *peak = (*peak).max(p.rss_bytes);
+        }
+        let mut worker_pids: Vec<u32> =
+            self.tally.iter().flat_map(|t| &t.workers).filter_map(|w| w.pid).collect();
+        worker_pids.sort_unstable();
+        worker_pids.dedup();
+        let workers: Vec<_> = seen.into_iter().filter(|p| worker_pids.contains(&p.pid)).collect();
+        if workers.is_empty() {
+            return;
+        }
+        os.processes = workers.len() as u32;
+        os.threads = workers.iter().map(|p| p.threads).sum();
+        os.worker_threads = workers.iter().map(|p| p.worker_threads).sum();
+        os.peak_processes = os.peak_processes.max(os.processes);
+        for p in &workers {
+            os.peak_threads_per_process = os.peak_threads_per_process.max(p.threads);
+            os.peak_worker_threads_per_process = os.peak_worker_threads_per_process.max(p.worker_threads);
         }
     }
 }
@@ -378,8 +431,9 @@ impl Session {
     }
 }
 
-/// One worker of `role` alone in its own process, with every other setting
-/// of `e`: what a speedup is measured against. A lone thread never waits for
+/// One worker of `role` alone, one thread in one process, with every other
+/// setting of `e`: what a speedup is measured against, timed from its thread's
+/// start request as `gilscope run` times it. A lone thread never waits for
 /// its GIL, so the switch interval cannot change its time: it is left at the
 /// default, and trying intervals does not time the lone worker again.
 pub fn lone_spec(e: &Experiment, role: Role) -> RunSpec {
@@ -389,7 +443,7 @@ pub fn lone_spec(e: &Experiment, role: Role) -> RunSpec {
     };
     let experiment =
         Experiment { workers: 1, workload, gil: true, switch_interval: DEFAULT_SWITCH_INTERVAL, ..e.clone() };
-    RunSpec { experiment, model: Model::Processes }
+    RunSpec { experiment, model: Model::Threads }
 }
 
 /// The two models of an experiment. Every process of multiprocessing has one
@@ -479,7 +533,6 @@ impl App {
         }
     }
 
-    /// Some run is starting, running or paused.
     /// For the legend: None when lanes are exact (the simulation); for the
     /// real CPython, the stamp interval its workers reported, once they did.
     pub fn inferred_resolution(&self) -> Option<Option<u64>> {
@@ -496,6 +549,7 @@ impl App {
         Some(reported)
     }
 
+    /// Some run is starting, running or paused.
     pub fn busy(&self) -> bool {
         self.session.as_ref().is_some_and(Session::active)
     }
@@ -1125,32 +1179,131 @@ mod tests {
         assert_eq!(tally.wait_max_ns, 5_000);
     }
 
+    /// What `App::report` does with a report of a run already started.
+    fn feed(run: &mut Run, report: Report) {
+        run.note_report(&report);
+        if let Some(tally) = &mut run.tally {
+            tally.apply(report);
+        }
+    }
+
+    fn started_run(spec: RunSpec, streams: usize, pids: Vec<u32>) -> Run {
+        let mut run = Run::new(spec.clone());
+        run.id = Some(1);
+        run.tally = Some(Tally::new(spec, 0, streams));
+        run.pids = pids;
+        run
+    }
+
+    fn header(stream_pid: u32, gil: bool, threads: u32, first_worker: u32, timeline: Timeline) -> Hello {
+        Hello {
+            version: VERSION,
+            pid: stream_pid,
+            runtime: Runtime::Sim,
+            gil,
+            threads,
+            first_worker,
+            timeline,
+        }
+    }
+
+    fn os_process(pid: u32, threads: u32, worker_threads: u32) -> crate::monitor::ProcessSample {
+        crate::monitor::ProcessSample { pid, cpu_cores: None, rss_bytes: 1 << 20, threads, worker_threads }
+    }
+
+    fn os_sample(processes: Vec<crate::monitor::ProcessSample>) -> Sample {
+        Sample { at: 0, cores: vec![], processes }
+    }
+
     #[test]
     fn threads_are_counted_as_the_os_names_them_even_as_workers_end() {
-        use crate::monitor::ProcessSample;
-        let mut run = Run::new(model_specs(&Experiment::new(2))[1].clone());
-        run.pids = vec![7, 8];
-        let sample = |processes| Sample { at: 0, cores: vec![], processes };
-        let p = |pid, threads, worker_threads| ProcessSample {
-            pid,
-            cpu_cores: None,
-            rss_bytes: 1 << 20,
-            threads,
-            worker_threads,
-        };
-        run.observe(&sample(vec![p(7, 4, 1), p(8, 4, 1)]));
+        let mut run = started_run(model_specs(&Experiment::new(2))[1].clone(), 2, vec![7, 8]);
+        for (worker, pid) in [(0, 7), (1, 8)] {
+            feed(
+                &mut run,
+                Report::Record {
+                    run: 1,
+                    stream: worker as usize,
+                    record: Record::Process { t: 0, worker, pid },
+                },
+            );
+        }
+        run.observe(&os_sample(vec![os_process(7, 4, 1), os_process(8, 4, 1)]));
         // Process 8's worker ended: 3 helper threads left, none named worker-N.
-        run.observe(&sample(vec![p(8, 3, 0)]));
+        run.observe(&os_sample(vec![os_process(8, 3, 0)]));
         assert_eq!((run.os.peak_processes, run.os.threads_per_process()), (2, 1));
         assert_eq!(run.os.processes, 1, "the newest reading");
     }
 
     #[test]
+    fn a_multiprocessing_parent_that_runs_no_worker_is_no_worker_process() {
+        // CPython: gilscope starts one parent (7); its children 8 and 9 run the workers.
+        let mut run = started_run(model_specs(&Experiment::new(2))[1].clone(), 1, vec![7]);
+        let inferred = Timeline::Inferred { resolution_ns: 50_000 };
+        feed(&mut run, Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, inferred) });
+        run.observe(&os_sample(vec![os_process(7, 2, 0)]));
+        assert!(!run.os.seen(), "no worker process yet: {:?}", run.os);
+        for (worker, pid) in [(0, 8), (1, 9)] {
+            assert!(run.note(0, &Record::Process { t: 0, worker, pid }), "a new pid to watch");
+            feed(
+                &mut run,
+                Report::Record { run: 1, stream: 0, record: Record::Process { t: 0, worker, pid } },
+            );
+        }
+        run.observe(&os_sample(vec![os_process(7, 2, 0), os_process(8, 1, 1), os_process(9, 1, 1)]));
+        assert_eq!((run.os.processes, run.os.peak_processes, run.os.threads_per_process()), (2, 2, 1));
+        assert_eq!(run.os.peak_rss_each.len(), 3, "the parent's memory is still the model's cost");
+    }
+
+    #[test]
     fn handovers_are_counted_per_process_from_the_takes() {
-        let mut run = Run::new(model_specs(&Experiment::new(2))[0].clone());
+        let mut run = started_run(model_specs(&Experiment::new(2))[0].clone(), 2, vec![7, 8]);
+        feed(&mut run, Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, Timeline::Exact) });
+        feed(&mut run, Report::Hello { run: 1, stream: 1, hello: header(8, true, 1, 5, Timeline::Exact) });
         for (stream, worker) in [(0, 0), (0, 1), (0, 1), (0, 0), (1, 5)] {
             run.note(stream, &Record::Take { t: 0, worker });
         }
-        assert_eq!(run.handovers, 2);
+        assert_eq!(run.switches(), Switches::Counted(2));
+    }
+
+    #[test]
+    fn without_a_gil_nothing_is_handed_over() {
+        let e = Experiment { gil: false, ..Experiment::new(2) };
+        let mut run = started_run(model_specs(&e)[0].clone(), 1, vec![7]);
+        feed(&mut run, Report::Hello { run: 1, stream: 0, hello: header(7, false, 2, 0, Timeline::Exact) });
+        for worker in [0, 1, 0, 1] {
+            feed(&mut run, Report::Record { run: 1, stream: 0, record: Record::Take { t: 0, worker } });
+        }
+        assert_eq!((run.handovers, run.switches()), (0, Switches::NoGil));
+    }
+
+    #[test]
+    fn inferred_hand_overs_wait_for_the_processes_own_count() {
+        let spec = model_specs(&Experiment::new(2))[0].clone();
+        let mut run = started_run(spec, 1, vec![7]);
+        let inferred = Timeline::Inferred { resolution_ns: 50_000 };
+        feed(&mut run, Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, inferred) });
+        let record = |run: &mut Run, record| feed(run, Report::Record { run: 1, stream: 0, record });
+        // Batches of takes, one worker's after the other's: no hand-over order.
+        for worker in [0, 0, 1, 1, 0, 0, 1, 1] {
+            record(&mut run, Record::Take { t: 0, worker });
+        }
+        for worker in 0..2 {
+            record(&mut run, Record::Process { t: 0, worker, pid: 7 });
+            record(&mut run, Record::Finished { t: 0, worker });
+        }
+        assert_eq!(run.switches(), Switches::Inferred(None));
+        record(&mut run, Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42 });
+        feed(&mut run, Report::Ended { run: 1, stream: 0, outcome: Ok(()) });
+        assert_eq!(run.switches(), Switches::Inferred(Some(42)));
+    }
+
+    #[test]
+    fn the_lone_worker_is_one_thread_with_its_gil_as_gilscope_run_times_it() {
+        let e = Experiment { gil: false, switch_interval: Duration::from_millis(50), ..Experiment::new(4) };
+        let spec = lone_spec(&e, Role::Cpu);
+        assert_eq!(spec.model, Model::Threads);
+        assert_eq!((spec.experiment.workers, spec.experiment.gil), (1, true));
+        assert_eq!(spec.experiment.switch_interval, DEFAULT_SWITCH_INTERVAL);
     }
 }

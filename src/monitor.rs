@@ -21,8 +21,9 @@ pub const RUN_INTERVAL: Duration = Duration::from_millis(500);
 /// With nothing to watch only the core bars need refreshing.
 pub const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Worker threads of the simulated interpreter are named `worker-N`, so the
-/// OS can tell them apart from a process's helper threads.
+/// Worker threads are named `worker-N` (by the simulated interpreter, and by
+/// the CPython worker through prctl), so the OS can tell them apart from a
+/// process's helper threads.
 pub const WORKER_THREAD_PREFIX: &str = "worker-";
 
 /// One process as the OS sees it.
@@ -35,7 +36,8 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// Every OS thread of the process, the main thread included.
     pub threads: u32,
-    /// Those of them named `worker-N`.
+    /// Those of them named `worker-N`, the main thread included (a CPython
+    /// multiprocessing child runs its worker there).
     pub worker_threads: u32,
 }
 
@@ -71,10 +73,17 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
     let mut pids: Vec<Pid> = Vec::new();
     let mut seen: HashMap<u32, CpuReading> = HashMap::new();
     let mut next = Instant::now();
+    let mut last = Instant::now();
     loop {
         match watch.recv_deadline(next) {
             Ok(list) => {
-                pids = list.into_iter().map(Pid::from_u32).collect();
+                let list: Vec<Pid> = list.into_iter().map(Pid::from_u32).collect();
+                // A new process is read as soon as sysinfo allows: a real
+                // CPython worker process may live less than one interval.
+                if list.iter().any(|pid| !pids.contains(pid)) {
+                    next = next.min(last + MINIMUM_CPU_UPDATE_INTERVAL);
+                }
+                pids = list;
                 seen.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
                 continue;
             }
@@ -85,8 +94,9 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
         if samples.send(sample).is_err() {
             return;
         }
+        last = Instant::now();
         let interval = if pids.is_empty() { IDLE_INTERVAL } else { RUN_INTERVAL };
-        next = Instant::now() + interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
+        next = last + interval.max(MINIMUM_CPU_UPDATE_INTERVAL);
     }
 }
 
@@ -112,8 +122,10 @@ fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>) 
             let tasks = process.tasks();
             // On Linux the task list leaves the main thread out.
             let threads = tasks.map_or(1, |t| t.len() as u32 + 1);
-            let worker_threads =
-                tasks.into_iter().flatten().filter(|tid| is_worker_thread(*pid, **tid)).count() as u32;
+            let worker_threads = std::iter::once(pid)
+                .chain(tasks.into_iter().flatten())
+                .filter(|tid| is_worker_thread(*pid, **tid))
+                .count() as u32;
             // The rate comes from our own two readings of the CPU time, not
             // from `cpu_usage()`: sysinfo takes a process whose first reading
             // was zero (one just started) for unread, and would say 0 % twice.

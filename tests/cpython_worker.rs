@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -344,17 +344,19 @@ fn bad_flags_exit_2_with_one_line() {
     }
 }
 
-/// Closing the worker's stdin stops it, and its children with it, even in the
-/// middle of a long run.
-fn stops_at_end_of_stdin(model: Model) {
-    let mut args = worker_args(model, Workload::Cpu, 2, 0);
+/// A run of two CPU workers from `first` on, far longer than any test waits,
+/// once every worker runs: the worker, its stdin and stdout, and the pid each
+/// worker reported.
+fn two_running_workers(
+    model: Model,
+    first: u32,
+) -> (Child, ChildStdin, BufReader<ChildStdout>, BTreeMap<u32, u32>) {
+    let mut args = worker_args(model, Workload::Cpu, 2, first);
     let at = args.iter().position(|a| a == "--iterations").unwrap() + 1;
-    args[at] = "1000000000".to_owned(); // far longer than the test waits
+    args[at] = "1000000000".to_owned();
     let mut child = spawn(&args);
     let stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-
-    // Wait until every worker runs.
     let mut pids = BTreeMap::new();
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -366,7 +368,13 @@ fn stops_at_end_of_stdin(model: Model) {
             pids.insert(worker, pid);
         }
     }
+    (child, stdin, stdout, pids)
+}
 
+/// Closing the worker's stdin stops it, and its children with it, even in the
+/// middle of a long run.
+fn stops_at_end_of_stdin(model: Model) {
+    let (mut child, stdin, mut stdout, pids) = two_running_workers(model, 0);
     let closed = Instant::now();
     drop(stdin);
     let mut rest = String::new();
@@ -401,4 +409,43 @@ fn threads_stop_at_end_of_stdin() {
 #[test]
 fn processes_stop_at_end_of_stdin() {
     stops_at_end_of_stdin(Model::Processes);
+}
+
+/// The OS names of the threads of `pid`, the main thread's included.
+fn os_thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("a live process has tasks");
+    let mut names: Vec<String> = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// gilscope counts worker threads by their OS name, which Python 3.13 and
+/// older never set from a `threading.Thread`'s: the worker sets it itself.
+fn the_os_sees_each_worker_named_by_its_global_index(model: Model) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let (mut child, stdin, _stdout, pids) = two_running_workers(model, 3);
+    let names: BTreeMap<u32, Vec<String>> = pids.values().map(|&pid| (pid, os_thread_names(pid))).collect();
+    drop(stdin);
+    let _ = child.wait();
+    for (worker, pid) in pids {
+        let named = format!("worker-{worker}");
+        assert!(names[&pid].contains(&named), "{model:?}: no thread {named} in process {pid}: {names:?}");
+    }
+    let workers: usize = names.values().flatten().filter(|n| n.starts_with("worker-")).count();
+    assert_eq!(workers, 2, "{model:?}: only the workers are named so: {names:?}");
+}
+
+#[test]
+fn thread_workers_are_named_worker_n_for_the_os() {
+    the_os_sees_each_worker_named_by_its_global_index(Model::Threads);
+}
+
+#[test]
+fn process_workers_are_named_worker_n_for_the_os() {
+    the_os_sees_each_worker_named_by_its_global_index(Model::Processes);
 }

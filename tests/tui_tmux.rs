@@ -280,3 +280,25 @@ fn a_small_terminal_is_told_the_size_it_needs_and_a_resize_brings_the_screen_bac
     tmux.keys(&["q"]);
     tmux.wait_gone(Duration::from_secs(5));
 }
+
+#[test]
+fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
+    // About a second per worker alone: the OS sampler sees every process.
+    let tmux = Tmux::start("cpython-counts", "--iterations 10000000 --workers 2", None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["c"]);
+    tmux.wait_for("runtime cpython", Duration::from_secs(5));
+    tmux.keys(&["m"]);
+    tmux.wait_for("mode one at a time", Duration::from_secs(5));
+    tmux.keys(&["Space"]);
+    let screen = tmux.wait_for("· speedup", Duration::from_secs(60));
+    // Threading: the 2 worker threads, not the main thread and the stdin
+    // watcher beside them. Multiprocessing: the 2 children that ran the
+    // workers, not the parent that started them.
+    // At 100 columns the counts have a line of their own, threading's left.
+    let counts = screen.lines().nth(4).unwrap_or_default();
+    assert!(counts.starts_with("│1 process · 2 threads · 1 GIL "), "{screen}");
+    assert!(counts.contains("││2 processes · 1 thread each · 2 GILs "), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+}

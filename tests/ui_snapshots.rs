@@ -77,16 +77,35 @@ fn send(app: &mut App, run: RunId, stream: usize, records: Vec<Record>) -> Vec<E
     effects
 }
 
+/// The header of a simulated stream: GIL on, every take the lock's own.
 fn hello(app: &mut App, run: RunId, stream: usize, pid: u32, first: u32, threads: u32) {
-    let hello = Hello {
+    header(app, run, stream, Hello { pid, threads, first_worker: first, ..sim_header() });
+}
+
+fn sim_header() -> Hello {
+    Hello {
         version: VERSION,
-        pid,
+        pid: 0,
         runtime: Runtime::Sim,
         gil: true,
-        threads,
-        first_worker: first,
+        threads: 1,
+        first_worker: 0,
         timeline: Timeline::Exact,
-    };
+    }
+}
+
+/// The header the real CPython worker writes: its lanes are inferred.
+fn cpython_header(pid: u32, threads: u32) -> Hello {
+    Hello {
+        pid,
+        runtime: Runtime::Cpython,
+        threads,
+        timeline: Timeline::Inferred { resolution_ns: 50_000 },
+        ..sim_header()
+    }
+}
+
+fn header(app: &mut App, run: RunId, stream: usize, hello: Hello) {
     app.update(app.now, Msg::Report(Report::Hello { run, stream, hello }));
 }
 
@@ -97,7 +116,10 @@ fn end(app: &mut App, run: RunId, stream: usize, outcome: Result<(), String>) ->
 /// One CPU worker alone in its own process, from `t` for `wall` ns.
 fn lone_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Effect> {
     app.update(t, Msg::Started { run, requested_at: t, pids: vec![900] });
-    hello(app, run, 0, 900, 0, 1);
+    match app.experiment.runtime {
+        Runtime::Sim => hello(app, run, 0, 900, 0, 1),
+        Runtime::Cpython => header(app, run, 0, cpython_header(900, 1)),
+    }
     let done = t + wall;
     send(
         app,
@@ -217,6 +239,146 @@ fn mid_run() -> (App, RunId, RunId, u64) {
     (app, threads, procs, now)
 }
 
+/// How long one iteration of the real CPython takes in these scripts.
+const CPYTHON_ITERATION_NS: u64 = 70;
+
+/// Two threads of the real CPython taking turns, as the worker reports them:
+/// turns inferred from gaps in each thread's stamps, and each thread's records
+/// flushed in batches of about 15 ms, one thread's batch after the other's.
+fn cpython_threading_records(t: u64, until: u64, pid: u32) -> Vec<Record> {
+    let mut records = Vec::new();
+    for w in 0..2 {
+        records.push(Record::Started { t: t + MS + w as u64 * 100_000, worker: w, requested: t + MS });
+        records.push(Record::Process { t: t + MS, worker: w, pid });
+    }
+    // Who ran when, as the stamps tell it.
+    let mut turns = Vec::new();
+    let (mut now, mut holder, mut i) = (t + 2 * MS, 0u32, 0);
+    while now < until {
+        let to = (now + hold_ns(i)).min(until);
+        turns.push((holder, now, to));
+        (now, holder, i) = (to + 50_000, 1 - holder, i + 1);
+    }
+    let mut done = [0u64; 2];
+    let mut batch = t;
+    while batch < until {
+        let next = batch + 15 * MS;
+        for w in 0..2u32 {
+            for &(_, from, to) in turns.iter().filter(|(h, from, _)| *h == w && (batch..next).contains(from))
+            {
+                done[w as usize] += (to - from) / CPYTHON_ITERATION_NS;
+                records.push(Record::Take { t: from, worker: w });
+                records.push(Record::Progress {
+                    t: to,
+                    worker: w,
+                    done: done[w as usize],
+                    total: ITERATIONS,
+                });
+                if to < until {
+                    records.push(Record::Release { t: to, worker: w, reason: ReleaseReason::Inferred });
+                }
+            }
+        }
+        batch = next;
+    }
+    records
+}
+
+/// A child process of the real CPython's multiprocessing, reported through
+/// its parent's stream: it runs freely but for a stall every 100 ms (the OS
+/// ran something else), from its start to `until`.
+fn cpython_child_records(t: u64, until: u64, worker: u32, pid: u32) -> Vec<Record> {
+    let start = t + 20 * MS + u64::from(worker) * 3 * MS;
+    let mut records = vec![
+        Record::Started { t: start, worker, requested: t },
+        Record::Process { t: start, worker, pid },
+        Record::Take { t: start, worker },
+    ];
+    let mut now = start;
+    while now + 100 * MS < until {
+        now += 100 * MS;
+        let done = (now - start) / CPYTHON_ITERATION_NS;
+        records.push(Record::Progress { t: now, worker, done, total: ITERATIONS });
+        records.push(Record::Release { t: now, worker, reason: ReleaseReason::Inferred });
+        records.push(Record::Take { t: now + 2 * MS, worker });
+    }
+    records
+}
+
+/// The race under the real CPython (c), 300 ms in: the threading process
+/// (2001) has a main thread and a stdin watcher besides its 2 workers, and the
+/// multiprocessing parent (3000) runs no worker: its children 3001 and 3002 do.
+fn cpython_mid_run() -> (App, RunId, RunId, u64) {
+    let mut app = fresh(demo());
+    app.options.runtimes = vec![Runtime::Sim, Runtime::Cpython];
+    key(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Cpython);
+    let lone = starts(&key(&mut app, ' '));
+    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, ITERATIONS * CPYTHON_ITERATION_NS));
+    let [(threads, _), (procs, _)] = [models[0].clone(), models[1].clone()];
+    let t1 = T0 + 400 * MS;
+    app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
+    app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: vec![3000] });
+    header(&mut app, threads, 0, cpython_header(2001, 2));
+    header(&mut app, procs, 0, cpython_header(3000, 2));
+    let now = t1 + 300 * MS;
+    send(&mut app, threads, 0, cpython_threading_records(t1, now, 2001));
+    for (worker, pid) in [(0, 3001), (1, 3002)] {
+        send(&mut app, procs, 0, cpython_child_records(t1, now, worker, pid));
+    }
+    let process = |pid, threads, workers| ProcessSample {
+        pid,
+        cpu_cores: Some(0.5),
+        rss_bytes: 9_800_000,
+        threads,
+        worker_threads: workers,
+    };
+    let os = vec![process(2001, 4, 2), process(3000, 2, 0), process(3001, 1, 1), process(3002, 1, 1)];
+    app.update(now, Msg::Sample(Sample { at: now, cores: vec![99.0, 97.0], processes: os }));
+    app.update(now, Msg::Tick);
+    (app, threads, procs, now)
+}
+
+#[test]
+fn the_real_cpython_counts_only_worker_threads_and_says_what_is_inferred() {
+    let (app, ..) = cpython_mid_run();
+    snapshot("cpython_mid_run", &app);
+}
+
+#[test]
+fn the_real_cpython_finished_shows_its_own_inferred_switch_count() {
+    let (mut app, threads, procs, now) = cpython_mid_run();
+    let t_end = now + 300 * MS;
+    let mut rest = cpython_threading_records(now - 300 * MS, t_end, 2001);
+    rest.retain(|r| {
+        r.time().is_some_and(|t| t > now) && !matches!(r, Record::Started { .. } | Record::Process { .. })
+    });
+    rest.extend([
+        Record::Progress { t: t_end, worker: 0, done: ITERATIONS, total: ITERATIONS },
+        Record::Progress { t: t_end, worker: 1, done: ITERATIONS, total: ITERATIONS },
+        Record::Finished { t: t_end - 2 * MS, worker: 1 },
+        Record::Finished { t: t_end, worker: 0 },
+        Record::End { t: t_end, pid: 2001, cpu_ns: 580 * MS, max_rss_kb: 9_900, switches: 117 },
+    ]);
+    send(&mut app, threads, 0, rest);
+    end(&mut app, threads, 0, Ok(()));
+    let p_end = now + 40 * MS;
+    let mut children = Vec::new();
+    for (worker, pid) in [(0, 3001), (1, 3002)] {
+        children.extend([
+            Record::Progress { t: p_end, worker, done: ITERATIONS, total: ITERATIONS },
+            Record::Finished { t: p_end, worker },
+            Record::End { t: p_end, pid, cpu_ns: 300 * MS, max_rss_kb: 9_700, switches: 0 },
+        ]);
+    }
+    children.push(Record::End { t: p_end, pid: 3000, cpu_ns: 40 * MS, max_rss_kb: 9_800, switches: 0 });
+    send(&mut app, procs, 0, children);
+    end(&mut app, procs, 0, Ok(()));
+    app.update(t_end + S, Msg::Tick);
+    assert!(!app.busy(), "both models are done");
+    snapshot("cpython_finished", &app);
+}
+
 #[test]
 fn idle_shows_the_experiment_and_how_to_start() {
     snapshot("idle", &fresh(demo()));
@@ -326,6 +488,9 @@ fn io_bound_lanes_show_the_threads_blocked_in_io() {
     let (threads, procs) = (models[0].0, models[1].0);
     app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
     app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: vec![3001, 3002] });
+    hello(&mut app, threads, 0, 2001, 0, 2);
+    hello(&mut app, procs, 0, 3001, 0, 1);
+    hello(&mut app, procs, 1, 3002, 1, 1);
     // Each worker: a reply handled under the GIL (16 ms), then 50 ms of I/O.
     for w in 0..2u32 {
         let mut records = vec![Record::Started { t: t1 + MS, worker: w, requested: t1 }];
@@ -374,7 +539,9 @@ fn many_workers_fit_with_a_count_of_the_lanes_left_out() {
     app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
     let pids: Vec<u32> = (0..128).map(|p| 3001 + p).collect();
     app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: pids.clone() });
+    hello(&mut app, threads, 0, 2001, 0, 128);
     for (w, pid) in pids.iter().enumerate() {
+        hello(&mut app, procs, w, *pid, w as u32, 1);
         send(&mut app, procs, w, process_records(t1, t1 + S, w as u32, *pid, 0.01));
     }
     send(&mut app, threads, 0, threading_records(t1, t1 + S, 2001));

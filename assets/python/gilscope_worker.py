@@ -196,6 +196,30 @@ def set_pdeathsig():
         return False
 
 
+def os_thread_namer():
+    """A function naming the calling OS thread `worker-N`, the name gilscope
+    counts worker threads by (Python 3.13 and older keep a Thread's name to
+    themselves). Linux only; elsewhere, or where it fails, threads keep their
+    names. Made before the workers start: loading libc may release the GIL."""
+    try:
+        if not sys.platform.startswith("linux"):
+            raise OSError("no prctl")
+        import ctypes
+
+        prctl = ctypes.PyDLL(None).prctl  # PyDLL: calls keep the GIL
+    except Exception:
+        return lambda w: None
+    pr_set_name = 15
+
+    def name(w):
+        try:
+            prctl(pr_set_name, f"worker-{w}".encode(), 0, 0, 0)
+        except Exception:
+            pass
+
+    return name
+
+
 def watch_stdin(out, on_eof):
     """A daemon thread: at end of file on stdin, on_eof() and exit non-zero."""
 
@@ -371,9 +395,10 @@ def worker_kind(cfg, w):
 # ------------------------------------------------------------------ models
 
 
-def thread_main(wk):
+def thread_main(wk, name_os_thread):
     t0 = now()
     try:
+        name_os_thread(wk.w)
         wk.run(t0)
     except BaseException as e:  # noqa: BLE001 - any failure ends the run
         wk.out.error(f"worker {wk.w}: {describe(e)}")
@@ -387,9 +412,10 @@ def run_threads(cfg, out):
         Worker(first + i, worker_kind(cfg, first + i), cfg, out)
         for i in range(cfg["workers"])
     ]
+    name_os_thread = os_thread_namer()
     threads = []
     for wk in workers:
-        th = threading.Thread(target=thread_main, args=(wk,), daemon=True)
+        th = threading.Thread(target=thread_main, args=(wk, name_os_thread), daemon=True)
         th.name = f"gilscope-worker-{wk.w}"
         threads.append(th)
         wk.req = now()
@@ -411,6 +437,7 @@ def _child_main(cfg):
                 os._exit(1)
         else:
             watch_parent(os.getppid())
+        os_thread_namer()(cfg["w"])
         sys.setswitchinterval(cfg["switch_interval_s"])
         wk = Worker(cfg["w"], worker_kind(cfg, cfg["w"]), cfg, out)
         wk.req = cfg["req"]

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use crate::app::{App, Mode, Phase, Run, Session};
+use crate::app::{App, Mode, Phase, Run, Session, Switches};
 use crate::experiment::spec::Model;
 use crate::experiment::tally::{Lane, Tally};
 use crate::protocol::Timeline;
@@ -279,9 +279,15 @@ fn gil_lanes(
     // The room of the lane and of the progress column after it.
     let note = |text: &str| Line::from(vec![label.clone(), Span::styled(fit(text, cells + 5), theme.dim())]);
     if run.spec.model != Model::Threads {
-        let text = match tally.waits {
-            0 => "one per process · none waited for".to_owned(),
-            n => format!("one per process · {n} waits"),
+        // One thread per GIL: nobody ever waits for it. Inferred lanes still
+        // show stalls, the OS running something else, which are no GIL waits.
+        let text = match (tally.timeline(), tally.waits) {
+            (Timeline::Exact, _) | (_, 0) => "one per process · never contended".to_owned(),
+            (Timeline::Inferred { .. }, n) => {
+                let stalls = format!("{n} stall{} (inferred)", if n == 1 { "" } else { "s" });
+                let long = format!("one per process · {stalls}");
+                if long.chars().count() <= cells + 5 { long } else { format!("one each · {stalls}") }
+            }
         };
         out.lines.push(note(&text));
         return;
@@ -329,7 +335,22 @@ fn time_label(ns: u64, window: u64) -> String {
     }
 }
 
-/// How many figure columns fit in `inner` columns: 3 or 2 (None: 2, too tight to matter).
+/// The figures laid out `k` to a row: the width of a row, and of each
+/// column's labels and values.
+fn grid(cells: &[(&str, String)], k: usize) -> (usize, Vec<usize>, Vec<usize>) {
+    let rows: Vec<&[(&str, String)]> = cells.chunks(k).collect();
+    let label_w: Vec<usize> = (0..k)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(l, _)| l.len()).max().unwrap_or(0))
+        .collect();
+    let value_w: Vec<usize> = (0..k)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(_, v)| v.chars().count()).max().unwrap_or(0))
+        .collect();
+    // "label value" columns, two spaces apart.
+    let width = label_w.iter().zip(&value_w).map(|(l, v)| l + 1 + v).sum::<usize>() + 2 * k.saturating_sub(1);
+    (width, label_w, value_w)
+}
+
+/// How many figure columns fit in `inner` columns: 6, 3 or 2 (None: 2, too tight to matter).
 fn grid_columns(inner: u16) -> Option<u16> {
     [6u16, 3, 2].into_iter().find(|k| inner >= 23 * k)
 }
@@ -346,8 +367,8 @@ fn stats(lines: &mut Vec<Line<'static>>, app: &App, run: &Run, tally: &Tally, wi
     };
     let memory = match &result {
         Some(r) => memory_label(r.peak_rss_kb),
-        None if over && run.os.seen() => memory_label(run.os.peak_rss_each.values().sum::<u64>() / 1024),
-        None if run.os.seen() => memory_label(run.os.rss_bytes / 1024),
+        None if over && run.os.seen_any() => memory_label(run.os.peak_rss_each.values().sum::<u64>() / 1024),
+        None if run.os.seen_any() => memory_label(run.os.rss_bytes / 1024),
         None if over => dash(),
         None => "…".to_owned(),
     };
@@ -357,23 +378,30 @@ fn stats(lines: &mut Vec<Line<'static>>, app: &App, run: &Run, tally: &Tally, wi
         None if over => tally.wall_ns(tally.last_event) as f64 / 1e9,
         None => tally.wall_ns(app.now) as f64 / 1e9,
     };
-    let cells: [(&str, String); 6] = [
+    // Inferred hand-overs say so where the row has room for it.
+    let (switches, switches_short) = match run.switches() {
+        Switches::NoGil => ("no GIL".to_owned(), None),
+        Switches::Counted(n) => (n.to_string(), None),
+        Switches::Inferred(None) if over => (dash(), None),
+        Switches::Inferred(None) => ("…".to_owned(), None),
+        Switches::Inferred(Some(n)) => (format!("~{n} (inferred)"), Some(format!("~{n}"))),
+    };
+    let mut cells: [(&str, String); 6] = [
         ("time", duration_label(wall)),
         ("done", format!("{:.0}%", tally.progress() * 100.0)),
         ("cpu", cpu),
         ("memory", memory),
         ("start", tally.mean_start_cost_ns().map_or("…".to_owned(), |ns| duration_label(ns as f64 / 1e9))),
-        ("switches", run.switches().to_string()),
+        ("switches", switches),
     ];
     let k = grid_columns(width).unwrap_or(2) as usize;
-    let rows: Vec<&[(&str, String)]> = cells.chunks(k).collect();
-    let label_w: Vec<usize> = (0..k)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(l, _)| l.len()).max().unwrap_or(0))
-        .collect();
-    let value_w: Vec<usize> = (0..k)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|(_, v)| v.chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
+    if let Some(short) = switches_short
+        && grid(&cells, k).0 > width as usize
+    {
+        cells[5].1 = short;
+    }
+    let (_, label_w, value_w) = grid(&cells, k);
+    for row in cells.chunks(k) {
         let mut spans = Vec::new();
         for (c, (label, value)) in row.iter().enumerate() {
             if c > 0 {
