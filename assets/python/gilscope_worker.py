@@ -522,6 +522,16 @@ def _int_at_least(low):
     return parse
 
 
+def _milliseconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
+    return value
+
+
 def _positive_seconds(text):
     try:
         value = float(text)
@@ -544,7 +554,7 @@ def parse_args(argv):
     p.add_argument("--workload", choices=["cpu", "io", "mixed"], default="cpu")
     p.add_argument("--iterations", type=_int_at_least(0), default=4_000_000)
     p.add_argument("--requests", type=_int_at_least(0), default=20)
-    p.add_argument("--io-ms", type=_int_at_least(0), default=5)
+    p.add_argument("--io-ms", type=_milliseconds, default=5.0)
     p.add_argument("--reply-iterations", type=_int_at_least(0), default=20_000)
     p.add_argument("--switch-interval-s", type=_positive_seconds, default=0.005)
     p.add_argument("--spawned-at", type=_int_at_least(0), default=0)

@@ -88,7 +88,8 @@ impl Plan {
             format!("--workload={workload}"),
             format!("--iterations={}", e.iterations),
             format!("--requests={}", e.requests),
-            format!("--io-ms={}", (e.io_wait.as_secs_f64() * 1e3).round().max(1.0) as u64),
+            // The same wait as the simulation's, to the nanosecond.
+            format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
             format!("--reply-iterations={}", e.reply_iterations),
             format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
         ];
