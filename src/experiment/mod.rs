@@ -18,7 +18,8 @@ use crate::experiment::tally::{RunResult, Tally};
 /// A run that says nothing for this long is taken for hung (longer when
 /// every worker may be asleep in one I/O wait).
 fn silence_limit(spec: &RunSpec) -> Duration {
-    Duration::from_secs(30).max(spec.experiment.io_wait * 2 + spec.experiment.switch_interval)
+    let e = &spec.experiment;
+    Duration::from_secs(30).max(e.io_wait * 2 * e.pace.max(1) + e.switch_interval)
 }
 
 /// Runs one spec to its end, headless, and returns its figures.

@@ -117,7 +117,9 @@ impl Plan {
                     iterations: e.iterations,
                     units,
                     requests: e.requests,
-                    io_wait_ns: e.io_wait.as_nanos() as u64,
+                    // Pace slows the whole run, waits included, so an I/O-bound
+                    // workload stays I/O-bound however slowly it is watched.
+                    io_wait_ns: e.io_wait.as_nanos() as u64 * u64::from(e.pace.max(1)),
                     reply_iterations: e.reply_iterations,
                     progress_every: e.progress_every(),
                     process_requested_at: None,
