@@ -76,6 +76,9 @@ fn main() -> Result<(), String> {
         };
         println!("calibration: {} ns per iteration ({})", calibration.iteration_ns, python.describe());
         experiment.iteration_ns = calibration.iteration_ns;
+        if let Some(units_per_ns) = calibration.sim_units_per_ns {
+            plan.units_per_ns = units_per_ns;
+        }
         plan.python = Some(python);
         runtimes.push(Runtime::Cpython);
     }
