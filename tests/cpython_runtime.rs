@@ -12,6 +12,9 @@ use gilscope::experiment::supervisor;
 use gilscope::experiment::tally::{Lane, Tally};
 use gilscope::protocol::Runtime;
 
+mod common;
+use common::{alive, wait_until};
+
 fn python3() -> Python {
     Python::probe(std::path::Path::new("python3")).expect("python3 is on every machine; these tests need it")
 }
@@ -30,13 +33,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
 }
 
 #[test]
@@ -145,10 +141,7 @@ fn a_python_worker_killed_mid_run_fails_the_run_cleanly() {
     assert!(why.contains(&victim.to_string()), "{why}");
     assert!(tally.workers.iter().any(|w| w.lane() == Lane::Failed));
     drop(running);
-    let start = Instant::now();
-    while (alive(victim) || alive(other)) && start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(3), || !alive(victim) && !alive(other));
     assert!(!alive(other), "the surviving CPython worker {other} outlived its run");
 }
 
@@ -162,10 +155,7 @@ fn killing_the_python_parent_fails_the_run_and_takes_its_children() {
     finish(&rx, &mut tally);
     let why = tally.failure.clone().expect("a killed interpreter must fail the run");
     assert!(why.contains("SIGKILL"), "{why}");
-    let start = Instant::now();
-    while children.iter().any(|&c| alive(c)) && start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(3), || children.iter().all(|&c| !alive(c)));
     assert!(children.iter().all(|&c| !alive(c)), "CPython children {children:?} outlived their parent");
     drop(running);
 }

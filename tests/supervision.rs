@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::{alive, wait_until};
 
 use gilscope::experiment::plan::Plan;
 use gilscope::experiment::spec::{Experiment, Model, RunSpec};
@@ -25,25 +28,6 @@ fn children(pid: u32) -> Vec<u32> {
         }
     }
     out
-}
-
-/// Alive and not a zombie waiting to be reaped.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 fn killing_gilscope_run_leaves_no_worker(model: &str, signal: i32) {
