@@ -92,6 +92,17 @@ impl Tmux {
         self.processes().into_iter().filter(Proc::is_worker).collect()
     }
 
+    /// Presses space on the first screen and waits until a worker runs.
+    fn start_run(&self) {
+        self.wait_for("press space", Duration::from_secs(10));
+        self.keys(&["Space"]);
+        let start = Instant::now();
+        while self.workers().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "no worker started:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn app(&self) -> Option<Proc> {
         self.processes().into_iter().find(|p| !p.is_worker())
     }
@@ -194,13 +205,7 @@ fn a_run_from_space_to_results_then_q_leaves_nothing_behind() {
 #[test]
 fn killing_the_tui_leaves_no_worker_behind() {
     let tmux = Tmux::start("sigkill", SLOW, None);
-    tmux.wait_for("press space", Duration::from_secs(10));
-    tmux.keys(&["Space"]);
-    let start = Instant::now();
-    while tmux.workers().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no worker started:\n{}", tmux.screen());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    tmux.start_run();
     let app = tmux.app().expect("the app runs");
     signal(app.pid, libc::SIGKILL);
     tmux.assert_no_worker_left(Duration::from_secs(3));
@@ -248,13 +253,7 @@ fn sigterm_restores_the_terminal_and_leaves_no_worker() {
     // After gilscope exits, the same shell reports its exit and the terminal modes.
     let after = "echo \"gilscope exited: $?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo; sleep 60";
     let tmux = Tmux::start("sigterm", SLOW, Some(after));
-    tmux.wait_for("press space", Duration::from_secs(10));
-    tmux.keys(&["Space"]);
-    let start = Instant::now();
-    while tmux.workers().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no worker started:\n{}", tmux.screen());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    tmux.start_run();
     let app = tmux.app().expect("the app runs");
     signal(app.pid, libc::SIGTERM);
     let screen = tmux.wait_for("gilscope exited", Duration::from_secs(5));

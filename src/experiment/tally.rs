@@ -334,8 +334,8 @@ impl Tally {
         self.wait_total_ns.checked_div(self.waits).unwrap_or(0)
     }
 
-    /// How often a GIL changed hands: the processes' own counts once they
-    /// ended, else counted from the takes seen so far.
+    /// How often a GIL changed hands, as the processes counted it in their
+    /// `end` records (0 until they end; the live view counts takes itself).
     pub fn switches(&self) -> u64 {
         self.ends.values().map(|e| e.switches).sum()
     }
