@@ -1,7 +1,7 @@
 //! The interactive view's own cost:
 //!
 //! 1. render: the time to draw one 200×60 frame (`ui::render` into ratatui's
-//!    TestBackend, diff included), mean over many frames, for the default
+//!    `TestBackend`, diff included), mean over many frames, for the default
 //!    demo mid-run and for a heavy state (16 workers, 20 s of 1 ms switches,
 //!    the whole run in view);
 //! 2. cpu: the TUI process's own CPU time (utime + stime of /proc/<pid>/stat,
@@ -11,21 +11,16 @@
 //!
 //! `cargo bench --bench tui [-- --frames N --no-cpu]`
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gilscope::app::{App, Effect, Msg, Options, ZOOMS, Zoom};
-use gilscope::experiment::spec::Experiment;
-use gilscope::experiment::supervisor::{Report, RunId};
-use gilscope::monitor::{ProcessSample, Sample};
-use gilscope::protocol::{Hello, Record, ReleaseReason, Runtime, Timeline, VERSION};
+use gilscope::app::{App, ZOOMS, Zoom};
+use gilscope::scenario::{MS, S, race};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-const MS: u64 = 1_000_000;
-const S: u64 = 1_000_000_000;
-const T0: u64 = 1_000 * S;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -64,109 +59,11 @@ fn render_time(app: &mut App, frames: usize) -> (f64, f64) {
     (mean, times.iter().copied().fold(0.0, f64::max))
 }
 
-fn key(app: &mut App, c: char) -> Vec<Effect> {
-    app.update(app.now, Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
-}
-
-fn starts(effects: &[Effect]) -> Vec<RunId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Start { run, .. } => Some(*run),
-            _ => None,
-        })
-        .collect()
-}
-
-fn send(app: &mut App, run: RunId, stream: usize, record: Record) -> Vec<Effect> {
-    let t = record.time().unwrap_or(app.now).max(app.now);
-    app.update(t, Msg::Report(Report::Record { run, stream, record }))
-}
-
 /// The race of `workers` workers, `elapsed` into it, the threads handing the
 /// GIL over every `hold` ns; `zoom` is an index into `ZOOMS`.
 fn state(workers: u32, elapsed: u64, hold: u64, zoom: usize) -> App {
-    let options = Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 };
-    let mut app = App::new(Experiment { pace: 15, ..Experiment::new(workers) }, options, T0);
+    let (mut app, _, _) = race(workers, elapsed, |_| hold);
     app.zoom = zoom;
-    let lone = starts(&key(&mut app, ' '))[0];
-    app.update(T0, Msg::Started { run: lone, requested_at: T0, pids: vec![900] });
-    for record in [
-        Record::Started { t: T0 + MS, worker: 0, requested: T0 },
-        Record::Take { t: T0 + MS, worker: 0 },
-        Record::Progress { t: T0 + 3 * S, worker: 0, done: 10, total: 10 },
-        Record::Finished { t: T0 + 3 * S, worker: 0 },
-        Record::End { t: T0 + 3 * S, pid: 900, cpu_ns: 3 * S, max_rss_kb: 3_000, switches: 0 },
-    ] {
-        send(&mut app, lone, 0, record);
-    }
-    let models =
-        starts(&app.update(T0 + 3 * S, Msg::Report(Report::Ended { run: lone, stream: 0, outcome: Ok(()) })));
-    let (threads, procs) = (models[0], models[1]);
-    let t1 = T0 + 3 * S + 10 * MS;
-    let pids: Vec<u32> = (0..workers).map(|w| 3000 + w).collect();
-    app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2000] });
-    app.update(t1, Msg::Started { run: procs, requested_at: t1, pids: pids.clone() });
-    let hello = |pid, first, threads| Hello {
-        version: VERSION,
-        pid,
-        runtime: Runtime::Sim,
-        gil: true,
-        threads,
-        first_worker: first,
-        timeline: Timeline::Exact,
-    };
-    app.update(t1, Msg::Report(Report::Hello { run: threads, stream: 0, hello: hello(2000, 0, workers) }));
-    for w in 0..workers {
-        send(&mut app, threads, 0, Record::Started { t: t1 + MS, worker: w, requested: t1 });
-        send(&mut app, threads, 0, Record::Wait { t: t1 + MS, worker: w });
-        let stream = w as usize;
-        app.update(t1, Msg::Report(Report::Hello { run: procs, stream, hello: hello(pids[stream], w, 1) }));
-        send(&mut app, procs, stream, Record::Started { t: t1 + 2 * MS, worker: w, requested: t1 });
-        send(&mut app, procs, stream, Record::Take { t: t1 + 2 * MS, worker: w });
-    }
-    let end = t1 + elapsed;
-    let mut t = t1 + 2 * MS;
-    let mut holder = 0;
-    send(&mut app, threads, 0, Record::Take { t, worker: 0 });
-    while t + hold < end {
-        t += hold;
-        let next = (holder + 1) % workers;
-        send(
-            &mut app,
-            threads,
-            0,
-            Record::Progress { t, worker: holder, done: (t - t1) / 5_000, total: 4_000_000 },
-        );
-        send(&mut app, threads, 0, Record::Release { t, worker: holder, reason: ReleaseReason::DropRequest });
-        send(&mut app, threads, 0, Record::Wait { t, worker: holder });
-        send(&mut app, threads, 0, Record::Take { t: t + 20_000, worker: next });
-        holder = next;
-    }
-    for w in 0..workers {
-        send(
-            &mut app,
-            procs,
-            w as usize,
-            Record::Progress { t: end, worker: w, done: 1_000_000, total: 4_000_000 },
-        );
-    }
-    let mut processes = vec![ProcessSample {
-        pid: 2000,
-        cpu_cores: Some(0.9),
-        rss_bytes: 3 << 20,
-        threads: workers + 3,
-        worker_threads: workers,
-    }];
-    processes.extend(pids.iter().map(|&pid| ProcessSample {
-        pid,
-        cpu_cores: Some(0.5),
-        rss_bytes: 3 << 20,
-        threads: 4,
-        worker_threads: 1,
-    }));
-    app.update(end, Msg::Sample(Sample { at: end, cores: vec![97.0, 95.0], processes }));
-    app.update(end, Msg::Tick);
     app
 }
 
@@ -242,7 +139,10 @@ fn cpu_share() {
     let socket = format!("gilscope-bench-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_gilscope");
     println!("\ncpu: the TUI process alone (not its workers), default settings, 80×24 tmux, {bin}");
-    tmux(&socket, &["new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", bin]);
+    // A cache of its own, so the bench never reads a developer's calibration.
+    let cache = std::env::temp_dir().join(format!("gilscope-bench-cache-{}", std::process::id()));
+    let command = format!("env XDG_CACHE_HOME='{}' '{bin}'", cache.display());
+    tmux(&socket, &["new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", &command]);
     let start = Instant::now();
     let pid = loop {
         if let Some(pid) = find_app(&socket) {
@@ -271,7 +171,7 @@ fn cpu_share() {
     let (before, threads_before) = cpu_ticks(pid);
     let run_start = Instant::now();
     tmux(&socket, &["send-keys", "-t", "bench", "Space"]);
-    wait_for("· speedup", Duration::from_secs(120));
+    wait_for("· speedup", Duration::from_mins(2));
     let wall = run_start.elapsed().as_secs_f64();
     let (after, threads_after) = cpu_ticks(pid);
     let top_out = top.and_then(|mut t| {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::experiment::matrix::ModelChoice;
 use crate::experiment::spec::{
-    self, DEFAULT_ITERATIONS, DEFAULT_REQUESTS, Experiment, MAX_PACE, MAX_WORKERS, Model, RunSpec, Workload,
+    self, DEFAULT_ITERATIONS, DEFAULT_REQUESTS, Experiment, MAX_PACE, MAX_WORKERS, Workload,
 };
 use crate::protocol::Runtime;
 use crate::worker::WorkerArgs;
@@ -32,7 +33,7 @@ pub enum Command {
     /// Run the models one after the other, without the interactive view, and print their figures.
     Run(RunArgs),
     /// Measure the real interpreter's cost per loop iteration and store it, so the
-    /// simulation's iterations take as long as CPython's.
+    /// simulation's iterations take as long as `CPython`'s.
     Calibrate(CalibrateArgs),
     /// Internal: one simulated interpreter process, started by gilscope itself.
     #[command(hide = true)]
@@ -54,16 +55,16 @@ pub struct ExperimentArgs {
     /// What each worker does
     #[arg(long, value_enum, default_value_t = Workload::Cpu)]
     pub workload: Workload,
-    /// The GIL of the threaded interpreter: off is free-threaded CPython (3.13t)
-    #[arg(long, value_enum, default_value_t = Switch::On)]
-    pub gil: Switch,
+    /// The GIL of the threaded interpreter: off is free-threaded `CPython` (3.13t)
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub gil: OnOff,
     /// Blocking requests per I/O worker (io and mixed workloads)
     #[arg(long, allow_hyphen_values = true, value_name = "R", default_value_t = DEFAULT_REQUESTS, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub requests: u32,
     /// How long each I/O request blocks
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
     pub io_wait: Duration,
-    /// Which interpreter runs the workers: gilscope's simulated CPython, the real one, or both
+    /// Which interpreter runs the workers: gilscope's simulated `CPython`, the real one, or both
     #[arg(long, value_enum, default_value_t = RuntimeChoice::Sim)]
     pub runtime: RuntimeChoice,
     /// The Python interpreter of the cpython runtime (a free-threaded build such as python3.13t runs with the GIL off)
@@ -75,14 +76,14 @@ pub struct ExperimentArgs {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
+pub enum OnOff {
     On,
     Off,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeChoice {
-    /// gilscope's simulated CPython (exact GIL timeline)
+    /// gilscope's simulated `CPython` (exact GIL timeline)
     Sim,
     /// the real interpreter (--python; timeline inferred from progress stamps)
     Cpython,
@@ -110,20 +111,6 @@ pub struct CalibrateArgs {
     pub iterations: u64,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModelChoice {
-    /// One process, N threads, one GIL
-    Threads,
-    /// N processes, one GIL each
-    Processes,
-    /// threads, then processes
-    Both,
-    /// P processes of N/P threads each (see --processes)
-    Hybrid,
-    /// threads with the GIL on, threads with it off, processes, and hybrid when N is even
-    All,
-}
-
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -140,80 +127,40 @@ pub struct RunArgs {
 }
 
 impl ExperimentArgs {
-    /// The experiment these flags describe, on the first runtime they name.
-    /// One iteration costs what `gilscope calibrate` measured, if it ran.
-    pub fn experiment(&self, default_pace: u32) -> Experiment {
-        let workers = self.workers.unwrap_or_else(cores);
-        let iteration_ns =
-            crate::cpython::Calibration::load().map_or(spec::DEFAULT_ITERATION_NS, |c| c.iteration_ns);
+    /// The experiment these flags describe, on the first runtime they name,
+    /// one loop iteration costing `iteration_ns` (the plan's calibration).
+    pub fn experiment(&self, default_pace: u32, iteration_ns: f64) -> Experiment {
         Experiment {
             iteration_ns,
             workload: self.workload,
             iterations: self.iterations,
             switch_interval: self.switch_interval,
-            gil: self.gil == Switch::On,
+            gil: self.gil == OnOff::On,
             requests: self.requests,
             io_wait: self.io_wait,
             pace: self.pace.unwrap_or(default_pace),
             runtime: self.runtime.runtimes()[0],
-            ..Experiment::new(workers)
+            ..Experiment::new(self.workers.unwrap_or_else(cores))
         }
     }
 }
 
 impl RunArgs {
-    /// The runs to make, in order.
-    pub fn runs(&self) -> Result<Vec<RunSpec>, String> {
-        let experiment = self.experiment.experiment(1);
-        let hybrid = Model::Hybrid { processes: self.processes };
-        let with = |model, gil| RunSpec { experiment: Experiment { gil, ..experiment.clone() }, model };
-        let gil = experiment.gil;
-        let runs = match self.model {
-            ModelChoice::Threads => vec![with(Model::Threads, gil)],
-            ModelChoice::Processes => vec![with(Model::Processes, gil)],
-            ModelChoice::Both => vec![with(Model::Threads, gil), with(Model::Processes, gil)],
-            ModelChoice::Hybrid => vec![with(hybrid, gil)],
-            ModelChoice::All => {
-                let mut runs = vec![
-                    with(Model::Threads, true),
-                    with(Model::Threads, false),
-                    with(Model::Processes, true),
-                ];
-                if with(hybrid, true).check().is_ok() && experiment.workers > self.processes {
-                    runs.push(with(hybrid, true));
-                }
-                runs
-            }
-        };
-        for run in &runs {
-            run.check().map_err(|e| format!("--processes: {e}"))?;
-        }
-        // Each model under each runtime asked for, the runtimes side by side.
-        let runtimes = self.experiment.runtime.runtimes();
-        let mut all = Vec::new();
-        for run in runs {
-            for &runtime in runtimes {
-                if runtime == Runtime::Cpython && matches!(run.model, Model::Hybrid { .. }) {
-                    if self.model == ModelChoice::Hybrid {
-                        return Err(
-                            "--runtime: the hybrid model runs on the simulated runtime only".to_owned()
-                        );
-                    }
-                    continue;
-                }
-                all.push(RunSpec {
-                    experiment: Experiment { runtime, ..run.experiment.clone() },
-                    ..run.clone()
-                });
-            }
-        }
-        Ok(all)
+    /// The runs to make, in order, with the default iteration cost: a usage
+    /// error is known before anything is measured.
+    pub fn runs(&self, iteration_ns: f64) -> Result<Vec<crate::experiment::spec::RunSpec>, String> {
+        crate::experiment::matrix::runs(
+            &self.experiment.experiment(1, iteration_ns),
+            self.model,
+            self.processes,
+            self.experiment.runtime.runtimes(),
+        )
     }
 }
 
 /// Logical cores, as the OS reports them.
 pub fn cores() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
 }
 
 /// Reads "5ms", "0.5ms", "100us", "1s"; a bare number is milliseconds.
@@ -246,7 +193,7 @@ fn parse_switch_interval(s: &str) -> Result<Duration, String> {
 
 fn parse_io_wait(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    if d < Duration::from_micros(10) || d > Duration::from_secs(60) {
+    if d < Duration::from_micros(10) || d > Duration::from_mins(1) {
         return Err(format!("{s} is outside 10us ..= 60s"));
     }
     Ok(d)

@@ -1,20 +1,25 @@
 //! gilscope: Python's GIL, made visible.
 //!
-//! Workers run a simulated CPython (or the real one) in child processes and
+//! Workers run a simulated `CPython` (or the real one) in child processes and
 //! stream what their GIL does; the app turns that into figures and timelines.
 //!
 //! Data flows one way: workers → supervisor → tally → what the user sees.
+//! The layers, from the bottom: `clock`, `protocol`, `format`, `cache`;
+//! `sim` and `worker` (the simulated interpreter); `cpython`; `experiment`;
+//! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`); `commands`
+//! on top. A module imports only from layers below it.
 
 pub mod app;
-pub mod calibrate;
+pub(crate) mod cache;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod cpython;
 pub mod experiment;
+pub(crate) mod format;
 pub mod monitor;
 pub mod protocol;
-pub mod run;
+pub mod scenario;
 pub mod sim;
-pub mod tui;
 pub mod ui;
 pub mod worker;

@@ -1,7 +1,11 @@
+//! The binary: read the command line, hand it to a command.
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use gilscope::cli::{Cli, Command, RuntimeChoice};
+use gilscope::commands;
+use gilscope::experiment::spec::DEFAULT_ITERATION_NS;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -20,11 +24,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Worker(args)) => gilscope::worker::main(args),
-        Some(Command::Calibrate(args)) => report(gilscope::calibrate::execute(&args)),
+        Some(Command::Worker(args)) => gilscope::worker::main(&args),
+        Some(Command::Calibrate(args)) => report(commands::calibrate::execute(&args)),
         Some(Command::Run(args)) => {
             // Flags that are each fine but do not fit together are usage errors too.
-            if let Err(why) = args.runs() {
+            if let Err(why) = args.runs(DEFAULT_ITERATION_NS) {
                 eprintln!("gilscope: {why}");
                 return ExitCode::from(2);
             }
@@ -40,9 +44,9 @@ fn main() -> ExitCode {
                     }
                 }
             };
-            report(gilscope::run::execute(&args, python))
+            report(commands::run::execute(&args, python))
         }
-        None => gilscope::tui::main(&cli.experiment),
+        None => commands::live::main(&cli.experiment),
     }
 }
 

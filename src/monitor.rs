@@ -22,7 +22,7 @@ pub const RUN_INTERVAL: Duration = Duration::from_millis(500);
 pub const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Worker threads are named `worker-N` (by the simulated interpreter, and by
-/// the CPython worker through prctl), so the OS can tell them apart from a
+/// the `CPython` worker through prctl), so the OS can tell them apart from a
 /// process's helper threads.
 pub const WORKER_THREAD_PREFIX: &str = "worker-";
 
@@ -36,7 +36,7 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// Every OS thread of the process, the main thread included.
     pub threads: u32,
-    /// Those of them named `worker-N`, the main thread included (a CPython
+    /// Those of them named `worker-N`, the main thread included (a `CPython`
     /// multiprocessing child runs its worker there).
     pub worker_threads: u32,
 }
@@ -76,14 +76,14 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
     let mut last = Instant::now();
     loop {
         match watch.recv_deadline(next) {
-            Ok(list) => {
-                let list: Vec<Pid> = list.into_iter().map(Pid::from_u32).collect();
+            Ok(asked) => {
+                let asked: Vec<Pid> = asked.into_iter().map(Pid::from_u32).collect();
                 // A new process is read as soon as sysinfo allows: a real
                 // CPython worker process may live less than one interval.
-                if list.iter().any(|pid| !pids.contains(pid)) {
+                if asked.iter().any(|pid| !pids.contains(pid)) {
                     next = next.min(last + MINIMUM_CPU_UPDATE_INTERVAL);
                 }
-                pids = list;
+                pids = asked;
                 seen.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
                 continue;
             }
@@ -109,7 +109,7 @@ struct CpuReading {
 
 fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>) -> Sample {
     system.refresh_cpu_usage();
-    let cores = system.cpus().iter().map(|c| c.usage()).collect();
+    let cores = system.cpus().iter().map(sysinfo::Cpu::usage).collect();
     let mut processes = Vec::new();
     if !pids.is_empty() {
         system.refresh_processes_specifics(

@@ -2,11 +2,11 @@
 //!
 //! A worker process writes UTF-8 text lines on its stdout. The first line is a
 //! header naming the format version; every later line is one [`Record`]. Text
-//! was chosen over a binary layout so that the instrumented CPython worker
+//! was chosen over a binary layout so that the instrumented `CPython` worker
 //! (standard library only) can speak it with `print`, and so a stream can be
 //! read by eye when something goes wrong. See `docs/wire-format.md`.
 //!
-//! Every timestamp is CLOCK_MONOTONIC in nanoseconds, so records from
+//! Every timestamp is `CLOCK_MONOTONIC` in nanoseconds, so records from
 //! different processes on one machine can be put on one time axis.
 
 use std::fmt;
@@ -20,9 +20,9 @@ pub const MAGIC: &str = "gilscope";
 /// Which interpreter produced the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// gilscope's simulated CPython.
+    /// gilscope's simulated `CPython`.
     Sim,
-    /// The real CPython interpreter.
+    /// The real `CPython` interpreter.
     Cpython,
 }
 
@@ -129,7 +129,7 @@ pub enum Record {
     /// The worker's function returned.
     Finished { t: u64, worker: u32 },
     /// `worker` runs in OS process `pid` (a stream may speak for child
-    /// processes it started itself, as CPython's multiprocessing does).
+    /// processes it started itself, as `CPython`'s multiprocessing does).
     Process { t: u64, worker: u32, pid: u32 },
     /// OS process `pid` is about to exit cleanly: its CPU time (all its
     /// threads), its peak resident memory and how often its GIL changed
@@ -155,6 +155,34 @@ impl Record {
             | Record::Cpu { worker, .. }
             | Record::Process { worker, .. } => Some(worker),
             Record::End { .. } | Record::Error { .. } => None,
+        }
+    }
+
+    /// The record with every point in time moved by `f`; a latency stays
+    /// the distance between its two moved ends.
+    #[must_use]
+    pub fn map_times(self, f: impl Fn(u64) -> u64) -> Record {
+        match self {
+            Record::Started { t, worker, requested } => {
+                Record::Started { t: f(t), worker, requested: f(requested) }
+            }
+            Record::Wait { t, worker } => Record::Wait { t: f(t), worker },
+            Record::Take { t, worker } => Record::Take { t: f(t), worker },
+            Record::Release { t, worker, reason } => Record::Release { t: f(t), worker, reason },
+            Record::DropRequest { t, worker } => Record::DropRequest { t: f(t), worker },
+            Record::IoBegin { t, worker } => Record::IoBegin { t: f(t), worker },
+            Record::Reply { t, worker, latency_ns } => {
+                let (asked, back) = (f(t.saturating_sub(latency_ns)), f(t));
+                Record::Reply { t: back, worker, latency_ns: back.saturating_sub(asked) }
+            }
+            Record::Progress { t, worker, done, total } => Record::Progress { t: f(t), worker, done, total },
+            Record::Cpu { t, worker, cpu_ns } => Record::Cpu { t: f(t), worker, cpu_ns },
+            Record::Finished { t, worker } => Record::Finished { t: f(t), worker },
+            Record::Process { t, worker, pid } => Record::Process { t: f(t), worker, pid },
+            Record::End { t, pid, cpu_ns, max_rss_kb, switches } => {
+                Record::End { t: f(t), pid, cpu_ns, max_rss_kb, switches }
+            }
+            Record::Error { message } => Record::Error { message },
         }
     }
 

@@ -104,7 +104,7 @@ impl WorkerArgs {
 }
 
 /// Runs the worker process to its end. Never returns.
-pub fn main(args: WorkerArgs) -> ! {
+pub fn main(args: &WorkerArgs) -> ! {
     // Exit as soon as the parent lets go of our stdin (or dies).
     std::thread::spawn(|| {
         let mut sink = [0u8; 64];
@@ -144,7 +144,7 @@ pub fn main(args: WorkerArgs) -> ! {
     let _ = tx.send(Record::End { t: now_ns(), pid: std::process::id(), cpu_ns, max_rss_kb, switches });
     drop(tx);
     let written = writer.join().unwrap_or(false);
-    std::process::exit(if written { 0 } else { 1 });
+    std::process::exit(i32::from(!written));
 }
 
 /// Writes the header and then every record, flushing whenever the queue runs
@@ -153,7 +153,7 @@ pub fn main(args: WorkerArgs) -> ! {
 fn write_stream(hello: &Hello, rx: &Receiver<Record>) -> bool {
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    if writeln!(out, "{hello}").and_then(|_| out.flush()).is_err() {
+    if writeln!(out, "{hello}").and_then(|()| out.flush()).is_err() {
         return false;
     }
     while let Ok(record) = rx.recv() {

@@ -1,9 +1,14 @@
 //! `gilscope run` end to end, at small sizes, and every bad flag rejected.
 
-use std::process::{Command, Output};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
+use std::process::Output;
+
+mod common;
 
 fn gilscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gilscope")).args(args).output().expect("start gilscope")
+    common::gilscope().args(args).output().expect("start gilscope")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -173,7 +178,7 @@ fn speedup_compares_with_the_workers_jobs_run_one_after_another() {
     let run = &report["runs"][0];
     let speedup = run["speedup"].as_f64().unwrap_or(0.0);
     assert!((0.6..1.5).contains(&speedup), "threads under a GIL: speedup {speedup}");
-    let serial = report["serial_wall_s"].as_f64().unwrap_or(0.0);
+    let serial = report["baseline_s"].as_f64().unwrap_or(0.0);
     let wall = run["wall_s"].as_f64().unwrap_or(0.0);
     assert!((speedup - serial / wall).abs() < 1e-9, "speedup is serial / wall");
 }

@@ -1,8 +1,11 @@
-//! The real CPython through gilscope's own machinery: `--runtime cpython`,
+//! The real `CPython` through gilscope's own machinery: `--runtime cpython`,
 //! `--runtime both`, `gilscope calibrate`, and a Python worker that dies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use gilscope::cpython::Python;
@@ -13,26 +16,15 @@ use gilscope::experiment::tally::{Lane, Tally};
 use gilscope::protocol::Runtime;
 
 mod common;
-use common::{alive, wait_until};
+use common::{alive, scratch, wait_until};
 
 fn python3() -> Python {
     Python::probe(std::path::Path::new("python3")).expect("python3 is on every machine; these tests need it")
 }
 
-/// gilscope with its own cache folder, so calibrations of parallel tests never mix.
+/// gilscope with the cache folder `cache`, shared by the calls of one test.
 fn gilscope(args: &[&str], cache: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gilscope"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .output()
-        .expect("start gilscope")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gilscope-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::gilscope().args(args).env("XDG_CACHE_HOME", cache).output().expect("start gilscope")
 }
 
 #[test]
@@ -103,7 +95,7 @@ fn calibrate_stores_cpythons_cost_and_runs_use_it() {
     assert_eq!(report["iteration_ns"].as_f64(), Some(ns));
 }
 
-/// Starts a CPython multiprocessing run and waits until its workers progress.
+/// Starts a `CPython` multiprocessing run and waits until its workers progress.
 fn cpython_run_in_progress() -> (supervisor::Running, crossbeam_channel::Receiver<supervisor::Report>, Tally)
 {
     let mut plan = Plan::with_program(PathBuf::from(env!("CARGO_BIN_EXE_gilscope")));

@@ -1,8 +1,11 @@
-//! The instrumented CPython worker (`assets/python/gilscope_worker.py`) speaks
+//! The instrumented `CPython` worker (`assets/python/gilscope_worker.py`) speaks
 //! the wire format: every line it writes decodes with `gilscope::protocol`, and
 //! the stream it writes is complete and consistent.
 //!
 //! These tests need `python3` on the PATH and fail loudly without it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -353,7 +356,7 @@ fn two_running_workers(
 ) -> (Child, ChildStdin, BufReader<ChildStdout>, BTreeMap<u32, u32>) {
     let mut args = worker_args(model, Workload::Cpu, 2, first);
     let at = args.iter().position(|a| a == "--iterations").unwrap() + 1;
-    args[at] = "1000000000".to_owned();
+    "1000000000".clone_into(&mut args[at]);
     let mut child = spawn(&args);
     let stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

@@ -1,8 +1,11 @@
 //! Worker processes never outlive gilscope, and a broken worker fails its
 //! run with a message instead of a panic or a hang.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 mod common;
@@ -31,7 +34,7 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn killing_gilscope_run_leaves_no_worker(model: &str, signal: i32) {
-    let mut app = Command::new(gilscope())
+    let mut app = common::gilscope()
         .args(["run", "--model", model, "--workers", "2", "--iterations", "15000000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -6,10 +6,15 @@
 //! (and `gilscope run` in other tests) never see each other's processes.
 //! tmux must be installed: without it these tests fail, they do not skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod common;
 
 const TAG_VAR: &str = "GILSCOPE_TEST_TAG";
 
@@ -27,7 +32,10 @@ impl Tmux {
         let unique = format!("{}-{}-{name}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let tmux = Tmux { socket: format!("gilscope-test-{unique}"), tag: unique };
         let bin = env!("CARGO_BIN_EXE_gilscope");
-        let mut command = format!("env {TAG_VAR}={} '{bin}' {args}", tmux.tag);
+        // A cache of its own: no developer's calibration, no other test's.
+        let cache = common::scratch("cache");
+        let mut command =
+            format!("env {TAG_VAR}={} XDG_CACHE_HOME='{}' '{bin}' {args}", tmux.tag, cache.display());
         if let Some(after) = after {
             command = format!("{command}; {after}");
         }
@@ -182,7 +190,7 @@ fn signal(pid: i32, signal: libc::c_int) {
     unsafe { libc::kill(pid, signal) };
 }
 
-/// Small runs: the lone worker and both models take well under a second.
+/// Small runs: the baseline run and both models take well under a second.
 const QUICK: &str = "--iterations 300000 --pace 1 --workers 2";
 /// Runs long enough to act on mid-run (several seconds).
 const SLOW: &str = "--iterations 4000000 --pace 4 --workers 2";
@@ -290,7 +298,7 @@ fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
     tmux.keys(&["m"]);
     tmux.wait_for("mode one at a time", Duration::from_secs(5));
     tmux.keys(&["Space"]);
-    let screen = tmux.wait_for("· speedup", Duration::from_secs(60));
+    let screen = tmux.wait_for("· speedup", Duration::from_mins(1));
     // Threading: the 2 worker threads, not the main thread and the stdin
     // watcher beside them. Multiprocessing: the 2 children that ran the
     // workers, not the parent that started them.

@@ -6,22 +6,19 @@
 //! Review changes with `INSTA_UPDATE=always cargo test --test ui_snapshots`
 //! and `git diff tests/snapshots/`.
 
-use gilscope::app::{App, Effect, Msg, Options};
-use gilscope::experiment::spec::{Experiment, Model, RunSpec};
-use gilscope::experiment::supervisor::{Report, RunId};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
+use gilscope::app::{App, Effect, Msg};
+use gilscope::experiment::spec::{Experiment, Model};
 use gilscope::monitor::{ProcessSample, Sample};
-use gilscope::protocol::{Hello, Record, ReleaseReason, Runtime, Timeline, VERSION};
+use gilscope::protocol::{Record, ReleaseReason, Runtime};
+use gilscope::scenario::{
+    CPYTHON_ITERATION_NS, ITERATIONS, MS, S, T0, baseline_cpu_run, cpython_header, demo, end, fresh, header,
+    hold_ns, key, model_midway, process_records, sample_mid_run, send, sim_header, starts, threading_records,
+};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-const MS: u64 = 1_000_000;
-const S: u64 = 1_000_000_000;
-/// The made-up moment the app starts at.
-const T0: u64 = 1_000 * S;
-/// Nanoseconds one iteration takes in these scripts (70 ns at pace 15).
-const ITERATION_NS: u64 = 1_050;
-const ITERATIONS: u64 = 4_000_000;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
@@ -38,190 +35,23 @@ fn snapshot(name: &str, app: &App) {
     }
 }
 
-/// The app as `gilscope` starts it on a 2-core machine, with one OS sample in.
-fn fresh(experiment: Experiment) -> App {
-    let mut app = App::new(
-        experiment,
-        Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 },
-        T0,
-    );
-    app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], processes: vec![] }));
-    app
-}
-
-fn demo() -> Experiment {
-    Experiment { pace: 15, ..Experiment::new(2) }
-}
-
-fn key(app: &mut App, c: char) -> Vec<Effect> {
-    app.update(app.now, Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
-}
-
-fn starts(effects: &[Effect]) -> Vec<(RunId, RunSpec)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Start { run, spec } => Some((*run, spec.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Sends the records of one stream of a run, in order.
-fn send(app: &mut App, run: RunId, stream: usize, records: Vec<Record>) -> Vec<Effect> {
-    let mut effects = Vec::new();
-    for record in records {
-        let t = record.time().unwrap_or(app.now);
-        effects.extend(app.update(t.max(app.now), Msg::Report(Report::Record { run, stream, record })));
-    }
-    effects
-}
-
-/// The header of a simulated stream: GIL on, every take the lock's own.
-fn hello(app: &mut App, run: RunId, stream: usize, pid: u32, first: u32, threads: u32) {
-    header(app, run, stream, Hello { pid, threads, first_worker: first, ..sim_header() });
-}
-
-fn sim_header() -> Hello {
-    Hello {
-        version: VERSION,
-        pid: 0,
-        runtime: Runtime::Sim,
-        gil: true,
-        threads: 1,
-        first_worker: 0,
-        timeline: Timeline::Exact,
-    }
-}
-
-/// The header the real CPython worker writes: its lanes are inferred.
-fn cpython_header(pid: u32, threads: u32) -> Hello {
-    Hello {
-        pid,
-        runtime: Runtime::Cpython,
-        threads,
-        timeline: Timeline::Inferred { resolution_ns: 50_000 },
-        ..sim_header()
-    }
-}
-
-fn header(app: &mut App, run: RunId, stream: usize, hello: Hello) {
-    app.update(app.now, Msg::Report(Report::Hello { run, stream, hello }));
-}
-
-fn end(app: &mut App, run: RunId, stream: usize, outcome: Result<(), String>) -> Vec<Effect> {
-    app.update(app.now, Msg::Report(Report::Ended { run, stream, outcome }))
-}
-
-/// One CPU worker alone in its own process, from `t` for `wall` ns.
-fn lone_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Effect> {
-    app.update(t, Msg::Started { run, requested_at: t, pids: vec![900] });
-    match app.experiment.runtime {
-        Runtime::Sim => hello(app, run, 0, 900, 0, 1),
-        Runtime::Cpython => header(app, run, 0, cpython_header(900, 1)),
-    }
-    let done = t + wall;
-    send(
-        app,
-        run,
-        0,
-        vec![
-            Record::Started { t: t + MS, worker: 0, requested: t },
-            Record::Process { t: t + MS, worker: 0, pid: 900 },
-            Record::Take { t: t + MS, worker: 0 },
-            Record::Progress { t: done, worker: 0, done: ITERATIONS, total: ITERATIONS },
-            Record::Finished { t: done, worker: 0 },
-            Record::End { t: done, pid: 900, cpu_ns: wall, max_rss_kb: 3_300, switches: 0 },
-        ],
-    );
-    end(app, run, 0, Ok(()))
-}
-
-/// A deterministic scramble, so hold times vary like real ones without a clock.
-fn hold_ns(i: u64) -> u64 {
-    let x = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) >> 33;
-    3 * MS + x % (4 * MS)
-}
-
-/// Two threads of one process taking turns on one GIL, from `t` to `until`.
-fn threading_records(t: u64, until: u64, pid: u32) -> Vec<Record> {
-    let mut records = Vec::new();
-    for w in 0..2 {
-        records.push(Record::Started {
-            t: t + 2 * MS + w as u64 * 100_000,
-            worker: w,
-            requested: t + 2 * MS,
-        });
-        records.push(Record::Process { t: t + 2 * MS, worker: w, pid });
-    }
-    records.push(Record::Take { t: t + 3 * MS, worker: 0 });
-    records.push(Record::Wait { t: t + 3 * MS, worker: 1 });
-    let mut now = t + 3 * MS;
-    let mut holder = 0;
-    let mut done = [0u64; 2];
-    let mut i = 0;
-    while now < until {
-        let hold = hold_ns(i).min(until - now);
-        i += 1;
-        now += hold;
-        done[holder as usize] += hold / ITERATION_NS;
-        records.push(Record::Progress {
-            t: now,
-            worker: holder,
-            done: done[holder as usize],
-            total: ITERATIONS,
-        });
-        if now >= until {
-            break;
-        }
-        let next = 1 - holder;
-        records.push(Record::DropRequest { t: now - 100_000, worker: next });
-        records.push(Record::Release { t: now, worker: holder, reason: ReleaseReason::DropRequest });
-        records.push(Record::Wait { t: now, worker: holder });
-        records.push(Record::Take { t: now + 50_000, worker: next });
-        holder = next;
-    }
-    records
-}
-
-/// One process per worker, each running freely, from `t` to `until`.
-fn process_records(t: u64, until: u64, worker: u32, pid: u32, speed: f64) -> Vec<Record> {
-    let start = t + 4 * MS + u64::from(worker) * MS;
-    let mut records = vec![
-        Record::Started { t: start, worker, requested: t },
-        Record::Process { t: start, worker, pid },
-        Record::Take { t: start, worker },
-    ];
-    let mut now = start;
-    while now < until {
-        now = (now + 100 * MS).min(until);
-        let done = (((now - start) as f64 * speed) as u64 / ITERATION_NS).min(ITERATIONS);
-        records.push(Record::Progress { t: now, worker, done, total: ITERATIONS });
-    }
-    records
-}
-
-fn sample_mid_run(at: u64) -> Sample {
-    let process = |pid, cpu, threads, workers| ProcessSample {
-        pid,
-        cpu_cores: Some(cpu),
-        rss_bytes: 3_480_000,
-        threads,
-        worker_threads: workers,
-    };
-    Sample {
-        at,
-        cores: vec![98.0, 96.5],
-        processes: vec![process(2001, 0.64, 5, 2), process(3001, 0.68, 4, 1), process(3002, 0.66, 4, 1)],
-    }
+fn hello(
+    app: &mut App,
+    run: gilscope::experiment::supervisor::RunId,
+    stream: usize,
+    pid: u32,
+    first: u32,
+    threads: u32,
+) {
+    header(app, run, stream, sim_header(pid, first, threads));
 }
 
 /// The default demo, 3 s into the race after a 3.5 s baseline.
-fn mid_run() -> (App, RunId, RunId, u64) {
+fn mid_run() -> (App, u64, u64, u64) {
     let mut app = fresh(demo());
-    let lone = starts(&key(&mut app, ' '));
-    assert_eq!(lone.len(), 1, "the baseline first");
-    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, 3_500 * MS));
+    let baseline_run = starts(&key(&mut app, ' '));
+    assert_eq!(baseline_run.len(), 1, "the baseline first");
+    let models = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
     let [(threads, tspec), (procs, pspec)] = [models[0].clone(), models[1].clone()];
     assert_eq!((tspec.model, pspec.model), (Model::Threads, Model::Processes));
     let t1 = T0 + 3_600 * MS;
@@ -239,16 +69,13 @@ fn mid_run() -> (App, RunId, RunId, u64) {
     (app, threads, procs, now)
 }
 
-/// How long one iteration of the real CPython takes in these scripts.
-const CPYTHON_ITERATION_NS: u64 = 70;
-
-/// Two threads of the real CPython taking turns, as the worker reports them:
+/// Two threads of the real `CPython` taking turns, as the worker reports them:
 /// turns inferred from gaps in each thread's stamps, and each thread's records
 /// flushed in batches of about 15 ms, one thread's batch after the other's.
 fn cpython_threading_records(t: u64, until: u64, pid: u32) -> Vec<Record> {
     let mut records = Vec::new();
     for w in 0..2 {
-        records.push(Record::Started { t: t + MS + w as u64 * 100_000, worker: w, requested: t + MS });
+        records.push(Record::Started { t: t + MS + u64::from(w) * 100_000, worker: w, requested: t + MS });
         records.push(Record::Process { t: t + MS, worker: w, pid });
     }
     // Who ran when, as the stamps tell it.
@@ -284,7 +111,7 @@ fn cpython_threading_records(t: u64, until: u64, pid: u32) -> Vec<Record> {
     records
 }
 
-/// A child process of the real CPython's multiprocessing, reported through
+/// A child process of the real `CPython`'s multiprocessing, reported through
 /// its parent's stream: it runs freely but for a stall every 100 ms (the OS
 /// ran something else), from its start to `until`.
 fn cpython_child_records(t: u64, until: u64, worker: u32, pid: u32) -> Vec<Record> {
@@ -305,16 +132,17 @@ fn cpython_child_records(t: u64, until: u64, worker: u32, pid: u32) -> Vec<Recor
     records
 }
 
-/// The race under the real CPython (c), 300 ms in: the threading process
+/// The race under the real `CPython` (c), 300 ms in: the threading process
 /// (2001) has a main thread and a stdin watcher besides its 2 workers, and the
 /// multiprocessing parent (3000) runs no worker: its children 3001 and 3002 do.
-fn cpython_mid_run() -> (App, RunId, RunId, u64) {
+fn cpython_mid_run() -> (App, u64, u64, u64) {
     let mut app = fresh(demo());
     app.options.runtimes = vec![Runtime::Sim, Runtime::Cpython];
     key(&mut app, 'c');
     assert_eq!(app.experiment.runtime, Runtime::Cpython);
-    let lone = starts(&key(&mut app, ' '));
-    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, ITERATIONS * CPYTHON_ITERATION_NS));
+    let baseline_run = starts(&key(&mut app, ' '));
+    let models =
+        starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, ITERATIONS * CPYTHON_ITERATION_NS));
     let [(threads, _), (procs, _)] = [models[0].clone(), models[1].clone()];
     let t1 = T0 + 400 * MS;
     app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
@@ -467,8 +295,8 @@ fn io_bound_lanes_show_the_threads_blocked_in_io() {
     for _ in 0..4 {
         key(&mut app, 'z');
     }
-    let lone = starts(&key(&mut app, ' '));
-    let run = lone[0].0;
+    let baseline_run = starts(&key(&mut app, ' '));
+    let run = baseline_run[0].0;
     app.update(T0, Msg::Started { run, requested_at: T0, pids: vec![900] });
     hello(&mut app, run, 0, 900, 0, 1);
     let wall = 1_300 * MS;
@@ -532,8 +360,8 @@ fn many_workers_fit_with_a_count_of_the_lanes_left_out() {
     let mut app = fresh(Experiment { pace: 15, ..Experiment::new(128) });
     let cores: Vec<f32> = (0..128).map(|c| (c * 37 % 101) as f32).collect();
     app.update(T0, Msg::Sample(Sample { at: T0, cores, processes: vec![] }));
-    let lone = starts(&key(&mut app, ' '));
-    let models = starts(&lone_cpu_run(&mut app, lone[0].0, T0, 3_500 * MS));
+    let baseline_run = starts(&key(&mut app, ' '));
+    let models = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
     let t1 = T0 + 3_600 * MS;
     let (threads, procs) = (models[0].0, models[1].0);
     app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
@@ -576,4 +404,40 @@ fn no_color_leaves_every_cell_uncoloured_and_every_state_its_own_symbol() {
     for symbol in ["█", "░", "~", "·", "✗"] {
         assert!(screen.contains(symbol), "the legend shows {symbol}");
     }
+}
+
+/// Three or four models at once, mid-race: a placeholder set until the
+/// subinterpreter and free-threaded models exist (hybrids of 2×2 and 1×4).
+fn many_models(models: Vec<Model>) -> App {
+    let mut app = fresh(Experiment { pace: 15, ..Experiment::new(4) });
+    app.models = models;
+    let baseline_run = starts(&key(&mut app, ' '));
+    let runs = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
+    assert_eq!(runs.len(), app.models.len(), "every model starts at once in a race");
+    let t1 = T0 + 3_600 * MS;
+    let now = t1 + 2 * S;
+    for (i, (run, spec)) in runs.iter().enumerate() {
+        model_midway(&mut app, *run, spec, t1, now, 2000 + 100 * u32::try_from(i).unwrap_or(0));
+    }
+    app.update(now, Msg::Tick);
+    app
+}
+
+#[test]
+fn three_models_fit_on_the_smallest_screen_and_use_a_big_one() {
+    let app = many_models(vec![Model::Threads, Model::Processes, Model::Hybrid { processes: 2 }]);
+    snapshot("three_models", &app);
+}
+
+#[test]
+fn four_models_fit_on_the_smallest_screen_and_use_a_big_one() {
+    let app = many_models(vec![
+        Model::Threads,
+        Model::Processes,
+        Model::Hybrid { processes: 2 },
+        Model::Hybrid { processes: 1 },
+    ]);
+    snapshot("four_models", &app);
+    let terminal = draw(&app, 200, 60);
+    insta::assert_snapshot!("four_models_200x60", terminal.backend());
 }

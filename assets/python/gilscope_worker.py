@@ -10,7 +10,7 @@ by the top process, then one record per line. Started as
         --io-ms MS --reply-iterations N --switch-interval-s S --spawned-at NS
 
 or as `python3 gilscope_worker.py --bare [--iterations N]`, which runs the plain
-seed loop once, uninstrumented, and prints the nanoseconds it took.
+sqrt loop once, uninstrumented, and prints the nanoseconds it took.
 
 CPython does not report its GIL hand-overs to Python code, so the timeline is
 inferred: every `chunk` iterations a worker appends `time.monotonic_ns()` to a
@@ -56,22 +56,23 @@ ERROR_MAX_CHARS = 1000
 now = time.monotonic_ns
 
 
-# ------------------------------------------------------------------ the seed
+# ------------------------------------------------------------------ the loop
 
 
-def seed_loop(iterations):
-    """The classic GIL demonstration loop, uninstrumented."""
+def plain_loop(iterations):
+    """The sqrt loop every worker runs, uninstrumented: `math.sqrt(i)` for i in
+    0..iterations, the classic demonstration of the GIL."""
     for i in range(iterations):
         math.sqrt(i)
 
 
 def calibrate():
-    """ns per iteration of the seed loop (the best of a few short runs)."""
+    """ns per iteration of the plain loop (the best of a few short runs)."""
     n = 2000
     best = None
     for _ in range(7):
         t = now()
-        seed_loop(n)
+        plain_loop(n)
         dt = now() - t
         if best is None or dt < best:
             best = dt
@@ -305,7 +306,7 @@ class Worker:
         del s[:-1]
 
     def stamped_loop(self, n, on_batch):
-        """n iterations of the seed loop, stamping every chunk iterations and
+        """n iterations of the sqrt loop, stamping every chunk iterations and
         calling on_batch(done) about every PROGRESS_NS of work."""
         chunk = self.cfg["chunk"]
         per_batch = chunk * self.cfg["batch"]
@@ -562,7 +563,7 @@ def parse_args(argv):
     p.add_argument(
         "--bare",
         action="store_true",
-        help="run the plain seed loop once, uninstrumented, and print its ns",
+        help="run the plain sqrt loop once, uninstrumented, and print its ns",
     )
     return p.parse_args(argv)
 
@@ -577,7 +578,7 @@ def main(argv=None):
     set_pdeathsig()
     if args.bare:
         t = now()
-        seed_loop(args.iterations)
+        plain_loop(args.iterations)
         elapsed = now() - t
         os.write(1, f"{elapsed}\n".encode())
         return 0

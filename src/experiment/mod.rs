@@ -1,10 +1,17 @@
-//! Experiments: what to run (spec), how to start it (plan), who watches the
-//! processes (supervisor), and what the records add up to (tally).
+//! Experiments: what to run (spec, model, matrix), what speedups are
+//! measured against (baseline), how long an iteration takes (calibration),
+//! how to start a run (plan), who watches its processes (supervisor), what
+//! the records add up to (tally) and who won (verdict).
 
+pub(crate) mod baseline;
+pub mod calibration;
+pub(crate) mod matrix;
+pub(crate) mod model;
 pub mod plan;
 pub mod spec;
 pub mod supervisor;
 pub mod tally;
+pub(crate) mod verdict;
 
 use std::time::Duration;
 
@@ -41,7 +48,7 @@ pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
         match rx.recv_timeout(limit) {
             Ok(report) => tally.apply(report),
             Err(RecvTimeoutError::Timeout) => {
-                tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns())
+                tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns());
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }

@@ -2,18 +2,14 @@
 
 use std::path::PathBuf;
 
-use crate::cpython::{Calibration, Python};
-use crate::experiment::spec::{Model, RunSpec, Workload};
+use crate::cpython::Python;
+use crate::experiment::calibration::Calibration;
+use crate::experiment::matrix::no_gil_off;
+use crate::experiment::spec::{DEFAULT_ITERATION_NS, Model, RunSpec};
 use crate::experiment::supervisor::Launch;
 use crate::protocol::Runtime;
-use crate::sim::workload::calibrate_units;
+use crate::sim::workload::measure_units_per_ns;
 use crate::worker::WorkerArgs;
-
-/// Cost units per nanosecond of this CPU, measured now (~20 ms).
-pub fn measure_units_per_ns() -> f64 {
-    const PROBE_NS: f64 = 1000.0;
-    f64::from(calibrate_units(PROBE_NS)) / PROBE_NS
-}
 
 /// What it takes to start workers on this machine.
 #[derive(Clone, Debug)]
@@ -22,27 +18,41 @@ pub struct Plan {
     pub program: PathBuf,
     /// Cost units that make one simulated iteration last one nanosecond.
     pub units_per_ns: f64,
-    /// The real interpreter, when the CPython runtime is wanted.
+    /// The real interpreter, when the `CPython` runtime is wanted.
     pub python: Option<Python>,
+    /// What `gilscope calibrate` stored, read once here.
+    pub calibration: Option<Calibration>,
 }
 
 impl Plan {
     /// Finds our own binary and the machine's sqrt speed: the one measured
-    /// beside CPython by `gilscope calibrate` if there is one, so that both
+    /// beside `CPython` by `gilscope calibrate` if there is one, so that both
     /// runtimes speed up and slow down together with the machine; else
     /// measured now (~20 ms).
     pub fn measure() -> Result<Self, String> {
         let program = std::env::current_exe().map_err(|e| format!("cannot find the gilscope binary: {e}"))?;
-        let mut plan = Plan::with_program(program);
-        if let Some(units_per_ns) = Calibration::load().and_then(|c| c.sim_units_per_ns) {
-            plan.units_per_ns = units_per_ns;
-        }
-        Ok(plan)
+        let calibration = Calibration::load();
+        let units_per_ns =
+            calibration.as_ref().and_then(|c| c.sim_units_per_ns).unwrap_or_else(measure_units_per_ns);
+        Ok(Plan { program, units_per_ns, python: None, calibration })
     }
 
-    /// A plan whose sqrt speed is measured now.
+    /// A plan whose sqrt speed is measured now, without any calibration.
     pub fn with_program(program: PathBuf) -> Self {
-        Plan { program, units_per_ns: measure_units_per_ns(), python: None }
+        Plan { program, units_per_ns: measure_units_per_ns(), python: None, calibration: None }
+    }
+
+    /// What one loop iteration costs: `CPython`'s, as calibrated, else the default.
+    pub fn iteration_ns(&self) -> f64 {
+        self.calibration.as_ref().map_or(DEFAULT_ITERATION_NS, |c| c.iteration_ns)
+    }
+
+    /// Takes a fresh calibration for the runs that follow.
+    pub fn calibrated(&mut self, calibration: Calibration) {
+        if let Some(units_per_ns) = calibration.sim_units_per_ns {
+            self.units_per_ns = units_per_ns;
+        }
+        self.calibration = Some(calibration);
     }
 
     pub fn launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
@@ -64,22 +74,15 @@ impl Plan {
             }
         };
         let mut env = Vec::new();
-        if !e.gil && spec.model != Model::Processes {
+        if spec.gil_off() {
             if !python.free_threaded_build {
-                return Err(format!(
-                    "{} cannot run without its GIL; pass --python with a free-threaded build (python3.13t)",
-                    python.describe()
-                ));
+                return Err(no_gil_off(python));
             }
             env.push(("PYTHON_GIL".to_owned(), "0".to_owned()));
         }
         // With the GIL asked for, the interpreter keeps its own default: a
         // free-threaded build runs without it, and the run is labelled so.
-        let workload = match e.workload {
-            Workload::Cpu => "cpu",
-            Workload::Io => "io",
-            Workload::Mixed => "mixed",
-        };
+        let workload = e.workload.name();
         let args = [
             python.script.display().to_string(),
             format!("--model={model}"),

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::experiment::model::Model;
+use crate::format::{duration_label, plural, thousands};
 use crate::protocol::Runtime;
 use crate::sim::workload::Role;
 
@@ -11,12 +13,12 @@ pub const DEFAULT_ITERATIONS: u64 = 4_000_000;
 pub const DEFAULT_SWITCH_INTERVAL: Duration = Duration::from_millis(5);
 pub const MIN_SWITCH_INTERVAL: Duration = Duration::from_micros(100);
 pub const MAX_SWITCH_INTERVAL: Duration = Duration::from_secs(1);
-/// The seed's "20 API requests".
+/// The article's "20 API requests".
 pub const DEFAULT_REQUESTS: u32 = 20;
 pub const DEFAULT_IO_WAIT: Duration = Duration::from_millis(50);
 /// CPU spent handling one reply, in loop iterations (about 1 ms).
 pub const DEFAULT_REPLY_ITERATIONS: u64 = 15_000;
-/// What one `math.sqrt(i)` loop iteration costs CPython 3.11 on this
+/// What one `math.sqrt(i)` loop iteration costs `CPython` 3.11 on this
 /// project's 2-core machines (measured 55–100 ns); `gilscope calibrate`
 /// replaces it with a figure measured on the machine at hand.
 pub const DEFAULT_ITERATION_NS: f64 = 70.0;
@@ -26,7 +28,7 @@ pub const MAX_PACE: u32 = 1000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
-    /// The seed's loop: sqrt(i) for i in 0..iterations, per worker.
+    /// The sqrt loop: sqrt(i) for i in 0..iterations, per worker.
     Cpu,
     /// R blocking requests per worker, the GIL released while waiting.
     Io,
@@ -46,50 +48,9 @@ impl Workload {
     /// The role of global worker `index`: in `mixed`, worker 0 does I/O.
     pub fn role(self, index: u32) -> Role {
         match self {
-            Workload::Cpu => Role::Cpu,
             Workload::Io => Role::Io,
             Workload::Mixed if index == 0 => Role::Io,
-            Workload::Mixed => Role::Cpu,
-        }
-    }
-}
-
-/// How workers are spread over processes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Model {
-    /// One process, N threads, one GIL.
-    Threads,
-    /// N processes, one thread and one GIL each.
-    Processes,
-    /// P processes of N / P threads each.
-    Hybrid { processes: u32 },
-}
-
-impl Model {
-    /// The short name used in JSON and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Threads => "threads",
-            Model::Processes => "processes",
-            Model::Hybrid { .. } => "hybrid",
-        }
-    }
-
-    /// The Python module a user would reach for.
-    pub fn module(self) -> &'static str {
-        match self {
-            Model::Threads => "threading",
-            Model::Processes => "multiprocessing",
-            Model::Hybrid { .. } => "hybrid",
-        }
-    }
-
-    /// How many processes run `workers` workers.
-    pub fn processes(self, workers: u32) -> u32 {
-        match self {
-            Model::Threads => 1,
-            Model::Processes => workers,
-            Model::Hybrid { processes } => processes,
+            Workload::Cpu | Workload::Mixed => Role::Cpu,
         }
     }
 }
@@ -138,6 +99,28 @@ impl Experiment {
         (first, (first..first + per).map(|w| self.workload.role(w)).collect())
     }
 
+    /// One line describing the experiment, as the header and `gilscope run` show it.
+    pub fn describe(&self) -> String {
+        let work = match self.workload {
+            Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(self.iterations)),
+            Workload::Io => format!(
+                "I/O-bound: {} requests × {} per worker",
+                self.requests,
+                duration_label(self.io_wait.as_secs_f64())
+            ),
+            Workload::Mixed => format!(
+                "mixed: 1 I/O worker ({} requests) beside sqrt × {}",
+                self.requests,
+                thousands(self.iterations)
+            ),
+        };
+        format!(
+            "{work} · {} · switch {}",
+            plural(u64::from(self.workers), "worker", "workers"),
+            duration_label(self.switch_interval.as_secs_f64())
+        )
+    }
+
     /// Send a progress record about every 2 ms of work.
     pub fn progress_every(&self) -> u64 {
         let ns = self.iteration_ns * f64::from(self.pace.max(1));
@@ -153,6 +136,18 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// Whether the run's interpreters run without a GIL: asked for, and it
+    /// matters (some process runs several workers). The one place this is
+    /// decided; what the interpreters report of themselves is the tally's.
+    pub fn gil_off(&self) -> bool {
+        !self.experiment.gil && self.model != Model::Processes
+    }
+
+    /// Whether several workers contend for one GIL.
+    pub fn contends_for_a_gil(&self) -> bool {
+        !self.gil_off() && self.model.shares_processes(self.experiment.workers)
+    }
+
     /// e.g. "threading", "threading (GIL off)", "hybrid 2×2".
     pub fn label(&self) -> String {
         let e = &self.experiment;
@@ -160,7 +155,7 @@ impl RunSpec {
             Model::Hybrid { processes } => format!("hybrid {processes}×{}", e.workers / processes.max(1)),
             m => m.module().to_owned(),
         };
-        if !e.gil && self.model != Model::Processes { format!("{base} (GIL off)") } else { base }
+        if self.gil_off() { format!("{base} (GIL off)") } else { base }
     }
 
     /// Why this combination cannot run, in a sentence for the user.
@@ -207,5 +202,15 @@ mod tests {
         assert_eq!(spec.label(), "hybrid 2×2 (GIL off)");
         spec.model = Model::Hybrid { processes: 3 };
         assert!(spec.check().is_err());
+    }
+
+    #[test]
+    fn the_gil_is_off_only_where_several_workers_could_share_it() {
+        let off = Experiment { gil: false, ..Experiment::new(2) };
+        assert!(RunSpec { experiment: off.clone(), model: Model::Threads }.gil_off());
+        assert!(!RunSpec { experiment: off.clone(), model: Model::Processes }.gil_off());
+        let on = RunSpec { experiment: Experiment::new(2), model: Model::Threads };
+        assert!(on.contends_for_a_gil());
+        assert!(!RunSpec { experiment: Experiment::new(2), model: Model::Processes }.contends_for_a_gil());
     }
 }

@@ -1,7 +1,7 @@
 //! Starts worker processes, reads their streams, and makes sure they die.
 //!
 //! Every process of a run shares one process group, so one `killpg` reaches
-//! them all (the CPython worker's own multiprocessing children included).
+//! them all (the `CPython` worker's own multiprocessing children included).
 //! On Linux each child also gets `PR_SET_PDEATHSIG`, and every worker exits
 //! when its stdin, whose other end only the supervisor holds, reaches EOF:
 //! however gilscope exits (SIGKILL included) its workers follow.
@@ -26,7 +26,7 @@ pub type RunId = u64;
 pub struct Launch {
     pub program: std::path::PathBuf,
     pub args: Vec<String>,
-    /// Extra environment, e.g. PYTHON_GIL=0.
+    /// Extra environment, e.g. `PYTHON_GIL=0`.
     pub env: Vec<(String, String)>,
     /// Appended as `=<clock>` just before the spawn, so the child can measure
     /// its start cost from the parent's request.
@@ -112,7 +112,7 @@ impl Running {
     pub fn kill_one(&self, pid: u32) {
         if self.alive.load(Ordering::SeqCst) > 0 {
             // SAFETY: plain syscall; the pid is one of our unreaped children.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            unsafe { libc::kill(pid.cast_signed(), libc::SIGKILL) };
         }
     }
 }
@@ -157,7 +157,7 @@ pub fn start(launches: &[Launch], run: RunId, reports: &Sender<Report>) -> std::
                 {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                     // The parent may have died before prctl took effect.
-                    if libc::getppid() != parent as libc::pid_t {
+                    if libc::getppid() != parent.cast_signed() {
                         libc::_exit(1);
                     }
                 }
@@ -173,7 +173,7 @@ pub fn start(launches: &[Launch], run: RunId, reports: &Sender<Report>) -> std::
         })?;
         alive.fetch_add(1, Ordering::SeqCst);
         if running.pgid == 0 {
-            running.pgid = child.id() as libc::pid_t;
+            running.pgid = child.id().cast_signed();
         }
         running.pids.push(child.id());
         if let Some(stdin) = child.stdin.take() {

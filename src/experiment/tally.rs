@@ -1,8 +1,10 @@
 //! Turns a run's reports into state and figures: per-worker lanes, progress,
 //! start costs, GIL waits, and at the end the run's results.
 //!
-//! Both the headless `run` command and the TUI feed reports in here, so the
-//! figures they show are computed once, the same way.
+//! Both the headless `run` command and the live view feed reports in here, so
+//! the figures they show are computed once, the same way. Times are on the
+//! caller's clock: the live view cuts paused stretches out before records
+//! arrive here, so nothing here knows about pauses.
 
 use std::collections::BTreeMap;
 
@@ -82,11 +84,12 @@ pub struct Tally {
     /// When the supervisor asked for the first process.
     pub requested_at: u64,
     /// The earliest worker request (a thread or process start), the moment
-    /// the seed's program would start its clock. Interpreter boot before it
+    /// a Python program would start its clock. Interpreter boot before it
     /// is not the model's cost.
     pub first_request: Option<u64>,
     pub workers: Vec<WorkerTrack>,
-    pub hellos: Vec<Hello>,
+    /// Each stream's header: the workers it speaks for, and how it knows.
+    pub hellos: BTreeMap<usize, Hello>,
     pub ends: BTreeMap<u32, ProcessEnd>,
     streams: usize,
     streams_ended: usize,
@@ -95,11 +98,6 @@ pub struct Tally {
     pub wait_total_ns: u64,
     pub wait_max_ns: u64,
     pub latencies_ns: Vec<u64>,
-    /// When the user paused the run (from, to): left out of the wall time and
-    /// of the waits. Matched against the records' own times, which can
-    /// arrive after the pause they fall before (CPython sends inferred gaps
-    /// once they end).
-    pub pauses: Vec<(u64, Option<u64>)>,
     /// The newest timestamp any record carried.
     pub last_event: u64,
 }
@@ -112,7 +110,7 @@ impl Tally {
             requested_at,
             first_request: None,
             workers,
-            hellos: Vec::new(),
+            hellos: BTreeMap::new(),
             ends: BTreeMap::new(),
             streams,
             streams_ended: 0,
@@ -121,7 +119,6 @@ impl Tally {
             wait_total_ns: 0,
             wait_max_ns: 0,
             latencies_ns: Vec::new(),
-            pauses: Vec::new(),
             last_event: requested_at,
         }
     }
@@ -137,7 +134,7 @@ impl Tally {
 
     /// How the GIL lanes were obtained (exact unless a stream said otherwise).
     pub fn timeline(&self) -> Timeline {
-        self.hellos.iter().map(|h| h.timeline).find(|t| *t != Timeline::Exact).unwrap_or(Timeline::Exact)
+        self.hellos.values().map(|h| h.timeline).find(|t| *t != Timeline::Exact).unwrap_or(Timeline::Exact)
     }
 
     /// Distinct OS processes that ran workers (as the workers reported).
@@ -148,25 +145,11 @@ impl Tally {
         pids.len()
     }
 
-    pub fn pause(&mut self, now: u64) {
-        if !self.is_paused() {
-            self.pauses.push((now, None));
-        }
-    }
-
-    pub fn resume(&mut self, now: u64) {
-        if let Some((from, to @ None)) = self.pauses.last_mut() {
-            *to = Some(now.max(*from));
-        }
-    }
-
-    pub fn is_paused(&self) -> bool {
-        self.pauses.last().is_some_and(|(_, to)| to.is_none())
-    }
-
-    /// How much of `from ..= to` the run spent paused.
-    pub fn paused_between(&self, from: u64, to: u64) -> u64 {
-        self.pauses.iter().map(|&(p, q)| to.min(q.unwrap_or(u64::MAX)).saturating_sub(from.max(p))).sum()
+    /// Whether the run's interpreters run without a GIL: asked for, or
+    /// reported by an interpreter about itself (a free-threaded `CPython` runs
+    /// without it whatever was asked).
+    pub fn gil_off(&self) -> bool {
+        self.spec.gil_off() || self.hellos.values().any(|h| !h.gil)
     }
 
     /// Marks the run failed, with a message for the user.
@@ -183,8 +166,10 @@ impl Tally {
 
     pub fn apply(&mut self, report: Report) {
         match report {
-            Report::Hello { hello, .. } => self.hellos.push(hello),
-            Report::Record { record, .. } => self.record(record),
+            Report::Hello { stream, hello, .. } => {
+                self.hellos.insert(stream, hello);
+            }
+            Report::Record { record, .. } => self.record(&record),
             Report::Ended { outcome, .. } => {
                 self.streams_ended += 1;
                 let t = self.last_event;
@@ -222,11 +207,11 @@ impl Tally {
         self.workers.get_mut(w as usize)
     }
 
-    fn record(&mut self, record: Record) {
+    fn record(&mut self, record: &Record) {
         if let Some(t) = record.time() {
             self.last_event = self.last_event.max(t);
         }
-        match record {
+        match *record {
             Record::Started { t, worker, requested } => {
                 self.first_request = Some(self.first_request.map_or(requested, |f| f.min(requested)));
                 if let Some(w) = self.worker(worker) {
@@ -253,7 +238,7 @@ impl Tally {
                     w.enter(t, Lane::Running);
                 }
                 if let Some(since) = since {
-                    let ns = t.saturating_sub(since).saturating_sub(self.paused_between(since, t));
+                    let ns = t.saturating_sub(since);
                     self.waits += 1;
                     self.wait_total_ns += ns;
                     self.wait_max_ns = self.wait_max_ns.max(ns);
@@ -275,7 +260,9 @@ impl Tally {
                     }
                 }
             }
-            Record::DropRequest { .. } => {}
+            // The stream's end reports an error with the exit status; a drop
+            // request changes no lane.
+            Record::DropRequest { .. } | Record::Error { .. } => {}
             Record::IoBegin { t, worker } => {
                 if let Some(w) = self.worker(worker) {
                     w.enter(t, Lane::Io);
@@ -303,12 +290,10 @@ impl Tally {
             Record::End { pid, cpu_ns, max_rss_kb, switches, .. } => {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches });
             }
-            // The stream's end reports the failure with the exit status.
-            Record::Error { .. } => {}
         }
     }
 
-    /// Wall time so far (or in total, once finished), paused time left out.
+    /// Wall time so far (or in total, once finished).
     pub fn wall_ns(&self, now: u64) -> u64 {
         let end = if self.workers.iter().all(|w| w.finished_at.is_some()) {
             self.workers.iter().filter_map(|w| w.finished_at).max().unwrap_or(now)
@@ -316,7 +301,7 @@ impl Tally {
             now
         };
         let start = self.first_request.unwrap_or(self.requested_at);
-        end.saturating_sub(start).saturating_sub(self.paused_between(start, end))
+        end.saturating_sub(start)
     }
 
     /// Overall progress, 0.0 ..= 1.0.
@@ -367,10 +352,7 @@ impl Tally {
         // and a parent process's bookkeeping do not pass for parallel work.
         let worker_cpu_ns: Option<u64> = self.workers.iter().map(|w| w.cpu_ns).sum();
         let starts: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
-        // What the interpreters said of themselves: a free-threaded CPython
-        // runs with its GIL off whatever was asked.
-        let gil =
-            if self.hellos.is_empty() { self.spec.experiment.gil } else { self.hellos.iter().all(|h| h.gil) };
+        let gil = !self.gil_off();
         let mut latencies = self.latencies_ns.clone();
         latencies.sort_unstable();
         Some(RunResult {
@@ -380,12 +362,12 @@ impl Tally {
                 model: self.spec.model,
             }
             .label(),
-            runtime: self.hellos.first().map_or("sim", |h| h.runtime.as_str()),
+            runtime: self.hellos.values().next().map_or("sim", |h| h.runtime.as_str()),
             gil,
             workers: self.spec.experiment.workers,
             processes: self.process_count() as u32,
             wall_s: wall_ns as f64 / 1e9,
-            serial_wall_s: None,
+            baseline_s: None,
             speedup: None,
             cores_used: worker_cpu_ns.unwrap_or(cpu_ns) as f64 / wall_ns as f64,
             cpu_s: cpu_ns as f64 / 1e9,
@@ -416,8 +398,8 @@ pub struct RunResult {
     pub wall_s: f64,
     /// The workers' jobs one after another, each alone, under this run's
     /// runtime; set by whoever measured it.
-    pub serial_wall_s: Option<f64>,
-    /// serial_wall_s / wall_s.
+    pub baseline_s: Option<f64>,
+    /// `baseline_s` / `wall_s`.
     pub speedup: Option<f64>,
     /// CPU time of the worker threads / wall time.
     pub cores_used: f64,
@@ -483,37 +465,6 @@ mod tests {
         assert!(t.failure.as_deref().unwrap_or("").contains("truncated"), "{:?}", t.failure);
         assert_eq!(t.workers[0].lane(), Lane::Failed);
         assert_eq!(t.result(), None);
-    }
-
-    #[test]
-    fn paused_time_is_left_out_of_the_wall_time() {
-        let mut t = tally(1);
-        t.pause(2_000);
-        assert_eq!(t.wall_ns(4_000), 1_000, "the clock stands still while paused");
-        t.resume(5_000);
-        assert_eq!(t.wall_ns(6_000), 2_000);
-    }
-
-    #[test]
-    fn a_pause_after_the_last_finish_does_not_shorten_the_run() {
-        let mut t = tally(1);
-        rec(&mut t, Record::Started { t: 1_000, worker: 0, requested: 1_000 });
-        rec(&mut t, Record::Finished { t: 9_000, worker: 0 });
-        t.pause(9_500);
-        t.resume(20_000);
-        assert_eq!(t.wall_ns(30_000), 8_000);
-    }
-
-    #[test]
-    fn a_gap_reported_after_a_pause_leaves_the_pause_out_of_the_wait() {
-        let mut t = tally(1);
-        // The pause (3 000 – 7 000) happens inside the gap, whose records
-        // arrive only once it ended, after the resume.
-        t.pause(3_000);
-        t.resume(7_000);
-        rec(&mut t, Record::Release { t: 2_000, worker: 0, reason: ReleaseReason::Inferred });
-        rec(&mut t, Record::Take { t: 8_000, worker: 0 });
-        assert_eq!(t.wait_max_ns, 2_000);
     }
 
     #[test]

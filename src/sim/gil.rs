@@ -1,4 +1,4 @@
-//! The simulated GIL, following CPython 3.2+ (`Python/ceval_gil.c`).
+//! The simulated GIL, following `CPython` 3.2+ (`Python/ceval_gil.c`).
 //!
 //! - The lock is a flag behind a mutex, with a condition variable to wait on.
 //! - A waiter waits at most one switch interval at a time. If it timed out,
@@ -9,7 +9,7 @@
 //!   until another thread has taken the GIL before it may try again.
 //! - Which waiter wins is up to the OS scheduler: there is no queue.
 //!
-//! With the GIL off (free-threaded CPython) `take` never waits.
+//! With the GIL off (free-threaded `CPython`) `take` never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -84,7 +84,7 @@ impl<R: Recorder> Gil<R> {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A worker thread that panicked while holding the mutex leaves the
         // flag consistent (every update is a single store), so go on.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Blocks until `worker` holds the GIL.
@@ -102,7 +102,7 @@ impl<R: Recorder> Gil<R> {
             let (guard, timeout) = self
                 .released
                 .wait_timeout(state, self.interval)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             state = guard;
             if timeout.timed_out() && state.locked && state.switch_number == saved_switch_number {
                 self.drop_request.store(true, Ordering::Relaxed);
@@ -140,7 +140,7 @@ impl<R: Recorder> Gil<R> {
             self.drop_request.store(false, Ordering::Relaxed);
             // CPython waits once; looping makes spurious wake-ups harmless.
             while state.last_holder == Some(worker) {
-                state = self.switched.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                state = self.switched.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         }
     }

@@ -1,4 +1,4 @@
-//! gilscope's stand-in for CPython: worker threads that run "bytecode" only
+//! gilscope's stand-in for `CPython`: worker threads that run "bytecode" only
 //! while they hold their process's GIL.
 
 pub mod gil;

@@ -1,9 +1,9 @@
 //! What a simulated worker executes: real CPU work, or blocking waits.
 //!
 //! One loop iteration stands for one iteration of `for i in range(n):
-//! math.sqrt(i)` in CPython. It computes that square root, then a chain of
+//! math.sqrt(i)` in `CPython`. It computes that square root, then a chain of
 //! dependent square roots (the "cost units") sized so the iteration costs
-//! about what CPython spends on it. Everything is real CPU work: the per-core
+//! about what `CPython` spends on it. Everything is real CPU work: the per-core
 //! load bars must show the truth, so nothing here ever sleeps except I/O.
 
 use std::hint::black_box;
@@ -13,11 +13,12 @@ use crate::clock::now_ns;
 use crate::protocol::{Record, ReleaseReason};
 use crate::sim::gil::{Gil, Recorder};
 
-/// One iteration of the seed's loop at `units` cost units. `carry` is the
+/// One iteration of the sqrt loop at `units` cost units. `carry` is the
 /// previous iteration's result: chaining iterations keeps the CPU from
 /// overlapping them, so the cost per iteration is the same for short and
 /// long chains and calibration carries over.
-#[inline(always)]
+#[inline(always)] // the measured unit of work: a call would change its cost
+#[allow(clippy::inline_always)]
 fn iteration(i: u64, units: u32, carry: f64) -> f64 {
     let mut x = (i as f64).sqrt() + carry * 1e-9;
     for _ in 0..units {
@@ -41,16 +42,22 @@ pub fn calibrate_units(target_ns: f64) -> u32 {
             carry = iteration(black_box(i), PROBE_UNITS, carry);
         }
         black_box(carry);
-        let per_unit = (now_ns() - start) as f64 / (PROBE_ITERATIONS * PROBE_UNITS as u64) as f64;
+        let per_unit = (now_ns() - start) as f64 / (PROBE_ITERATIONS * u64::from(PROBE_UNITS)) as f64;
         best = best.min(per_unit);
     }
     ((target_ns / best).round() as u32).max(1)
 }
 
+/// Cost units per nanosecond of this CPU, measured now (~20 ms).
+pub fn measure_units_per_ns() -> f64 {
+    const PROBE_NS: f64 = 1000.0;
+    f64::from(calibrate_units(PROBE_NS)) / PROBE_NS
+}
+
 /// How a worker spends its run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The seed's loop: `iterations` square roots.
+    /// The sqrt loop: `iterations` square roots.
     Cpu,
     /// `requests` blocking waits, each followed by a little CPU for the reply.
     Io,
@@ -69,7 +76,7 @@ pub struct WorkParams {
     pub progress_every: u64,
 }
 
-/// Runs the CPU loop while holding the GIL, as CPython's eval loop does.
+/// Runs the CPU loop while holding the GIL, as `CPython`'s eval loop does.
 pub fn run_cpu<R: Recorder>(gil: &Gil<R>, worker: u32, p: &WorkParams) {
     gil.take(worker);
     let every = p.progress_every.max(1);

@@ -7,9 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::app::{App, ZOOMS, Zoom};
+use crate::format::{fit, span_label};
 use crate::protocol::Runtime;
-use crate::run::describe;
-use crate::ui::{Theme, fit, span_label};
+use crate::ui::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let e = &app.experiment;
@@ -18,10 +18,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let first = Line::from(vec![
         Span::styled(name, Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(" "),
-        Span::styled(fit(&describe(e), width.saturating_sub(name.len() + 1)), theme.title()),
+        Span::styled(fit(&e.describe(), width.saturating_sub(name.len() + 1)), theme.title()),
     ]);
     let zoom = match ZOOMS[app.zoom] {
-        Zoom::Cell(d) => format!("{}/cell", span_label(d.as_nanos() as u64)),
+        Zoom::Cell(d) => format!("{}/cell", span_label(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))),
         Zoom::WholeRun => "whole run".to_owned(),
     };
     // The pace slows the simulation only; real CPython runs at its own speed.

@@ -5,29 +5,20 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::app::App;
+use crate::app::bindings::BINDINGS;
 use crate::experiment::tally::Lane;
 use crate::ui::{Theme, glyph};
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let runtimes: Vec<&str> = app.options.runtimes.iter().map(|r| r.as_str()).collect();
-    let runtime = format!("runtime: {}", runtimes.join(" / "));
-    let keys = [
-        ("space", "run · pause (the workers really stop) · resume"),
-        ("r", "reset: stop the run, clear the figures"),
-        ("- +", "fewer / more workers per model"),
-        ("[ ]", "shorter / longer GIL switch interval"),
-        ("w", "workload: cpu → io → mixed"),
-        ("g", "GIL on / off for threading (off: free-threaded)"),
-        ("m", "race (both at once) / one at a time (fair timings)"),
-        ("s S", "pace: slow each iteration down more / less"),
-        ("z Z", "zoom the timeline in / out"),
-        ("c", runtime.as_str()),
-        ("q Esc", "quit (Ctrl-C too) · ? closes this help"),
-    ];
-    let mut lines: Vec<Line> = keys
+pub fn render(frame: &mut Frame, area: Rect, theme: Theme) {
+    let key_width = BINDINGS.iter().map(|b| b.keys_label().chars().count()).max().unwrap_or(0) + 2;
+    let mut lines: Vec<Line> = BINDINGS
         .iter()
-        .map(|(k, what)| Line::from(vec![Span::styled(format!(" {k:<6}"), theme.key()), Span::raw(*what)]))
+        .map(|b| {
+            Line::from(vec![
+                Span::styled(format!(" {:<key_width$}", b.keys_label()), theme.key()),
+                Span::raw(b.help),
+            ])
+        })
         .collect();
     lines.push(Line::raw(""));
     let lane = |l: Lane, what: &'static str| {
@@ -51,8 +42,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     for (label, what) in notes {
         lines.push(Line::from(vec![Span::styled(label, theme.title()), Span::raw(what)]));
     }
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let width = 60.min(area.width);
+    let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX).saturating_add(2)).min(area.height);
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
+    let width = u16::try_from(widest + 3).unwrap_or(u16::MAX).min(area.width);
     let [row] = Layout::vertical([Constraint::Length(height)]).flex(Flex::Center).areas(area);
     let [popup] = Layout::horizontal([Constraint::Length(width)]).flex(Flex::Center).areas(row);
     frame.render_widget(Clear, popup);

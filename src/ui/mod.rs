@@ -5,19 +5,21 @@
 //! ```text
 //!  header    the experiment, mode, runtime, pace, zoom
 //!  cores     per-core load bars, from the OS
-//!  panels    threading | multiprocessing: lanes, GIL, figures
+//!  panels    one per model, placed by layout.rs: lanes, GIL, figures
 //!  summary   what is going on, then the results
 //!  legend    what the lane symbols mean
 //!  keys      the keys that work now
 //! ```
 
 mod cores;
+mod figures;
 mod header;
 mod help;
 mod keys;
+pub(crate) mod layout;
 mod panel;
-pub mod summary;
-pub mod timeline;
+mod summary;
+pub(crate) mod timeline;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,7 +34,7 @@ use crate::experiment::tally::Lane;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
-/// Colours when wanted; without them (NO_COLOR) every state still has a
+/// Colours when wanted; without them (`NO_COLOR`) every state still has a
 /// shape of its own, so nothing is told by colour alone.
 #[derive(Clone, Copy, Debug)]
 pub struct Theme {
@@ -114,29 +116,34 @@ pub fn render(frame: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let panels_height = panel::height(app, body.width / 2, body.height.saturating_sub(summary::HEIGHT));
-    let [panels, summary_area, _] = Layout::vertical([
-        Constraint::Length(panels_height),
-        Constraint::Length(summary::HEIGHT),
-        Constraint::Fill(1),
-    ])
-    .areas(body);
-    let [left, right] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(panels);
+    let room = Rect { height: body.height.saturating_sub(summary::HEIGHT), ..body };
+    let models = panel::count(app);
+    let (style, places) =
+        layout::place(models, room, |width| panel::height(app, width, room.height), panel::least_height(app));
+    let panels_bottom = places.iter().map(|r| r.bottom()).max().unwrap_or(room.y);
+    let summary_area =
+        Rect { y: panels_bottom, height: summary::HEIGHT.min(body.bottom() - panels_bottom), ..body };
 
     header::render(frame, head, app, theme);
     cores::render(frame, cores_area, app, theme);
-    panel::render(frame, left, app, 0, theme);
-    panel::render(frame, right, app, 1, theme);
+    for (model, place) in places.into_iter().enumerate() {
+        panel::render(frame, place, app, model, style, theme);
+    }
     summary::render(frame, summary_area, app, theme);
     frame.render_widget(Paragraph::new(legend(theme, app.inferred_resolution())), legend_area);
     keys::render(frame, keys_area, app, theme);
     if app.help {
-        help::render(frame, area, app, theme);
+        help::render(frame, area, theme);
     }
 }
 
+/// How many model panels the screen shows.
+pub fn panel_count(app: &App) -> usize {
+    panel::count(app)
+}
+
 /// "█ running (holds the GIL)  ░ waiting for the GIL  ~ I/O  · done  ✗ failed".
-/// With lanes inferred from the real CPython's progress stamps (every
+/// With lanes inferred from the real `CPython`'s progress stamps (every
 /// `inferred` ns), ░ only says the thread was not running.
 pub fn legend(theme: Theme, inferred: Option<Option<u64>>) -> Line<'static> {
     let waiting = match inferred {
@@ -174,38 +181,19 @@ fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(Paragraph::new(lines).centered(), middle);
 }
 
-/// A span of time as a person says it: "250 ms", "1 s", "2.5 s".
-pub fn span_label(ns: u64) -> String {
-    if ns >= 1_000_000_000 && ns.is_multiple_of(1_000_000_000) {
-        format!("{} s", ns / 1_000_000_000)
-    } else {
-        crate::run::duration_label(ns as f64 / 1e9)
-    }
-}
-
-/// `text` cut to `width` characters, with an ellipsis when cut.
-pub fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(line: Line<'_>) -> String {
+    fn text(line: &Line<'_>) -> String {
         line.spans.iter().map(|s| s.content.as_ref()).collect()
     }
 
     #[test]
     fn the_legend_says_when_lanes_are_inferred_and_at_what_resolution() {
         let theme = Theme { color: false };
-        assert!(text(legend(theme, None)).contains("░ waits for the GIL"));
-        let real = text(legend(theme, Some(Some(48_000))));
+        assert!(text(&legend(theme, None)).contains("░ waits for the GIL"));
+        let real = text(&legend(theme, Some(Some(48_000))));
         assert!(real.contains("░ not running (inferred, stamps every 48 µs)"), "{real}");
         assert!(!real.contains("holds the GIL"), "{real}");
     }

@@ -6,11 +6,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::app::{App, Mode, Phase, Session, lone_spec};
-use crate::experiment::spec::Workload;
-use crate::run::{duration_label, verdict};
+use crate::app::{App, Mode, Phase, Session};
+use crate::experiment::spec::{RunSpec, Workload};
+use crate::experiment::verdict::verdict;
+use crate::format::{duration_label, fit};
 use crate::sim::workload::Role;
-use crate::ui::{Theme, fit};
+use crate::ui::Theme;
 
 pub const HEIGHT: u16 = 3;
 
@@ -18,8 +19,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let width = area.width as usize;
     let mut lines = match &app.session {
         None => idle(app, theme),
-        Some(session) => match session.calibrating() {
-            Some(_) => calibrating(app, session, theme),
+        Some(session) => match session.timing_baseline() {
+            Some(_) => timing_baseline(app, session, theme),
             None if session.active() => running(app, session, theme),
             None => results(app, session, theme),
         },
@@ -41,8 +42,12 @@ fn speedup_rule(theme: Theme) -> Line<'static> {
 /// In a race both models share the cores, which a fair timing would not.
 fn race_note(app: &App, theme: Theme) -> Line<'static> {
     let cores = app.sample.as_ref().map_or(app.options.cores as usize, |s| s.cores.len());
+    let models = match crate::ui::panel_count(app) {
+        2 => "both models".to_owned(),
+        n => format!("the {n} models"),
+    };
     Line::styled(
-        format!(" race: both models share the {cores} cores · m: one at a time, for fair timings"),
+        format!(" race: {models} share the {cores} cores · m: one at a time, for fair timings"),
         theme.dim(),
     )
 }
@@ -64,9 +69,15 @@ pub fn clip(line: Line<'static>, width: usize) -> Line<'static> {
 }
 
 fn idle(app: &App, theme: Theme) -> Lines {
-    let plan = match app.mode {
-        Mode::Race => "then threading races multiprocessing",
-        Mode::OneAtATime => "then threading, then multiprocessing",
+    let names: Vec<String> =
+        crate::app::model_specs(&app.experiment, &app.models).iter().map(RunSpec::label).collect();
+    let plan = match (app.mode, names.as_slice()) {
+        (Mode::Race, [a, b]) => format!("then {a} races {b}"),
+        (Mode::Race, [.., last]) if names.len() > 2 => {
+            format!("then {} and {last} race", names[..names.len() - 1].join(", "))
+        }
+        (Mode::OneAtATime, [_, _, ..]) => format!("then {}", names.join(", then ")),
+        _ => format!("then {}", names.join("")),
     };
     let first = Line::from(vec![
         Span::raw(" press "),
@@ -74,10 +85,9 @@ fn idle(app: &App, theme: Theme) -> Lines {
         Span::raw(format!(": one worker is timed alone, {plan}")),
     ]);
     let e = &app.experiment;
-    let known = app.lone.iter().find(|l| l.spec == lone_spec(e, e.workload.role(0)));
-    let third = match known {
-        Some(l) => Line::styled(
-            format!(" measured before: one worker alone takes {}", duration_label(l.wall_s)),
+    let third = match app.baseline.time_of_role(e, e.workload.role(0)) {
+        Some(wall_s) => Line::styled(
+            format!(" measured before: one worker alone takes {}", duration_label(wall_s)),
             theme.dim(),
         ),
         None => Line::raw(""),
@@ -85,8 +95,8 @@ fn idle(app: &App, theme: Theme) -> Lines {
     [first, speedup_rule(theme), third]
 }
 
-fn calibrating(app: &App, session: &Session, theme: Theme) -> Lines {
-    let run = session.calibrating();
+fn timing_baseline(app: &App, session: &Session, theme: Theme) -> Lines {
+    let run = session.timing_baseline();
     let tally = run.and_then(|r| r.tally.as_ref());
     let kind = match run.map(|r| r.spec.experiment.workload) {
         Some(Workload::Io) => "I/O",
@@ -121,22 +131,26 @@ fn running(app: &App, session: &Session, theme: Theme) -> Lines {
         }
     }
     let third = if session.mode == Mode::Race { race_note(app, theme) } else { Line::raw("") };
-    [Line::from(first), serial_line(app, session, theme), third]
+    [Line::from(first), baseline_line(app, session, theme), third]
 }
 
 /// "alone, one takes 3.47 s: the 2 workers one after another take 6.94 s"
-fn serial_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
+fn baseline_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
     let e = &session.experiment;
-    match session.serial_s(&app.lone) {
+    match app.baseline.total_s(e) {
         Some(serial) => {
-            let lone = |role| app.lone.iter().find(|l| l.spec == lone_spec(e, role)).map(|l| l.wall_s);
-            let alone = match (lone(Role::Cpu), lone(Role::Io)) {
-                (Some(cpu), Some(io)) if e.workload == Workload::Mixed => {
-                    format!("the I/O worker takes {}, a CPU one {}", duration_label(io), duration_label(cpu))
-                }
-                (Some(t), _) | (None, Some(t)) => format!("one takes {}", duration_label(t)),
-                (None, None) => String::new(),
-            };
+            let alone =
+                match (app.baseline.time_of_role(e, Role::Cpu), app.baseline.time_of_role(e, Role::Io)) {
+                    (Some(cpu), Some(io)) if e.workload == Workload::Mixed => {
+                        format!(
+                            "the I/O worker takes {}, a CPU one {}",
+                            duration_label(io),
+                            duration_label(cpu)
+                        )
+                    }
+                    (Some(t), _) | (None, Some(t)) => format!("one takes {}", duration_label(t)),
+                    (None, None) => String::new(),
+                };
             Line::styled(
                 format!(
                     " alone, {alone}: the {} workers one after another, {}",
@@ -151,7 +165,7 @@ fn serial_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
 }
 
 fn results(app: &App, session: &Session, theme: Theme) -> Lines {
-    let serial = session.serial_s(&app.lone);
+    let serial = app.baseline.total_s(&session.experiment);
     let mut first = vec![Span::raw(" ")];
     let mut results = Vec::new();
     for (i, run) in session.models.iter().enumerate() {
@@ -173,10 +187,10 @@ fn results(app: &App, session: &Session, theme: Theme) -> Lines {
         Some(v) => Line::styled(format!(" {v}"), theme.title()),
         None => Line::raw(""),
     };
-    let third = if session.mode == Mode::Race && results.len() == 2 {
+    let third = if session.mode == Mode::Race && results.len() >= 2 {
         race_note(app, theme)
     } else {
-        serial_line(app, session, theme)
+        baseline_line(app, session, theme)
     };
     [Line::from(first), second, third]
 }

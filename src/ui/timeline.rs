@@ -2,8 +2,8 @@
 //!
 //! A lane is built by sampling the worker's spans over the visible window:
 //! each cell covers an equal slice of time and shows the state that took most
-//! of that slice. Time runs on the session's clock, with paused stretches cut
-//! out, so a pause leaves no false gap or false run in the lanes.
+//! of that slice. Every time here is on the session's clock, paused stretches
+//! already cut out, so a pause leaves no false gap or false run in the lanes.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -32,34 +32,34 @@ pub struct Window {
     /// Nanoseconds a cell stands for.
     pub cell: u64,
     pub cells: usize,
-    /// Real (not session) time up to which open spans reach.
-    pub end_clock: u64,
+    /// The time up to which open spans reach: now, or the run's end.
+    pub end: u64,
 }
 
 impl Window {
     /// The window of panel `model` for a lane `cells` wide, or None before
     /// its run started.
     pub fn of(app: &App, session: &Session, model: usize, cells: usize) -> Option<Window> {
-        let tally = session.models[model].tally.as_ref()?;
+        let tally = session.models.get(model)?.tally.as_ref()?;
         let started = session.models.iter().filter_map(|r| r.tally.as_ref());
-        let (origin_clock, end_clock) = match session.mode {
+        let now = session.now(app.now);
+        let (origin, end) = match session.mode {
             Mode::Race => {
                 let origin = started.clone().map(|t| t.requested_at).min().unwrap_or(tally.requested_at);
                 let end = if session.active() {
-                    app.now
+                    now
                 } else {
                     started.map(|t| t.last_event).max().unwrap_or(tally.last_event)
                 };
                 (origin, end)
             }
             Mode::OneAtATime => {
-                let end = if session.models[model].over { tally.last_event } else { app.now };
+                let end = if session.models[model].over { tally.last_event } else { now };
                 (tally.requested_at, end)
             }
         };
         let cells = cells.max(1);
-        let origin = session.unpaused(origin_clock);
-        let end = session.unpaused(end_clock).max(origin);
+        let end = end.max(origin);
         let span = end - origin;
         let cell = match ZOOMS[app.zoom] {
             Zoom::Cell(d) => d.as_nanos() as u64,
@@ -69,7 +69,7 @@ impl Window {
         let width = cell * cells as u64;
         // The run fills the lanes from the left, then scrolls.
         let start = if span <= width { origin } else { end - width };
-        Some(Window { origin, start, cell, cells, end_clock: end_clock.max(origin_clock) })
+        Some(Window { origin, start, cell, cells, end })
     }
 
     pub fn width(&self) -> u64 {
@@ -78,15 +78,15 @@ impl Window {
 }
 
 /// How long a worker spent in each state during each cell of the window.
-pub fn sample(spans: &[StateSpan], session: &Session, window: &Window) -> Vec<Durations> {
+pub fn sample(spans: &[StateSpan], window: &Window) -> Vec<Durations> {
     let mut out = vec![[0u64; 5]; window.cells];
     let dt = window.cell.max(1);
     let (from, to) = (window.start, window.start + window.width());
-    let end_of = |s: &StateSpan| session.unpaused(s.to.unwrap_or(window.end_clock).min(window.end_clock));
+    let end_of = |s: &StateSpan| s.to.unwrap_or(window.end).min(window.end);
     // Spans are in time order and do not overlap: skip those over before the window.
     let first = spans.partition_point(|s| end_of(s) <= from);
     for span in &spans[first..] {
-        let a = session.unpaused(span.from).max(from);
+        let a = span.from.max(from);
         if a >= to {
             break;
         }
@@ -191,20 +191,6 @@ pub fn paint(buf: &mut Buffer, area: Rect, x: u16, y: u16, cells: &[Cell]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{Mode, Run, model_specs};
-    use crate::experiment::spec::Experiment;
-
-    fn session(pauses: Vec<(u64, Option<u64>)>) -> Session {
-        let e = Experiment::new(2);
-        Session {
-            experiment: e.clone(),
-            mode: Mode::Race,
-            baseline: Vec::new(),
-            models: model_specs(&e).map(Run::new),
-            pauses,
-        }
-    }
-
     fn span(from: u64, to: Option<u64>, lane: Lane) -> StateSpan {
         StateSpan { from, to, lane }
     }
@@ -217,25 +203,13 @@ mod tests {
             span(10, Some(13), Lane::Running),
             span(13, None, Lane::Io),
         ];
-        let w = Window { origin: 0, start: 0, cell: 10, cells: 4, end_clock: 25 };
-        let cells = sample(&spans, &session(vec![]), &w);
+        let w = Window { origin: 0, start: 0, cell: 10, cells: 4, end: 25 };
+        let cells = sample(&spans, &w);
         let lanes: Vec<Option<Lane>> = cells.iter().map(dominant).collect();
         assert_eq!(lanes, [Some(Lane::Running), Some(Lane::Io), Some(Lane::Io), None]);
         assert_eq!(cells[0], [6, 4, 0, 0, 0]);
         assert_eq!(cells[1], [3, 0, 7, 0, 0]);
         assert_eq!(cells[2], [0, 0, 5, 0, 0], "the open span reaches up to now, not beyond");
-    }
-
-    #[test]
-    fn a_pause_leaves_no_trace_in_the_lanes() {
-        // Running 0..10, paused 10..1000 (the span went on meanwhile), then waiting.
-        let spans = [span(0, Some(1005), Lane::Running), span(1005, None, Lane::Waiting)];
-        let s = session(vec![(10, Some(1000))]);
-        let w = Window { origin: 0, start: 0, cell: 10, cells: 3, end_clock: 1020 };
-        let cells = sample(&spans, &s, &w);
-        assert_eq!(cells[0], [10, 0, 0, 0, 0]);
-        assert_eq!(cells[1], [5, 5, 0, 0, 0]);
-        assert_eq!(cells[2], [0, 10, 0, 0, 0]);
     }
 
     #[test]

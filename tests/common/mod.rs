@@ -1,9 +1,32 @@
-//! What the process-watching tests share: is a pid still alive, and waiting
-//! for a condition with a deadline.
+//! What the tests that run gilscope share: the binary with a cache of its
+//! own, scratch folders, is a pid still alive, and waiting for a condition
+//! with a deadline.
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// A fresh, empty folder of this test process's own.
+pub fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("gilscope-test-{}-{n}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+/// The gilscope binary with an empty cache folder of its own
+/// (`XDG_CACHE_HOME`), so no test reads the developer's calibration or
+/// another test's.
+pub fn gilscope() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gilscope"));
+    command.env("XDG_CACHE_HOME", scratch("cache"));
+    command
+}
 
 /// Alive and not a zombie waiting to be reaped.
 pub fn alive(pid: u32) -> bool {

@@ -1,27 +1,32 @@
-//! The seed's claims, measured end to end by `gilscope run` on this machine.
+//! The claims of the article gilscope comes from (threads or processes?),
+//! measured end to end by `gilscope run` on this machine.
 //! These tests compare timings, so they run one at a time (a lock), each
 //! comparing two runs of one invocation, with margins far from the edges.
 
-use std::process::Command;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
+
 use std::sync::Mutex;
+
+mod common;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn run(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["run", "--json"];
     all.extend_from_slice(args);
-    let out = Command::new(env!("CARGO_BIN_EXE_gilscope")).args(&all).output().expect("start gilscope");
+    let out = common::gilscope().args(&all).output().expect("start gilscope");
     assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 #[test]
 fn cpu_bound_work_speeds_up_with_processes_not_threads() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(cores() >= 2, "this claim needs 2 cores; the machine has {}", cores());
     let report = run(&["--workers", "2", "--iterations", "3000000"]);
     let speedup = |i: usize| report["runs"][i]["speedup"].as_f64().unwrap_or(0.0);
@@ -32,7 +37,7 @@ fn cpu_bound_work_speeds_up_with_processes_not_threads() {
 
 #[test]
 fn io_bound_work_speeds_up_with_threads_too() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let report = run(&["--workload", "io", "--workers", "4", "--requests", "5", "--io-wait", "20ms"]);
     let threads = report["runs"][0]["speedup"].as_f64().unwrap_or(0.0);
     // Four workers that mostly wait overlap their waits: far better than one at a time.
@@ -41,7 +46,7 @@ fn io_bound_work_speeds_up_with_threads_too() {
 
 #[test]
 fn an_io_thread_beside_a_cpu_thread_waits_for_the_gil_after_each_request() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let latency = |gil: &str| {
         let args = [
             "--workload",

@@ -1,4 +1,5 @@
-//! The interactive view's main loop: terminal in, effects out.
+//! The live view's main loop (`gilscope` without a subcommand): terminal
+//! in, effects out.
 //!
 //! One thread (this one, the main thread) owns the terminal and every
 //! running experiment. It waits on one `select!` over terminal input, worker
@@ -29,10 +30,10 @@ use crate::protocol::Runtime;
 /// 128 workers send about 60,000 a second.
 const REPORT_BATCH: usize = 100_000;
 
-/// Whether to colour, given the NO_COLOR variable: the convention (no-color.org)
+/// Whether to colour, given the `NO_COLOR` variable: the convention (no-color.org)
 /// is that any value but an empty one turns colours off.
 pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
-    no_color.is_none_or(|v| v.is_empty())
+    no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 /// `gilscope` without a subcommand.
@@ -61,7 +62,7 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
     let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
-    let app = App::new(args.experiment(DEFAULT_PACE), options, now_ns());
+    let app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
 
     let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
@@ -240,12 +241,9 @@ fn main_loop(
                 Ok(report) => Msg::Report(report),
                 Err(_) => continue,
             },
-            recv(samples) -> sample => match sample {
-                Ok(sample) => Msg::Sample(sample),
-                Err(_) => {
-                    samples = never();
-                    continue;
-                }
+            recv(samples) -> sample => if let Ok(sample) = sample { Msg::Sample(sample) } else {
+                samples = never();
+                continue;
             },
             recv(terminate) -> _ => Msg::Terminate,
             recv(tick) -> _ => Msg::Tick,

@@ -5,16 +5,22 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::{ModelChoice, RunArgs};
-use crate::cpython::{Calibration, Python};
+use crate::cli::RunArgs;
+use crate::cpython::Python;
+use crate::experiment::baseline::{self, Baseline};
+use crate::experiment::calibration::Calibration;
+use crate::experiment::matrix;
 use crate::experiment::plan::Plan;
 use crate::experiment::run_to_end;
-use crate::experiment::spec::{Experiment, Model, RunSpec, Workload};
+use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::tally::RunResult;
+use crate::experiment::verdict::verdict;
+use crate::format::{duration_label, memory_label};
 use crate::protocol::Runtime;
 
+/// What `--json` prints.
 #[derive(Serialize)]
-struct Report<'a> {
+struct JsonReport<'a> {
     gilscope: &'static str,
     workload: &'static str,
     workers: u32,
@@ -24,32 +30,26 @@ struct Report<'a> {
     iteration_ns: f64,
     cores: u32,
     /// The workers' jobs one after another, each alone, under the first
-    /// runtime: the speedups' reference (each run carries its own too).
-    serial_wall_s: f64,
+    /// runtime: the speedups' baseline (each run carries its own too).
+    baseline_s: f64,
     runs: &'a [RunResult],
 }
 
 /// Runs everything `args` asks for; returns the text to print.
-/// `python` is the interpreter already probed, when a CPython run is asked for.
+/// `python` is the interpreter already probed, when a `CPython` run is asked for.
 pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String> {
-    let mut runs = args.runs()?;
     let mut plan = Plan::measure()?;
+    let mut runs = args.runs(plan.iteration_ns())?;
     let mut notes = String::new();
     if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
         let python = match python {
             Some(python) => python,
             None => Python::probe(&args.experiment.python)?,
         };
-        if args.model == ModelChoice::All && !python.free_threaded_build {
-            // `all` asks for whatever can run; a GIL-off CPython needs a free-threaded build.
-            runs.retain(|r| r.experiment.runtime != Runtime::Cpython || r.experiment.gil);
-            let _ = writeln!(
-                notes,
-                "no GIL-off run of the real CPython: {} is not a free-threaded build (try --python python3.13t)",
-                python.describe()
-            );
+        for note in matrix::fit_to_python(&mut runs, args.model, &python)? {
+            let _ = writeln!(notes, "{note}");
         }
-        if Calibration::load().is_none() {
+        if plan.calibration.is_none() {
             // Without it the simulation's iterations would not cost what CPython's do.
             let calibration = Calibration::measure(&python, 1_000_000, 3)?;
             let path = calibration.store()?;
@@ -63,34 +63,36 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             for run in &mut runs {
                 run.experiment.iteration_ns = calibration.iteration_ns;
             }
-            if let Some(units_per_ns) = calibration.sim_units_per_ns {
-                plan.units_per_ns = units_per_ns;
-            }
+            plan.calibrated(calibration);
         }
         plan.python = Some(python);
     }
-    let experiment = runs[0].experiment.clone();
-    // One serial reference per runtime, measured before the models, in this invocation.
+    let experiment = runs.first().map(|r| r.experiment.clone()).ok_or("nothing to run")?;
+    // One baseline per runtime, measured before the models, in this invocation.
     let mut baselines = Vec::new();
     for &runtime in args.experiment.runtime.runtimes() {
-        // One lone thread never waits for a GIL: time it with the GIL on,
-        // which any interpreter can do.
-        let e = Experiment { runtime, gil: true, ..experiment.clone() };
-        baselines.push((runtime, baseline(&e, &plan)?));
+        let e = Experiment { runtime, ..experiment.clone() };
+        let mut measured = Baseline::default();
+        for spec in baseline::specs(&e) {
+            let wall_s =
+                run_to_end(&spec, &plan).map_err(|e| format!("baseline (one worker alone): {e}"))?.wall_s;
+            measured.record(spec, wall_s);
+        }
+        baselines.push((runtime, measured.total_s(&e).unwrap_or(f64::NAN)));
     }
     let baseline_of = |runtime| baselines.iter().find(|(r, _)| *r == runtime).map_or(f64::NAN, |(_, b)| *b);
     let mut results = Vec::with_capacity(runs.len());
     for spec in &runs {
         let mut result = run_to_end(spec, &plan)?;
         let serial = baseline_of(spec.experiment.runtime);
-        result.serial_wall_s = Some(serial);
+        result.baseline_s = Some(serial);
         result.speedup = Some(serial / result.wall_s);
         results.push(result);
     }
     let baseline = baseline_of(experiment.runtime);
     let experiment = &experiment;
     if args.json {
-        let report = Report {
+        let report = JsonReport {
             gilscope: env!("CARGO_PKG_VERSION"),
             workload: experiment.workload.name(),
             workers: experiment.workers,
@@ -98,7 +100,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             switch_interval_ms: experiment.switch_interval.as_secs_f64() * 1e3,
             iteration_ns: experiment.iteration_ns,
             cores: crate::cli::cores(),
-            serial_wall_s: baseline,
+            baseline_s: baseline,
             runs: &results,
         };
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
@@ -112,7 +114,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
     }
 }
 
-/// How far the simulation agrees with CPython, model by model.
+/// How far the simulation agrees with `CPython`, model by model.
 fn fidelity(results: &[RunResult]) -> String {
     let mut out = String::from("\nsimulation vs CPython (measured interleaved, this invocation)\n");
     let _ = writeln!(
@@ -147,83 +149,11 @@ fn fidelity(results: &[RunResult]) -> String {
     out
 }
 
-/// How long the workers' jobs take one after another, each alone: N × one
-/// worker alone, or for `mixed` one I/O worker plus N − 1 CPU workers.
-/// "Alone" is one thread in one process, timed like the models from its
-/// start request to its end. Speedup = this / the model's wall time. Seconds.
-fn baseline(experiment: &Experiment, plan: &Plan) -> Result<f64, String> {
-    let alone = |workload| {
-        let spec = RunSpec {
-            experiment: Experiment { workers: 1, workload, ..experiment.clone() },
-            model: Model::Threads,
-        };
-        run_to_end(&spec, plan).map(|r| r.wall_s).map_err(|e| format!("baseline (one worker alone): {e}"))
-    };
-    let n = f64::from(experiment.workers);
-    Ok(match experiment.workload {
-        Workload::Mixed => alone(Workload::Io)? + (n - 1.0) * alone(Workload::Cpu)?,
-        w => n * alone(w)?,
-    })
-}
-
-pub fn runtime_label(runtime: Runtime) -> &'static str {
+fn runtime_label(runtime: Runtime) -> &'static str {
     match runtime {
         Runtime::Sim => "simulated CPython",
         Runtime::Cpython => "real CPython",
     }
-}
-
-/// "4,000,000"
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-pub fn duration_label(seconds: f64) -> String {
-    if seconds >= 1.0 {
-        format!("{seconds:.2} s")
-    } else if seconds >= 1e-3 {
-        let ms = seconds * 1e3;
-        if (ms - ms.round()).abs() < 1e-9 { format!("{ms:.0} ms") } else { format!("{ms:.1} ms") }
-    } else {
-        format!("{:.0} µs", seconds * 1e6)
-    }
-}
-
-pub fn memory_label(kb: u64) -> String {
-    if kb >= 1024 * 1024 {
-        format!("{:.1} GB", kb as f64 / 1048576.0)
-    } else {
-        format!("{:.1} MB", kb as f64 / 1024.0)
-    }
-}
-
-/// One line describing an experiment, as the header shows it.
-pub fn describe(e: &Experiment) -> String {
-    let work = match e.workload {
-        Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(e.iterations)),
-        Workload::Io => format!(
-            "I/O-bound: {} requests × {} per worker",
-            e.requests,
-            duration_label(e.io_wait.as_secs_f64())
-        ),
-        Workload::Mixed => {
-            format!("mixed: 1 I/O worker ({} requests) beside sqrt × {}", e.requests, thousands(e.iterations))
-        }
-    };
-    format!(
-        "{work} · {} worker{} · switch {}",
-        e.workers,
-        if e.workers == 1 { "" } else { "s" },
-        duration_label(e.switch_interval.as_secs_f64())
-    )
 }
 
 fn tables(
@@ -233,7 +163,7 @@ fn tables(
     results: &[RunResult],
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "gilscope run · {} · {} cores", describe(experiment), crate::cli::cores());
+    let _ = writeln!(out, "gilscope run · {} · {} cores", experiment.describe(), crate::cli::cores());
     for (runtime, baseline) in baselines {
         let _ = writeln!(
             out,
@@ -315,34 +245,4 @@ fn tables(
         }
     }
     out
-}
-
-/// "→ multiprocessing is 1.95× faster than threading"
-pub fn verdict(results: &[RunResult]) -> Option<String> {
-    if results.len() < 2 {
-        return None;
-    }
-    let fastest = results.iter().min_by(|a, b| a.wall_s.total_cmp(&b.wall_s))?;
-    let slowest = results.iter().max_by(|a, b| a.wall_s.total_cmp(&b.wall_s))?;
-    let ratio = slowest.wall_s / fastest.wall_s;
-    Some(if ratio < 1.05 {
-        format!("→ {} and {} take about as long ({ratio:.2}×)", fastest.label, slowest.label)
-    } else {
-        format!("→ {} is {ratio:.2}× faster than {}", fastest.label, slowest.label)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(thousands(4_000_000), "4,000,000");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(duration_label(0.005), "5 ms");
-        assert_eq!(duration_label(0.0051), "5.1 ms");
-        assert_eq!(duration_label(2.5), "2.50 s");
-        assert_eq!(duration_label(0.000_062), "62 µs");
-    }
 }

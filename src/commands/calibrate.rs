@@ -1,21 +1,23 @@
-//! `gilscope calibrate`: make one simulated iteration cost what one CPython
+//! `gilscope calibrate`: make one simulated iteration cost what one `CPython`
 //! iteration costs on this machine, and check that it does.
 
 use std::fmt::Write as _;
 
 use crate::cli::CalibrateArgs;
-use crate::cpython::{Calibration, Python};
+use crate::cpython::Python;
+use crate::experiment::calibration::Calibration;
 use crate::experiment::plan::Plan;
 use crate::experiment::run_to_end;
 use crate::experiment::spec::{Experiment, Model, RunSpec};
-use crate::run::{duration_label, thousands};
+use crate::format::{duration_label, thousands};
 
 pub fn execute(args: &CalibrateArgs) -> Result<String, String> {
     let python = Python::probe(&args.python)?;
     let calibration = Calibration::measure(&python, args.iterations, 5)?;
     let path = calibration.store()?;
     // Check: one simulated worker alone against the same loop in CPython.
-    let plan = Plan::measure()?;
+    let mut plan = Plan::measure()?;
+    plan.calibrated(calibration.clone());
     let spec = RunSpec {
         experiment: Experiment {
             iterations: args.iterations,

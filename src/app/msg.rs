@@ -1,0 +1,45 @@
+//! What goes into the app (messages) and what comes out (effects).
+
+use ratatui::crossterm::event::KeyEvent;
+
+use crate::experiment::spec::RunSpec;
+use crate::experiment::supervisor::{Report, RunId};
+use crate::monitor::Sample;
+
+/// Everything that can happen to the app.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Report(Report),
+    Sample(Sample),
+    /// The loop started the processes of `run`.
+    Started {
+        run: RunId,
+        requested_at: u64,
+        pids: Vec<u32>,
+    },
+    /// The loop could not start `run`.
+    StartFailed {
+        run: RunId,
+        why: String,
+    },
+    /// Time passed (the timeline scrolls).
+    Tick,
+    /// SIGTERM or SIGHUP.
+    Terminate,
+}
+
+/// What the main loop must do for the app.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Start {
+        run: RunId,
+        spec: RunSpec,
+    },
+    Pause(RunId),
+    Resume(RunId),
+    Kill(RunId),
+    /// Sample these processes from now on (empty: none).
+    Watch(Vec<u32>),
+    Quit,
+}

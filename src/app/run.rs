@@ -1,0 +1,245 @@
+//! One supervised run as the live view keeps it: its spec, its tally, its
+//! processes, what the OS said of them, and where it stands.
+
+use std::collections::BTreeMap;
+
+use crate::experiment::spec::RunSpec;
+use crate::experiment::supervisor::{Report, RunId};
+use crate::experiment::tally::{RunResult, Tally};
+use crate::monitor::Sample;
+use crate::protocol::{Record, Timeline};
+
+/// What the OS said about a run's processes, newest and most seen.
+///
+/// Processes and threads are counted in the worker processes only (those a
+/// worker named in its `process` record): a `CPython` multiprocessing parent
+/// runs no worker, so it is no worker process. CPU and memory are every
+/// process's of the run, the parent's included: they are what the model costs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OsView {
+    /// Readings of the latest sample that saw any of the worker processes.
+    pub processes: u32,
+    pub threads: u32,
+    pub worker_threads: u32,
+    /// Readings of the latest sample that saw any of the run's processes.
+    /// None until a process was seen twice (a rate needs two readings).
+    pub cpu_cores: Option<f32>,
+    pub rss_bytes: u64,
+    /// The most worker processes seen alive at once, kept after the run.
+    pub peak_processes: u32,
+    /// The most threads, and the most worker threads (named `worker-N`),
+    /// seen in any one worker process.
+    pub peak_threads_per_process: u32,
+    pub peak_worker_threads_per_process: u32,
+    /// Resident memory of each process of the run, largest seen.
+    pub peak_rss_each: BTreeMap<u32, u64>,
+}
+
+impl OsView {
+    /// Some worker process was seen alive.
+    pub fn seen(&self) -> bool {
+        self.peak_processes > 0
+    }
+
+    /// Some process of the run was seen alive (its memory is known).
+    pub fn seen_any(&self) -> bool {
+        !self.peak_rss_each.is_empty()
+    }
+
+    /// Threads per process as a student would count them: the worker
+    /// threads where the OS names them (a process also has helper threads),
+    /// else every thread.
+    pub fn threads_per_process(&self) -> u32 {
+        match self.peak_worker_threads_per_process {
+            0 => self.peak_threads_per_process,
+            n => n,
+        }
+    }
+}
+
+/// One supervised run: a baseline run, or one model.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub spec: RunSpec,
+    /// Given when the app asks for the run to start.
+    pub id: Option<RunId>,
+    /// Present once the processes started.
+    pub tally: Option<Tally>,
+    /// Processes of the run: those the supervisor started, then any others
+    /// the workers named.
+    pub pids: Vec<u32>,
+    /// Why the run could not start.
+    pub start_error: Option<String>,
+    /// No more reports will be taken: finished, failed, or stopped.
+    pub over: bool,
+    pub os: OsView,
+    /// GIL hand-overs counted from the takes seen so far, in streams whose
+    /// takes are the lock's own (GIL on, exact timeline); the processes' own
+    /// count replaces it once they end.
+    pub handovers: u64,
+    last_taker: BTreeMap<usize, u32>,
+    /// Workers whose own process died (not stopped with the rest of a failed model).
+    pub died: Vec<u32>,
+}
+
+/// A run's GIL hand-overs, as far as they can be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switches {
+    /// The threads run without a GIL: there is nothing to hand over.
+    NoGil,
+    /// Counted from the lock's own takes as they come, then the processes'
+    /// own count once they all ended.
+    Counted(u64),
+    /// Lanes inferred from progress stamps: their takes come in batches per
+    /// worker, so only the processes' own count means anything, and only
+    /// once they all ended (None before).
+    Inferred(Option<u64>),
+}
+
+/// Where a run stands, for the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    NotStarted,
+    Starting,
+    Running,
+    Finished,
+    Failed,
+}
+
+impl Run {
+    pub fn new(spec: RunSpec) -> Self {
+        Run {
+            spec,
+            id: None,
+            tally: None,
+            pids: Vec::new(),
+            start_error: None,
+            over: false,
+            os: OsView::default(),
+            handovers: 0,
+            last_taker: BTreeMap::new(),
+            died: Vec::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match (&self.id, &self.tally) {
+            _ if self.start_error.is_some() => Phase::Failed,
+            (None, _) => Phase::NotStarted,
+            (Some(_), None) if self.over => Phase::Failed,
+            (Some(_), None) => Phase::Starting,
+            (Some(_), Some(t)) if t.failure.is_some() => Phase::Failed,
+            (Some(_), Some(_)) if self.over => Phase::Finished,
+            (Some(_), Some(_)) => Phase::Running,
+        }
+    }
+
+    /// Whether the run's interpreters have no GIL, as asked or as they said.
+    pub fn gil_off(&self) -> bool {
+        self.tally.as_ref().map_or_else(|| self.spec.gil_off(), Tally::gil_off)
+    }
+
+    pub fn live(&self) -> bool {
+        self.id.is_some() && !self.over
+    }
+
+    /// Why the run failed, in a sentence.
+    pub fn failure(&self) -> Option<&str> {
+        self.start_error.as_deref().or_else(|| self.tally.as_ref()?.failure.as_deref())
+    }
+
+    pub fn result(&self) -> Option<RunResult> {
+        self.tally.as_ref()?.result()
+    }
+
+    /// GIL hand-overs, as far as they can be told so far.
+    pub fn switches(&self) -> Switches {
+        if self.gil_off() {
+            return Switches::NoGil;
+        }
+        let total = self.tally.as_ref().filter(|t| t.succeeded()).map(Tally::switches);
+        // A GIL with one worker has no one to hand over to, whatever the timeline.
+        let one_per_gil = !self.spec.model.shares_processes(self.spec.experiment.workers);
+        let inferred = self.tally.as_ref().is_some_and(|t| t.timeline() != Timeline::Exact);
+        if inferred && !one_per_gil {
+            Switches::Inferred(total)
+        } else {
+            Switches::Counted(total.unwrap_or(self.handovers))
+        }
+    }
+
+    /// Takes a report of this run: into the tally, and into what the tally
+    /// does not keep (the hand-overs seen so far, the pids to watch, the
+    /// workers whose own process died). True when a new pid is to be watched.
+    pub(super) fn apply(&mut self, report: Report) -> bool {
+        let Some(tally) = &mut self.tally else { return false };
+        let (stream, record) = match &report {
+            Report::Record { stream, record, .. } => (*stream, Some(record.clone())),
+            Report::Ended { stream, outcome: Err(_), .. } => {
+                // A process that dies is told from its siblings stopped after it.
+                let range = match tally.hellos.get(stream) {
+                    Some(h) => h.first_worker..h.first_worker + h.threads,
+                    None => 0..tally.workers.len() as u32,
+                };
+                self.died.extend(range);
+                (*stream, None)
+            }
+            Report::Hello { stream, .. } | Report::Ended { stream, .. } => (*stream, None),
+        };
+        tally.apply(report);
+        record.is_some_and(|record| self.note(stream, &record))
+    }
+
+    fn note(&mut self, stream: usize, record: &Record) -> bool {
+        let exact_gil =
+            |t: &Tally| t.hellos.get(&stream).is_some_and(|h| h.gil && h.timeline == Timeline::Exact);
+        match *record {
+            // Only the lock's own takes, in the order it gave them out, are
+            // hand-overs: an inferred stream comes in batches per worker, and
+            // without a GIL every take is a thread starting to run.
+            Record::Take { worker, .. } if self.tally.as_ref().is_some_and(exact_gil) => {
+                if let Some(previous) = self.last_taker.insert(stream, worker)
+                    && previous != worker
+                {
+                    self.handovers += 1;
+                }
+                false
+            }
+            Record::Process { pid, .. } if !self.pids.contains(&pid) => {
+                self.pids.push(pid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn observe(&mut self, sample: &Sample) {
+        let seen: Vec<_> = self.pids.iter().filter_map(|pid| sample.process(*pid)).collect();
+        if seen.is_empty() {
+            return;
+        }
+        let os = &mut self.os;
+        os.cpu_cores = seen.iter().map(|p| p.cpu_cores).sum::<Option<f32>>();
+        os.rss_bytes = seen.iter().map(|p| p.rss_bytes).sum();
+        for p in &seen {
+            let peak = os.peak_rss_each.entry(p.pid).or_default();
+            *peak = (*peak).max(p.rss_bytes);
+        }
+        let mut worker_pids: Vec<u32> =
+            self.tally.iter().flat_map(|t| &t.workers).filter_map(|w| w.pid).collect();
+        worker_pids.sort_unstable();
+        worker_pids.dedup();
+        let workers: Vec<_> = seen.into_iter().filter(|p| worker_pids.contains(&p.pid)).collect();
+        if workers.is_empty() {
+            return;
+        }
+        os.processes = workers.len() as u32;
+        os.threads = workers.iter().map(|p| p.threads).sum();
+        os.worker_threads = workers.iter().map(|p| p.worker_threads).sum();
+        os.peak_processes = os.peak_processes.max(os.processes);
+        for p in &workers {
+            os.peak_threads_per_process = os.peak_threads_per_process.max(p.threads);
+            os.peak_worker_threads_per_process = os.peak_worker_threads_per_process.max(p.worker_threads);
+        }
+    }
+}

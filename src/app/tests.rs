@@ -1,0 +1,389 @@
+//! The app's behaviour, key by key and report by report.
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::*;
+use crate::experiment::spec::{MAX_WORKERS, RunSpec};
+use crate::monitor::Sample;
+use crate::protocol::{Hello, Record};
+use crate::scenario::{key as ch, play_run, press, sim_header, starts};
+
+fn app() -> App {
+    App::new(Experiment::new(2), Options::default(), 1_000)
+}
+
+#[test]
+fn space_times_the_baseline_first_then_races_both_models() {
+    let mut app = app();
+    let effects = ch(&mut app, ' ');
+    let first = starts(&effects);
+    assert_eq!(first.len(), 1, "{effects:?}");
+    assert_eq!(first[0].1.experiment.workers, 1, "the baseline is one worker alone");
+    let after = play_run(&mut app, first[0].0, &first[0].1, 2_000, 1_000_000);
+    let models = starts(&after);
+    assert_eq!(
+        models.iter().map(|(_, s)| s.model).collect::<Vec<_>>(),
+        [Model::Threads, Model::Processes],
+        "race: both at once"
+    );
+    assert!(after.contains(&Effect::Kill(first[0].0)));
+    assert_eq!(app.baseline.times.len(), 1);
+}
+
+#[test]
+fn one_at_a_time_runs_threading_then_multiprocessing_and_reuses_the_baseline() {
+    let mut app = app();
+    ch(&mut app, 'm');
+    assert_eq!(app.mode, Mode::OneAtATime);
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    let threads = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000_000));
+    assert_eq!(threads.len(), 1);
+    assert_eq!(threads[0].1.model, Model::Threads);
+    let procs = starts(&play_run(&mut app, threads[0].0, &threads[0].1, 2_000_000, 2_000_000));
+    assert_eq!(procs[0].1.model, Model::Processes);
+    let done = play_run(&mut app, procs[0].0, &procs[0].1, 5_000_000, 1_000_000);
+    assert!(starts(&done).is_empty());
+    assert!(!app.busy());
+    let session = app.session.as_ref().expect("a session");
+    assert_eq!(app.baseline.total_s(&session.experiment), Some(2.0 * 0.001));
+    // A second press of space needs no new baseline, nor does another interval.
+    let again = starts(&ch(&mut app, ' '));
+    assert_eq!(again[0].1.model, Model::Threads);
+    let restarted = starts(&ch(&mut app, ']'));
+    assert_eq!(restarted[0].1.model, Model::Threads);
+    assert_eq!(restarted[0].1.experiment.switch_interval, Duration::from_millis(10));
+}
+
+#[test]
+fn space_pauses_and_resumes_the_workers() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    app.update(10, Msg::Started { run: baseline_run.0, requested_at: 10, pids: vec![7] });
+    app.now = 500;
+    assert_eq!(ch(&mut app, ' '), vec![Effect::Pause(baseline_run.0)]);
+    assert!(app.paused() && !app.animating());
+    app.now = 900;
+    assert_eq!(ch(&mut app, ' '), vec![Effect::Resume(baseline_run.0)]);
+    let session = app.session.as_ref().expect("a session");
+    assert_eq!(session.now(1_000), 600, "the 400 ns paused are cut out of the session's clock");
+}
+
+#[test]
+fn a_setting_changed_during_a_run_restarts_it_with_new_run_ids() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    app.update(10, Msg::Started { run: baseline_run.0, requested_at: 10, pids: vec![7] });
+    let effects = ch(&mut app, '+');
+    assert_eq!(app.experiment.workers, 3);
+    assert!(effects.contains(&Effect::Kill(baseline_run.0)), "{effects:?}");
+    let restarted = starts(&effects);
+    assert_eq!(restarted.len(), 1);
+    assert!(restarted[0].0 > baseline_run.0, "a new run id");
+    // Late reports of the killed run are dropped.
+    app.update(
+        20,
+        Msg::Report(Report::Ended { run: baseline_run.0, stream: 0, outcome: Err("killed".into()) }),
+    );
+    assert!(app.busy());
+}
+
+#[test]
+fn a_setting_changed_while_idle_only_changes_the_setting() {
+    let mut app = app();
+    assert_eq!(ch(&mut app, '-'), vec![]);
+    assert_eq!(app.experiment.workers, 1);
+    assert_eq!(ch(&mut app, '-'), vec![], "one worker is the least");
+    assert_eq!(app.experiment.workers, 1);
+    for _ in 0..30 {
+        ch(&mut app, '+');
+    }
+    assert_eq!(app.experiment.workers, MAX_WORKERS);
+}
+
+#[test]
+fn brackets_step_the_switch_interval() {
+    let mut app = app();
+    ch(&mut app, ']');
+    assert_eq!(app.experiment.switch_interval, Duration::from_millis(10));
+    ch(&mut app, '[');
+    ch(&mut app, '[');
+    assert_eq!(app.experiment.switch_interval, Duration::from_millis(2));
+    for _ in 0..20 {
+        ch(&mut app, '[');
+    }
+    assert_eq!(app.experiment.switch_interval, Duration::from_micros(100));
+}
+
+#[test]
+fn w_cycles_the_workloads_and_g_toggles_the_gil() {
+    let mut app = app();
+    ch(&mut app, 'w');
+    assert_eq!(app.experiment.workload, Workload::Io);
+    ch(&mut app, 'w');
+    assert_eq!(app.experiment.workload, Workload::Mixed);
+    ch(&mut app, 'w');
+    assert_eq!(app.experiment.workload, Workload::Cpu);
+    ch(&mut app, 'g');
+    assert!(!app.experiment.gil);
+    let specs = model_specs(&app.experiment, &app.models);
+    assert!(specs[0].gil_off() && !specs[1].gil_off(), "one worker per process has no GIL to turn off");
+}
+
+#[test]
+fn mixed_needs_a_baseline_run_of_each_role() {
+    let mut app = app();
+    ch(&mut app, 'w');
+    ch(&mut app, 'w');
+    ch(&mut app, ' ');
+    let session = app.session.as_ref().expect("a session");
+    let loads: Vec<Workload> = session.baseline.iter().map(|r| r.spec.experiment.workload).collect();
+    assert_eq!(loads, [Workload::Io, Workload::Cpu]);
+}
+
+#[test]
+fn s_steps_the_pace_round() {
+    let mut app = app();
+    app.experiment.pace = 15;
+    ch(&mut app, 's');
+    assert_eq!(app.experiment.pace, 20);
+    app.experiment.pace = 100;
+    ch(&mut app, 's');
+    assert_eq!(app.experiment.pace, 1);
+    ch(&mut app, 'S');
+    assert_eq!(app.experiment.pace, 100);
+}
+
+#[test]
+fn z_zooms_in_and_shift_z_out_within_bounds() {
+    let mut app = app();
+    ch(&mut app, 'z');
+    assert_eq!(app.zoom, DEFAULT_ZOOM - 1);
+    for _ in 0..20 {
+        ch(&mut app, 'z');
+    }
+    assert_eq!(ZOOMS[app.zoom], Zoom::Cell(Duration::from_millis(1)));
+    for _ in 0..20 {
+        ch(&mut app, 'Z');
+    }
+    assert_eq!(ZOOMS[app.zoom], Zoom::WholeRun);
+}
+
+#[test]
+fn r_resets_to_idle_and_kills_what_runs() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    app.update(10, Msg::Started { run: baseline_run.0, requested_at: 10, pids: vec![7] });
+    let effects = ch(&mut app, 'r');
+    assert!(effects.contains(&Effect::Kill(baseline_run.0)));
+    assert!(app.session.is_none());
+}
+
+#[test]
+fn q_esc_and_ctrl_c_quit_and_kill_the_workers() {
+    for key in [
+        KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE),
+        KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE),
+        KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+    ] {
+        let mut app = app();
+        let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+        app.update(10, Msg::Started { run: baseline_run.0, requested_at: 10, pids: vec![7] });
+        let effects = app.update(20, Msg::Key(key));
+        assert!(effects.contains(&Effect::Kill(baseline_run.0)), "{key:?}: {effects:?}");
+        assert_eq!(effects.last(), Some(&Effect::Quit), "{key:?}");
+    }
+    let mut app = app();
+    assert_eq!(app.update(5, Msg::Terminate), vec![Effect::Quit]);
+}
+
+#[test]
+fn question_mark_toggles_help_and_esc_closes_it_without_quitting() {
+    let mut app = app();
+    ch(&mut app, '?');
+    assert!(app.help);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
+    assert!(!app.help && !app.quitting);
+}
+
+#[test]
+fn c_says_why_the_real_cpython_is_not_there() {
+    let mut app = App::new(
+        Experiment::new(2),
+        Options { cpython_unavailable: Some("no python3 on PATH".into()), ..Options::default() },
+        0,
+    );
+    assert_eq!(ch(&mut app, 'c'), vec![]);
+    assert_eq!(app.notice.as_deref(), Some("no real CPython: no python3 on PATH"));
+    let mut app = App::new(
+        Experiment::new(2),
+        Options { runtimes: vec![Runtime::Sim, Runtime::Cpython], ..Options::default() },
+        0,
+    );
+    ch(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Cpython);
+    assert_eq!(ZOOMS[app.zoom], Zoom::Cell(Duration::from_millis(20)));
+    ch(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Sim);
+    assert_eq!(app.zoom, DEFAULT_ZOOM);
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut app = app();
+    let mut release = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+    release.kind = KeyEventKind::Release;
+    assert_eq!(app.update(0, Msg::Key(release)), vec![]);
+    assert!(!app.quitting);
+}
+
+#[test]
+fn a_failed_model_is_stopped_and_the_other_goes_on() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let (threads, processes) = (models[0].0, models[1].0);
+    app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
+    app.update(10, Msg::Started { run: processes, requested_at: 10, pids: vec![60, 61] });
+    let effects = app.update(
+        20,
+        Msg::Report(Report::Ended {
+            run: processes,
+            stream: 1,
+            outcome: Err("worker process 61 killed by signal 9 (SIGKILL)".into()),
+        }),
+    );
+    assert!(effects.contains(&Effect::Kill(processes)), "{effects:?}");
+    assert!(!effects.contains(&Effect::Kill(threads)));
+    let session = app.session.as_ref().expect("a session");
+    assert_eq!(session.models[1].phase(), Phase::Failed);
+    assert_eq!(session.models[1].died, [0, 1], "without a header, every worker of the run");
+    assert!(session.models[1].failure().unwrap_or("").contains("SIGKILL"));
+    assert_eq!(session.models[0].phase(), Phase::Running);
+    assert!(app.busy());
+}
+
+#[test]
+fn a_gil_wait_paused_through_is_counted_without_the_pause() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let threads = models[0].0;
+    app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
+    let record = |app: &mut App, record| {
+        app.update(app.now, Msg::Report(Report::Record { run: threads, stream: 0, record }));
+    };
+    record(&mut app, Record::Take { t: 100, worker: 0 });
+    record(&mut app, Record::Wait { t: 100, worker: 1 });
+    app.now = 1_000;
+    ch(&mut app, ' ');
+    app.now = 1_000_000;
+    ch(&mut app, ' ');
+    // 5,000 ns of waiting, 999,000 of them paused.
+    record(&mut app, Record::Take { t: 1_004_100, worker: 1 });
+    let tally = app.session.as_ref().and_then(|s| s.models[0].tally.as_ref()).expect("a tally");
+    assert_eq!(tally.wait_max_ns, 5_000);
+}
+
+fn started_run(spec: RunSpec, streams: usize, pids: Vec<u32>) -> Run {
+    let mut run = Run::new(spec.clone());
+    run.id = Some(1);
+    run.tally = Some(Tally::new(spec, 0, streams));
+    run.pids = pids;
+    run
+}
+
+fn header(stream_pid: u32, gil: bool, threads: u32, first_worker: u32, timeline: Timeline) -> Hello {
+    Hello { gil, timeline, ..sim_header(stream_pid, first_worker, threads) }
+}
+
+fn os_process(pid: u32, threads: u32, worker_threads: u32) -> crate::monitor::ProcessSample {
+    crate::monitor::ProcessSample { pid, cpu_cores: None, rss_bytes: 1 << 20, threads, worker_threads }
+}
+
+fn os_sample(processes: Vec<crate::monitor::ProcessSample>) -> Sample {
+    Sample { at: 0, cores: vec![], processes }
+}
+
+fn models(e: &Experiment) -> Vec<RunSpec> {
+    model_specs(e, &DEFAULT_MODELS)
+}
+
+#[test]
+fn threads_are_counted_as_the_os_names_them_even_as_workers_end() {
+    let mut run = started_run(models(&Experiment::new(2))[1].clone(), 2, vec![7, 8]);
+    for (worker, pid) in [(0, 7), (1, 8)] {
+        run.apply(Report::Record {
+            run: 1,
+            stream: worker as usize,
+            record: Record::Process { t: 0, worker, pid },
+        });
+    }
+    run.observe(&os_sample(vec![os_process(7, 4, 1), os_process(8, 4, 1)]));
+    // Process 8's worker ended: 3 helper threads left, none named worker-N.
+    run.observe(&os_sample(vec![os_process(8, 3, 0)]));
+    assert_eq!((run.os.peak_processes, run.os.threads_per_process()), (2, 1));
+    assert_eq!(run.os.processes, 1, "the newest reading");
+}
+
+#[test]
+fn a_multiprocessing_parent_that_runs_no_worker_is_no_worker_process() {
+    // CPython: gilscope starts one parent (7); its children 8 and 9 run the workers.
+    let mut run = started_run(models(&Experiment::new(2))[1].clone(), 1, vec![7]);
+    let inferred = Timeline::Inferred { resolution_ns: 50_000 };
+    run.apply(Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, inferred) });
+    run.observe(&os_sample(vec![os_process(7, 2, 0)]));
+    assert!(!run.os.seen(), "no worker process yet: {:?}", run.os);
+    for (worker, pid) in [(0, 8), (1, 9)] {
+        let new_pid =
+            run.apply(Report::Record { run: 1, stream: 0, record: Record::Process { t: 0, worker, pid } });
+        assert!(new_pid, "a new pid to watch");
+    }
+    run.observe(&os_sample(vec![os_process(7, 2, 0), os_process(8, 1, 1), os_process(9, 1, 1)]));
+    assert_eq!((run.os.processes, run.os.peak_processes, run.os.threads_per_process()), (2, 2, 1));
+    assert_eq!(run.os.peak_rss_each.len(), 3, "the parent's memory is still the model's cost");
+}
+
+#[test]
+fn handovers_are_counted_per_process_from_the_takes() {
+    let mut run = started_run(models(&Experiment::new(2))[0].clone(), 2, vec![7, 8]);
+    run.apply(Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, Timeline::Exact) });
+    run.apply(Report::Hello { run: 1, stream: 1, hello: header(8, true, 1, 5, Timeline::Exact) });
+    for (stream, worker) in [(0, 0), (0, 1), (0, 1), (0, 0), (1, 5)] {
+        run.apply(Report::Record { run: 1, stream, record: Record::Take { t: 0, worker } });
+    }
+    assert_eq!(run.switches(), Switches::Counted(2));
+}
+
+#[test]
+fn without_a_gil_nothing_is_handed_over() {
+    let e = Experiment { gil: false, ..Experiment::new(2) };
+    let mut run = started_run(models(&e)[0].clone(), 1, vec![7]);
+    run.apply(Report::Hello { run: 1, stream: 0, hello: header(7, false, 2, 0, Timeline::Exact) });
+    for worker in [0, 1, 0, 1] {
+        run.apply(Report::Record { run: 1, stream: 0, record: Record::Take { t: 0, worker } });
+    }
+    assert_eq!((run.handovers, run.switches()), (0, Switches::NoGil));
+}
+
+#[test]
+fn inferred_hand_overs_wait_for_the_processes_own_count() {
+    let spec = models(&Experiment::new(2))[0].clone();
+    let mut run = started_run(spec, 1, vec![7]);
+    let inferred = Timeline::Inferred { resolution_ns: 50_000 };
+    run.apply(Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, inferred) });
+    let record = |run: &mut Run, record| run.apply(Report::Record { run: 1, stream: 0, record });
+    // Batches of takes, one worker's after the other's: no hand-over order.
+    for worker in [0, 0, 1, 1, 0, 0, 1, 1] {
+        record(&mut run, Record::Take { t: 0, worker });
+    }
+    for worker in 0..2 {
+        record(&mut run, Record::Process { t: 0, worker, pid: 7 });
+        record(&mut run, Record::Finished { t: 0, worker });
+    }
+    assert_eq!(run.switches(), Switches::Inferred(None));
+    record(&mut run, Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42 });
+    run.apply(Report::Ended { run: 1, stream: 0, outcome: Ok(()) });
+    assert_eq!(run.switches(), Switches::Inferred(Some(42)));
+}
