@@ -126,7 +126,8 @@ fn main() -> Result<(), String> {
             row.speedups.push(f64::from(workers) * base / r.wall_s);
             row.cores.push(r.cores_used);
             row.starts.push(r.start_us);
-            row.spans.extend(tally.running_spans_ns().into_iter().map(|ns| ns as f64 / 1e6));
+            // The median GIL hold of this round (ms), from the tally's histogram.
+            row.spans.extend(tally.holds.percentile_ns(50.0).map(|ns| ns / 1e6));
         }
     }
     let ideal = f64::from(workers.min(cores));

@@ -17,7 +17,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gilscope::app::{App, ZOOMS, Zoom};
+use gilscope::app::{App, View, Zoom};
 use gilscope::scenario::{MS, S, race};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -31,9 +31,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     println!("render: one 200×60 frame, ui::render into TestBackend, mean of {frames} frames");
-    for (name, mut app) in
-        [("default demo, mid-run", state(2, 3 * S, 5 * MS, 7)), ("16 workers, 20 s, whole run", heavy())]
-    {
+    for (name, mut app) in [
+        ("default demo, mid-run", state(2, 3 * S, 5 * MS, Zoom::Level(7))),
+        ("16 workers, 20 s, whole run", heavy()),
+    ] {
         let (mean, max) = render_time(&mut app, frames);
         println!("  {name:<30} mean {:>7.3} ms   max {:>7.3} ms", mean * 1e3, max * 1e3);
     }
@@ -60,16 +61,15 @@ fn render_time(app: &mut App, frames: usize) -> (f64, f64) {
 }
 
 /// The race of `workers` workers, `elapsed` into it, the threads handing the
-/// GIL over every `hold` ns; `zoom` is an index into `ZOOMS`.
-fn state(workers: u32, elapsed: u64, hold: u64, zoom: usize) -> App {
+/// GIL over every `hold` ns, seen at `zoom`.
+fn state(workers: u32, elapsed: u64, hold: u64, zoom: Zoom) -> App {
     let (mut app, _, _) = race(workers, elapsed, |_| hold);
-    app.zoom = zoom;
+    app.view = View { zoom, ..View::default() };
     app
 }
 
 fn heavy() -> App {
-    let whole = ZOOMS.iter().position(|z| *z == Zoom::WholeRun).unwrap_or(ZOOMS.len() - 1);
-    state(16, 20 * S, MS, whole)
+    state(16, 20 * S, MS, Zoom::WholeRun)
 }
 
 // ------------------------------------------------------------------ cpu share

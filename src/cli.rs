@@ -121,6 +121,10 @@ pub struct RunArgs {
     /// Processes of the hybrid model
     #[arg(long, allow_hyphen_values = true, value_name = "P", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
     pub processes: u32,
+    /// Time the baseline and the models this many times, interleaved, and
+    /// report medians with their spread
+    #[arg(long, allow_hyphen_values = true, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
     /// Print one JSON object instead of tables
     #[arg(long)]
     pub json: bool,

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::clock::now_ns;
+use crate::experiment::load::LoadMeter;
 
 /// How often a run is sampled: often enough that the bars move with the run,
 /// rarely enough that the sampling costs nothing worth measuring.
@@ -50,6 +51,9 @@ pub struct Sample {
     pub cores: Vec<f32>,
     /// The watched processes that are still alive.
     pub processes: Vec<ProcessSample>,
+    /// Cores' worth of CPU that processes outside gilscope's own tree used
+    /// since the previous sample (None for the first, or without /proc).
+    pub outside_cores: Option<f32>,
 }
 
 impl Sample {
@@ -72,6 +76,7 @@ pub fn spawn(watch: Receiver<Vec<u32>>, samples: Sender<Sample>) -> std::io::Res
 fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sender<Sample>) {
     let mut pids: Vec<Pid> = Vec::new();
     let mut seen: HashMap<u32, CpuReading> = HashMap::new();
+    let mut load: Option<LoadMeter> = None;
     let mut next = Instant::now();
     let mut last = Instant::now();
     loop {
@@ -90,7 +95,9 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let sample = read(system, &pids, &mut seen);
+        let mut sample = read(system, &pids, &mut seen);
+        sample.outside_cores = load.map(|m| m.outside_cores() as f32);
+        load = LoadMeter::start();
         if samples.send(sample).is_err() {
             return;
         }
@@ -144,7 +151,7 @@ fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>) 
             });
         }
     }
-    Sample { at: now_ns(), cores, processes }
+    Sample { at: now_ns(), cores, processes, outside_cores: None }
 }
 
 /// Whether thread `tid` of `pid` is named `worker-N`. Read from /proc each

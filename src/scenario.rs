@@ -29,7 +29,7 @@ pub fn fresh(experiment: Experiment) -> App {
         Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 },
         T0,
     );
-    app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], processes: vec![] }));
+    app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], ..Sample::default() }));
     app
 }
 
@@ -266,6 +266,7 @@ pub fn sample_mid_run(at: u64) -> Sample {
         at,
         cores: vec![98.0, 96.5],
         processes: vec![process(2001, 0.64, 5, 2), process(3001, 0.68, 4, 1), process(3002, 0.66, 4, 1)],
+        outside_cores: Some(0.02),
     }
 }
 
@@ -274,6 +275,7 @@ pub fn sample_mid_run(at: u64) -> Sample {
 /// freely. Returns the app and the two runs' ids.
 pub fn race(workers: u32, elapsed: u64, hold: impl Fn(u64) -> u64) -> (App, RunId, RunId) {
     let mut app = fresh(Experiment { pace: 15, ..Experiment::new(workers) });
+    app.set_mode(crate::app::Mode::Race);
     let baseline_run = starts(&key(&mut app, ' '));
     let models = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
     let (threads, procs) = (models[0].0, models[1].0);

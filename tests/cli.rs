@@ -84,7 +84,7 @@ fn io_workload_reports_request_latency() {
         "--model",
         "threads",
     ]);
-    let latency = report["runs"][0]["io_latency_mean_ms"].as_f64().expect("latency");
+    let latency = report["runs"][0]["io_latency_ms"]["mean"].as_f64().expect("latency");
     assert!(latency >= 5.0, "a 5 ms request took {latency} ms");
 }
 
@@ -168,17 +168,4 @@ fn many_short_lived_worker_processes_all_start() {
     // Early workers finish while later ones are still being spawned into their group.
     let report = json(&["--model", "processes", "--workers", "64", "--iterations", "1000"]);
     assert_eq!(report["runs"][0]["processes"], 64);
-}
-
-#[test]
-fn speedup_compares_with_the_workers_jobs_run_one_after_another() {
-    // Two threads under one GIL do the work of two lone workers in about the
-    // time of two lone workers: a speedup near 1, whatever the cores.
-    let report = json(&["--model", "threads", "--workers", "2", "--iterations", "2000000"]);
-    let run = &report["runs"][0];
-    let speedup = run["speedup"].as_f64().unwrap_or(0.0);
-    assert!((0.6..1.5).contains(&speedup), "threads under a GIL: speedup {speedup}");
-    let serial = report["baseline_s"].as_f64().unwrap_or(0.0);
-    let wall = run["wall_s"].as_f64().unwrap_or(0.0);
-    assert!((speedup - serial / wall).abs() < 1e-9, "speedup is serial / wall");
 }

@@ -200,11 +200,14 @@ fn a_run_from_space_to_results_then_q_leaves_nothing_behind() {
     let tmux = Tmux::start("results", QUICK, None);
     tmux.wait_for("press space", Duration::from_secs(10));
     tmux.keys(&["Space"]);
-    // The results line: a wall time and a speedup per model, then who won.
-    let screen = tmux.wait_for("· speedup", Duration::from_secs(20));
-    let results = screen.lines().find(|l| l.contains("· speedup")).unwrap_or_default();
+    // The results line: a wall time and a speedup per model against its
+    // limit, then who won (or, on a machine busy with the other tests, why
+    // no verdict can be given).
+    let screen = tmux.wait_for(" → ", Duration::from_secs(20));
+    let results = screen.lines().find(|l| l.contains("× of 2×")).unwrap_or_default();
     assert!(results.contains("threading") && results.contains("multiprocessing"), "{screen}");
-    assert!(screen.contains("faster than") || screen.contains("about as long"), "a verdict:\n{screen}");
+    let verdict = ["faster than", "about as long", "no verdict: the machine was busy"];
+    assert!(verdict.iter().any(|v| screen.contains(v)), "a verdict:\n{screen}");
     tmux.keys(&["q"]);
     tmux.wait_gone(Duration::from_secs(5));
     tmux.assert_no_worker_left(Duration::from_secs(3));
@@ -222,7 +225,12 @@ fn killing_the_tui_leaves_no_worker_behind() {
 #[test]
 fn a_worker_killed_mid_run_shows_as_failed_and_the_app_goes_on() {
     let tmux = Tmux::start("worker-dies", SLOW, None);
-    tmux.wait_for("press space", Duration::from_secs(10));
+    let screen = tmux.wait_for("press space", Duration::from_secs(10));
+    // Both models at once, so one can fail while the other goes on.
+    if !screen.contains("mode race") {
+        tmux.keys(&["m"]);
+        tmux.wait_for("mode race", Duration::from_secs(5));
+    }
     tmux.keys(&["Space"]);
     // The race has begun once the summary says so (the baseline ran before).
     tmux.wait_for(" running ·", Duration::from_secs(20));
@@ -244,8 +252,9 @@ fn a_worker_killed_mid_run_shows_as_failed_and_the_app_goes_on() {
     assert!(screen.contains(&format!("{}", victim.pid)), "the message names the process:\n{screen}");
     assert!(screen.contains('✗'), "the lane shows the failure:\n{screen}");
     // Threading goes on to its result; multiprocessing is reported failed.
-    let screen = tmux.wait_for("· speedup", Duration::from_secs(30));
-    let results = screen.lines().find(|l| l.contains("· speedup")).unwrap_or_default();
+    let screen = tmux.wait_for(" → ", Duration::from_secs(30));
+    let results =
+        screen.lines().find(|l| l.contains("× of 2×") || l.contains("✗ failed")).unwrap_or_default();
     assert!(
         results.contains("threading") && results.contains("multiprocessing ✗ failed"),
         "threading finished, multiprocessing failed:\n{screen}"
@@ -294,11 +303,13 @@ fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
     let tmux = Tmux::start("cpython-counts", "--iterations 10000000 --workers 2", None);
     tmux.wait_for("press space", Duration::from_secs(10));
     tmux.keys(&["c"]);
-    tmux.wait_for("runtime cpython", Duration::from_secs(5));
-    tmux.keys(&["m"]);
-    tmux.wait_for("mode one at a time", Duration::from_secs(5));
+    let screen = tmux.wait_for("runtime cpython", Duration::from_secs(5));
+    if !screen.contains("mode one at a time") {
+        tmux.keys(&["m"]);
+        tmux.wait_for("mode one at a time", Duration::from_secs(5));
+    }
     tmux.keys(&["Space"]);
-    let screen = tmux.wait_for("· speedup", Duration::from_mins(1));
+    let screen = tmux.wait_for(" → ", Duration::from_mins(1));
     // Threading: the 2 worker threads, not the main thread and the stdin
     // watcher beside them. Multiprocessing: the 2 children that ran the
     // workers, not the parent that started them.

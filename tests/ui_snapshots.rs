@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
 
-use gilscope::app::{App, Effect, Msg};
+use gilscope::app::{App, Effect, Mode, Msg};
 use gilscope::experiment::spec::{Experiment, Model};
 use gilscope::monitor::{ProcessSample, Sample};
 use gilscope::protocol::{Record, ReleaseReason, Runtime};
@@ -49,6 +49,7 @@ fn hello(
 /// The default demo, 3 s into the race after a 3.5 s baseline.
 fn mid_run() -> (App, u64, u64, u64) {
     let mut app = fresh(demo());
+    app.set_mode(Mode::Race); // these scenarios show both models at once
     let baseline_run = starts(&key(&mut app, ' '));
     assert_eq!(baseline_run.len(), 1, "the baseline first");
     let models = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
@@ -137,6 +138,7 @@ fn cpython_child_records(t: u64, until: u64, worker: u32, pid: u32) -> Vec<Recor
 /// multiprocessing parent (3000) runs no worker: its children 3001 and 3002 do.
 fn cpython_mid_run() -> (App, u64, u64, u64) {
     let mut app = fresh(demo());
+    app.set_mode(Mode::Race); // these scenarios show both models at once
     app.options.runtimes = vec![Runtime::Sim, Runtime::Cpython];
     key(&mut app, 'c');
     assert_eq!(app.experiment.runtime, Runtime::Cpython);
@@ -162,7 +164,10 @@ fn cpython_mid_run() -> (App, u64, u64, u64) {
         worker_threads: workers,
     };
     let os = vec![process(2001, 4, 2), process(3000, 2, 0), process(3001, 1, 1), process(3002, 1, 1)];
-    app.update(now, Msg::Sample(Sample { at: now, cores: vec![99.0, 97.0], processes: os }));
+    app.update(
+        now,
+        Msg::Sample(Sample { at: now, cores: vec![99.0, 97.0], processes: os, outside_cores: Some(0.03) }),
+    );
     app.update(now, Msg::Tick);
     (app, threads, procs, now)
 }
@@ -291,6 +296,7 @@ fn a_worker_killed_mid_run_fails_its_model_and_the_other_goes_on() {
 #[test]
 fn io_bound_lanes_show_the_threads_blocked_in_io() {
     let mut app = fresh(demo());
+    app.set_mode(Mode::Race); // these scenarios show both models at once
     key(&mut app, 'w');
     for _ in 0..4 {
         key(&mut app, 'z');
@@ -340,10 +346,12 @@ fn io_bound_lanes_show_the_threads_blocked_in_io() {
 }
 
 #[test]
-fn the_help_overlay_lists_every_key() {
+fn the_help_overlay_lists_every_key_then_every_figure() {
     let mut app = fresh(demo());
     key(&mut app, '?');
     snapshot("help", &app);
+    key(&mut app, '?');
+    snapshot("help_figures", &app);
 }
 
 #[test]
@@ -358,8 +366,9 @@ fn a_terminal_too_small_says_what_it_needs() {
 #[test]
 fn many_workers_fit_with_a_count_of_the_lanes_left_out() {
     let mut app = fresh(Experiment { pace: 15, ..Experiment::new(128) });
+    app.set_mode(Mode::Race); // these scenarios show both models at once
     let cores: Vec<f32> = (0..128).map(|c| (c * 37 % 101) as f32).collect();
-    app.update(T0, Msg::Sample(Sample { at: T0, cores, processes: vec![] }));
+    app.update(T0, Msg::Sample(Sample { at: T0, cores, ..Sample::default() }));
     let baseline_run = starts(&key(&mut app, ' '));
     let models = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
     let t1 = T0 + 3_600 * MS;
@@ -410,6 +419,7 @@ fn no_color_leaves_every_cell_uncoloured_and_every_state_its_own_symbol() {
 /// subinterpreter and free-threaded models exist (hybrids of 2×2 and 1×4).
 fn many_models(models: Vec<Model>) -> App {
     let mut app = fresh(Experiment { pace: 15, ..Experiment::new(4) });
+    app.set_mode(Mode::Race); // these scenarios show both models at once
     app.models = models;
     let baseline_run = starts(&key(&mut app, ' '));
     let runs = starts(&baseline_cpu_run(&mut app, baseline_run[0].0, T0, 3_500 * MS));
@@ -440,4 +450,56 @@ fn four_models_fit_on_the_smallest_screen_and_use_a_big_one() {
     snapshot("four_models", &app);
     let terminal = draw(&app, 200, 60);
     insta::assert_snapshot!("four_models_200x60", terminal.backend());
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    draw(app, width, height).backend().to_string()
+}
+
+#[test]
+fn the_io_workload_shows_the_io_workers_baseline_not_a_cpu_ones() {
+    // A CPU session first: its lone worker's 3.50 s stay known.
+    let mut app = fresh(demo());
+    let first = starts(&key(&mut app, ' '));
+    baseline_cpu_run(&mut app, first[0].0, T0, 3_500 * MS);
+    key(&mut app, 'r');
+    key(&mut app, 'w');
+    let io = starts(&key(&mut app, ' '));
+    assert_eq!(io.len(), 1, "an I/O baseline run");
+    let t = T0 + 10 * S;
+    app.update(t, Msg::Started { run: io[0].0, requested_at: t, pids: vec![901] });
+    header(&mut app, io[0].0, 0, sim_header(901, 0, 1));
+    send(
+        &mut app,
+        io[0].0,
+        0,
+        vec![
+            Record::Started { t: t + MS, worker: 0, requested: t },
+            Record::Progress { t: t + 1_300 * MS, worker: 0, done: 20, total: 20 },
+            Record::Finished { t: t + 1_300 * MS, worker: 0 },
+            Record::End { t: t + 1_300 * MS, pid: 901, cpu_ns: 300 * MS, max_rss_kb: 3_000, switches: 0 },
+        ],
+    );
+    end(&mut app, io[0].0, 0, Ok(()));
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("one I/O worker takes 1.30 s"), "{text}");
+    assert!(!text.contains("3.50 s"), "the CPU worker's time is not the I/O baseline:\n{text}");
+}
+
+#[test]
+fn the_bottom_bar_of_the_smallest_screen_offers_the_runtime_key() {
+    let text = screen(&fresh(demo()), 80, 24);
+    let bar = text.lines().nth(23).unwrap_or("");
+    assert!(bar.contains("c runtime"), "{bar}");
+}
+
+#[test]
+fn the_gil_lane_takes_two_rows_at_most_however_tall_the_lanes() {
+    let (app, ..) = mid_run();
+    let text = screen(&app, 160, 48);
+    let gil_lane =
+        |l: &&str| (l.starts_with("\"│GIL ") && !l.starts_with("\"│GIL wait")) || l.starts_with("\"│  ×");
+    let rows = text.lines().filter(gil_lane).count();
+    assert_eq!(rows, 2, "{text}");
+    assert!(text.contains("│T0  ▄▄▄"), "the workers' lanes grew instead:\n{text}");
 }

@@ -156,6 +156,22 @@ def describe(exc):
     return type(exc).__name__ + (": " + text if text else "")
 
 
+def peak_rss_kb():
+    """This process's own peak resident memory in KiB: VmHWM where Linux
+    has it (ru_maxrss keeps an exec'd parent's peak), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_maxrss // 1024 if sys.platform == "darwin" else ru.ru_maxrss
+
+
 def end_line(switches):
     """The `end` record of this OS process."""
     try:
@@ -163,7 +179,7 @@ def end_line(switches):
 
         ru = resource.getrusage(resource.RUSAGE_SELF)
         cpu_ns = round((ru.ru_utime + ru.ru_stime) * 1e9)
-        rss_kb = ru.ru_maxrss // 1024 if sys.platform == "darwin" else ru.ru_maxrss
+        rss_kb = peak_rss_kb()
     except Exception:
         cpu_ns = rss_kb = 0
     return f"end {now()} {os.getpid()} {cpu_ns} {rss_kb} {switches}\n"

@@ -5,7 +5,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::App;
-use crate::app::settings::{SWITCH_STEPS, WORKER_STEPS, ZOOMS, step};
+use crate::app::settings::{SWITCH_STEPS, WORKER_STEPS, step};
 use crate::experiment::spec::MAX_WORKERS;
 
 /// What a key asks the app to do.
@@ -24,6 +24,10 @@ pub enum Action {
     Faster,
     ZoomIn,
     ZoomOut,
+    PanBack,
+    PanForth,
+    PanStart,
+    PanLatest,
     Runtime,
     Help,
     Quit,
@@ -126,15 +130,38 @@ pub const BINDINGS: &[Binding] = &[
         priority: 2,
     },
     Binding {
+        keys: &[
+            key("←", &[KeyCode::Left], Action::PanBack),
+            key("→", &[KeyCode::Right], Action::PanForth),
+            Key {
+                label: "Home",
+                codes: &[KeyCode::Home],
+                ctrl: false,
+                action: Action::PanStart,
+                in_bar: false,
+            },
+            Key {
+                label: "End",
+                codes: &[KeyCode::End],
+                ctrl: false,
+                action: Action::PanLatest,
+                in_bar: false,
+            },
+        ],
+        bar: "pan",
+        help: "pan back / forth along the run (Home: its start, End: the newest)",
+        priority: 3,
+    },
+    Binding {
         keys: &[key("c", &[KeyCode::Char('c')], Action::Runtime)],
         bar: "runtime",
         help: "runtime: simulated CPython / the real python3",
-        priority: 4,
+        priority: 2,
     },
     Binding {
         keys: &[key("?", &[KeyCode::Char('?'), KeyCode::F(1)], Action::Help)],
         bar: "help",
-        help: "help: every key, and what the screen shows",
+        help: "help: every key, then what each figure means",
         priority: 0,
     },
     Binding {
@@ -176,8 +203,11 @@ pub fn enabled(app: &App, action: Action) -> bool {
         // Without a GIL there is no interval to switch at.
         Action::ShorterSwitch => e.gil && step(&SWITCH_STEPS, e.switch_interval, false).is_some(),
         Action::LongerSwitch => e.gil && step(&SWITCH_STEPS, e.switch_interval, true).is_some(),
-        Action::ZoomIn => app.zoom > 0,
-        Action::ZoomOut => app.zoom + 1 < ZOOMS.len(),
+        Action::ZoomIn => app.zoom_step(true).is_some(),
+        Action::ZoomOut => app.zoom_step(false).is_some(),
+        Action::PanBack | Action::PanStart => app.pan_step(true).is_some(),
+        Action::PanForth => app.pan_step(false).is_some(),
+        Action::PanLatest => app.view.pan.is_some(),
         Action::RunPause
         | Action::Workload
         | Action::Gil
@@ -207,7 +237,8 @@ pub fn bar(app: &App) -> Vec<BarEntry> {
             let word = match b.keys[0].action {
                 Action::RunPause if app.paused() => "resume",
                 Action::RunPause if app.busy() => "pause",
-                Action::Help if app.help => "close help",
+                Action::Help if app.help == Some(crate::app::HelpPage::Keys) => "figures",
+                Action::Help if app.help.is_some() => "close help",
                 _ => b.bar,
             };
             (!keys.is_empty()).then_some(BarEntry { keys, word, priority: b.priority })

@@ -31,14 +31,16 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 pub use crate::app::bindings::Action;
 pub use crate::app::msg::{Effect, Msg};
 pub use crate::app::run::{OsView, Phase, Run, Switches};
-pub use crate::app::session::{Session, model_specs};
+pub use crate::app::session::{Compared, Session, model_specs};
 pub use crate::app::settings::{
-    CPYTHON_ZOOM, DEFAULT_PACE, DEFAULT_ZOOM, Mode, PACE_STEPS, SWITCH_STEPS, WORKER_STEPS, ZOOMS, Zoom, step,
+    CPYTHON_ZOOM, DEFAULT_PACE, DEFAULT_ZOOM, HelpPage, Mode, PACE_STEPS, SWITCH_STEPS, View, WORKER_STEPS,
+    Zoom, step,
 };
-use crate::experiment::baseline::Baseline;
+use crate::experiment::baseline::{Baseline, BaselineTime};
 use crate::experiment::spec::{Experiment, MAX_PACE, Model, Workload};
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::Tally;
+use crate::experiment::track::LEVELS_NS;
 use crate::monitor::Sample;
 use crate::protocol::{Runtime, Timeline};
 
@@ -71,7 +73,11 @@ pub struct App {
     /// The models the next run compares, in the order the screen shows them.
     pub models: Vec<Model>,
     pub mode: Mode,
-    pub zoom: usize,
+    /// Which part of the runs the timeline shows.
+    pub view: View,
+    /// How many cells a lane had in the last frame drawn (the main loop
+    /// says), so zoom and pan keys know what the screen holds.
+    pub lane_cells: usize,
     pub options: Options,
     pub session: Option<Session>,
     /// Lone-worker times measured so far, reused while the settings match.
@@ -79,28 +85,56 @@ pub struct App {
     pub sample: Option<Sample>,
     /// The time of the latest message.
     pub now: u64,
-    pub help: bool,
+    /// The help overlay's page, while it is open.
+    pub help: Option<HelpPage>,
     /// A one-line message for the user, cleared by the next key.
     pub notice: Option<String>,
     pub quitting: bool,
+    /// The user chose the mode with `m`; until then it follows the cores.
+    mode_chosen: bool,
+    /// Earlier sessions' results, newest first, shown under the current one.
+    pub history: Vec<Earlier>,
     next_run: RunId,
+}
+
+/// A finished session, remembered after the settings moved on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Earlier {
+    /// What was run, as the header said it.
+    pub experiment: String,
+    pub mode: Mode,
+    /// Each model's label and speedup (None where it failed or had no baseline).
+    pub speedups: Vec<(String, Option<f64>)>,
+}
+
+/// How many earlier sessions stay on screen.
+pub const HISTORY: usize = 3;
+
+/// The fair mode for a machine: each model alone when the models' workers
+/// together outnumber the cores (a race would make them share), else a race.
+pub fn fair_mode(workers: u32, models: usize, cores: u32) -> Mode {
+    if u64::from(workers) * models as u64 > u64::from(cores) { Mode::OneAtATime } else { Mode::Race }
 }
 
 impl App {
     pub fn new(experiment: Experiment, options: Options, now: u64) -> Self {
+        let mode = fair_mode(experiment.workers, DEFAULT_MODELS.len(), options.cores);
         App {
             experiment,
             models: DEFAULT_MODELS.to_vec(),
-            mode: Mode::Race,
-            zoom: DEFAULT_ZOOM,
+            mode,
+            view: View::default(),
+            lane_cells: 38,
             options,
             session: None,
             baseline: Baseline::default(),
             sample: None,
             now,
-            help: false,
+            help: None,
             notice: None,
             quitting: false,
+            mode_chosen: false,
+            history: Vec::new(),
             next_run: 1,
         }
     }
@@ -115,6 +149,18 @@ impl App {
         self.session.as_ref().is_some_and(Session::paused)
     }
 
+    /// Chooses how the models share the machine, as `m` does: from then on
+    /// the mode no longer follows the cores.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+        self.mode_chosen = true;
+    }
+
+    /// The zoom a new session opens at: the runtime's own.
+    fn default_zoom(&self) -> Zoom {
+        if self.experiment.runtime == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM }
+    }
+
     /// Some run is starting, running or paused.
     pub fn busy(&self) -> bool {
         self.session.as_ref().is_some_and(Session::active)
@@ -126,9 +172,63 @@ impl App {
     pub fn frame_interval(&self) -> Duration {
         const FASTEST: Duration = Duration::from_millis(33);
         const SLOWEST: Duration = Duration::from_millis(100);
-        match ZOOMS[self.zoom] {
-            Zoom::Cell(cell) => cell.clamp(FASTEST, SLOWEST),
-            Zoom::WholeRun => SLOWEST,
+        let cell = self.shown_cell().map_or(SLOWEST, Duration::from_nanos);
+        cell.clamp(FASTEST, SLOWEST)
+    }
+
+    /// The timeline's scale now, once some model has started: a track
+    /// level and how many of its bins make a cell.
+    pub fn shown_scale(&self) -> Option<(usize, usize)> {
+        let session = self.session.as_ref().filter(|s| s.models.iter().any(|r| r.tally.is_some()))?;
+        Some(session.scale_for(self.view.zoom, session.now(self.now), self.lane_cells))
+    }
+
+    /// Nanoseconds a cell stands for now.
+    pub fn shown_cell(&self) -> Option<u64> {
+        self.shown_scale().map(|(level, bins)| LEVELS_NS[level] * bins as u64)
+    }
+
+    /// The longest panel's time so far, and the time one screen of lanes
+    /// covers at the scale shown.
+    fn span_and_width(&self) -> Option<(u64, u64)> {
+        let session = self.session.as_ref()?;
+        let span = session.longest_span(session.now(self.now));
+        Some((span, self.shown_cell()? * self.lane_cells as u64))
+    }
+
+    /// What zooming in (`finer`) or out would show, if it shows anything
+    /// new: the levels in order, then the whole run, and no further.
+    pub fn zoom_step(&self, finer: bool) -> Option<Zoom> {
+        let session = self.session.as_ref()?;
+        let shown = self.shown_cell()?;
+        let whole =
+            session.longest_span(session.now(self.now)).max(1).div_ceil(self.lane_cells.max(1) as u64);
+        let kept = |l: &usize| session.keeps_level(*l);
+        if finer {
+            let level = (0..LEVELS_NS.len()).rev().filter(kept).find(|&l| LEVELS_NS[l] < shown)?;
+            Some(Zoom::Level(level))
+        } else if self.view.zoom == Zoom::WholeRun {
+            None
+        } else {
+            let next = (0..LEVELS_NS.len()).filter(kept).find(|&l| LEVELS_NS[l] > shown);
+            match next {
+                Some(level) if LEVELS_NS[level] < whole => Some(Zoom::Level(level)),
+                // Out as far as the run fits, and no further: the whole run.
+                _ => (shown < whole).then_some(Zoom::WholeRun),
+            }
+        }
+    }
+
+    /// Where panning back (`back`) or forth would start the window, if it moves.
+    pub fn pan_step(&self, back: bool) -> Option<Option<u64>> {
+        let (span, width) = self.span_and_width()?;
+        let latest = span.saturating_sub(width);
+        let at = self.view.pan.unwrap_or(latest).min(latest);
+        if back {
+            (at > 0).then(|| Some(at.saturating_sub(width / 2)))
+        } else {
+            let next = at + width / 2;
+            self.view.pan.is_some().then_some(if next >= latest { None } else { Some(next) })
         }
     }
 
@@ -155,7 +255,8 @@ impl App {
             Msg::Key(key) => self.key(key, &mut effects),
             Msg::Report(report) => self.report(report, &mut effects),
             Msg::Sample(sample) => {
-                if let Some(session) = &mut self.session {
+                // Paused, the figures stay as they were when the workers stopped.
+                if let Some(session) = self.session.as_mut().filter(|s| !s.paused()) {
                     for run in session.runs_mut().filter(|r| r.live()) {
                         run.observe(&sample);
                     }
@@ -171,6 +272,7 @@ impl App {
                 self.advance(&mut effects);
             }
             Msg::Tick => {}
+            Msg::Viewport { lane_cells } => self.lane_cells = lane_cells.max(1),
             Msg::Terminate => self.quit(&mut effects),
         }
         effects
@@ -182,20 +284,31 @@ impl App {
         }
         self.notice = None;
         // Esc closes the help before it quits anything.
-        if self.help && key.code == KeyCode::Esc {
-            self.help = false;
+        if self.help.is_some() && key.code == KeyCode::Esc {
+            self.help = None;
             return;
         }
-        if let Some(action) = bindings::action(&key).filter(|a| bindings::enabled(self, *a)) {
-            self.act(action, effects);
+        let Some(action) = bindings::action(&key).filter(|a| bindings::enabled(self, *a)) else { return };
+        // Reading the help changes nothing: only the help and quit keys act.
+        if self.help.is_some() && !matches!(action, Action::Help | Action::Quit) {
+            self.notice = Some("the help is open: ? or Esc closes it".to_owned());
+            return;
         }
+        self.act(action, effects);
     }
 
     fn act(&mut self, action: Action, effects: &mut Vec<Effect>) {
         let e = &self.experiment;
         match action {
             Action::Quit => self.quit(effects),
-            Action::Help => self.help = !self.help,
+            // Keys, then what the figures mean, then closed.
+            Action::Help => {
+                self.help = match self.help {
+                    None => Some(HelpPage::Keys),
+                    Some(HelpPage::Keys) => Some(HelpPage::Figures),
+                    Some(HelpPage::Figures) => None,
+                }
+            }
             Action::RunPause => self.space(effects),
             Action::Reset => self.reset(effects),
             Action::FewerWorkers | Action::MoreWorkers => {
@@ -222,18 +335,26 @@ impl App {
                     Mode::Race => Mode::OneAtATime,
                     Mode::OneAtATime => Mode::Race,
                 };
+                self.mode_chosen = true;
                 self.change(effects, |_| {});
             }
-            Action::Slower => {
-                let next = step(&PACE_STEPS, e.pace, true).unwrap_or(PACE_STEPS[0]);
-                self.change(effects, |e| e.pace = next.min(MAX_PACE));
+            Action::Slower | Action::Faster => {
+                if let Some(next) = step(&PACE_STEPS, e.pace, action == Action::Slower) {
+                    self.change(effects, |e| e.pace = next.min(MAX_PACE));
+                }
             }
-            Action::Faster => {
-                let next = step(&PACE_STEPS, e.pace, false).unwrap_or(PACE_STEPS[PACE_STEPS.len() - 1]);
-                self.change(effects, |e| e.pace = next.min(MAX_PACE));
+            Action::ZoomIn | Action::ZoomOut => {
+                if let Some(zoom) = self.zoom_step(action == Action::ZoomIn) {
+                    self.view = View { zoom, touched: true, ..self.view };
+                }
             }
-            Action::ZoomIn => self.zoom = self.zoom.saturating_sub(1),
-            Action::ZoomOut => self.zoom = (self.zoom + 1).min(ZOOMS.len() - 1),
+            Action::PanBack | Action::PanForth => {
+                if let Some(pan) = self.pan_step(action == Action::PanBack) {
+                    self.view = View { pan, touched: true, ..self.view };
+                }
+            }
+            Action::PanStart => self.view = View { pan: Some(0), touched: true, ..self.view },
+            Action::PanLatest => self.view = View { pan: None, ..self.view },
             Action::Runtime => self.next_runtime(effects),
         }
     }
@@ -252,7 +373,8 @@ impl App {
         let next = runtimes[(at + 1) % runtimes.len()];
         // The real interpreter cannot be paced: its runs last about a second,
         // so its lanes start zoomed in far enough to show them.
-        self.zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
+        let zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
+        self.view = View { zoom, ..View::default() };
         self.change(effects, |e| e.runtime = next);
     }
 
@@ -289,15 +411,54 @@ impl App {
 
     fn reset(&mut self, effects: &mut Vec<Effect>) {
         self.stop_all(effects);
-        self.session = None;
+        if let Some(session) = self.session.take() {
+            self.remember(&session);
+        }
     }
 
-    /// Applies a settings change. A run going on restarts with the new
-    /// settings (old processes killed, new run ids); a finished one is
-    /// cleared, since its figures no longer match the header.
+    /// Keeps a finished session's speedups on screen once it is replaced.
+    fn remember(&mut self, session: &Session) {
+        if session.active() {
+            return;
+        }
+        let compared = session.compare(&self.baseline, self.cores());
+        if compared.results.iter().all(Option::is_none) {
+            return;
+        }
+        let speedups = session
+            .models
+            .iter()
+            .zip(&compared.results)
+            .map(|(run, r)| (run.spec.label(), r.as_ref().and_then(|r| r.speedup)))
+            .collect();
+        self.history
+            .insert(0, Earlier { experiment: session.experiment.describe(), mode: session.mode, speedups });
+        self.history.truncate(HISTORY);
+    }
+
+    /// The machine's logical cores, as the OS sampler last saw them.
+    pub fn cores(&self) -> u32 {
+        self.sample
+            .as_ref()
+            .map_or(self.options.cores, |s| u32::try_from(s.cores.len()).unwrap_or(u32::MAX))
+            .max(1)
+    }
+
+    /// Applies a settings change. A change that changes nothing does
+    /// nothing. A run going on restarts with the new settings (old processes
+    /// killed, new run ids); a paused one is stopped and the next space
+    /// starts afresh; a finished one moves to the history, since its figures
+    /// no longer match the header.
     fn change(&mut self, effects: &mut Vec<Effect>, edit: impl FnOnce(&mut Experiment)) {
+        let before = (self.experiment.clone(), self.mode);
         edit(&mut self.experiment);
-        let restart = self.busy();
+        if !self.mode_chosen {
+            self.mode = fair_mode(self.experiment.workers, self.models.len(), self.cores());
+        }
+        if (self.experiment.clone(), self.mode) == before {
+            return;
+        }
+        let restart = self.busy() && !self.paused();
         self.reset(effects);
         if restart {
             self.start(effects);
@@ -321,7 +482,12 @@ impl App {
     }
 
     fn start(&mut self, effects: &mut Vec<Effect>) {
-        self.session = Some(Session::new(self.experiment.clone(), self.mode, &self.models, &self.baseline));
+        self.session =
+            Some(Session::new(self.experiment.clone(), self.mode, &self.models, &self.baseline, self.now));
+        self.view = View {
+            zoom: if self.view.touched { self.view.zoom } else { self.default_zoom() },
+            ..View::default()
+        };
         self.advance(effects);
     }
 
@@ -330,6 +496,10 @@ impl App {
         let Some(session) = &mut self.session else { return };
         if !session.active() {
             effects.push(Effect::Watch(Vec::new()));
+            // Finished: the whole run in the window, unless the user chose a view.
+            if !self.view.touched {
+                self.view = View { zoom: Zoom::WholeRun, pan: None, touched: false };
+            }
             return;
         }
         for run in session.next_to_start() {
@@ -346,12 +516,13 @@ impl App {
             return;
         };
         let requested_at = session.now(requested_at);
+        let origin = session.origin;
         let Some(run) = session.run_mut(id) else {
             // Started after a reset: not ours any more.
             effects.push(Effect::Kill(id));
             return;
         };
-        run.tally = Some(Tally::new(run.spec.clone(), requested_at, pids.len()));
+        run.tally = Some(Tally::with_origin(run.spec.clone(), requested_at, pids.len(), origin));
         run.pids = pids;
         self.watch(effects);
     }
@@ -384,7 +555,9 @@ impl App {
             // worker died cannot finish with figures worth showing).
             effects.push(Effect::Kill(id));
             if let (true, Some((spec, wall_s))) = (is_baseline, timed) {
-                self.baseline.record(spec, wall_s);
+                let io_latency_ms = tally.result().and_then(|r| r.io_latency_ms).map(|l| l.mean);
+                let outside = run.outside_load();
+                self.baseline.record_timed(BaselineTime { spec, wall_s, outside, io_latency_ms });
             }
         }
         if new_pid || over {

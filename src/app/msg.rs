@@ -25,6 +25,10 @@ pub enum Msg {
     },
     /// Time passed (the timeline scrolls).
     Tick,
+    /// The last frame's lanes were this many cells wide.
+    Viewport {
+        lane_cells: usize,
+    },
     /// SIGTERM or SIGHUP.
     Terminate,
 }

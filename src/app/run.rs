@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::experiment::comparison::Timed;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::{RunResult, Tally};
@@ -80,7 +81,14 @@ pub struct Run {
     last_taker: BTreeMap<usize, u32>,
     /// Workers whose own process died (not stopped with the rest of a failed model).
     pub died: Vec<u32>,
+    /// The outside load of each OS sample taken while the run went on.
+    outside: Vec<f32>,
+    /// Reports taken so far.
+    applied: u64,
 }
+
+/// Memory one run's lanes may take before their finest zoom is let go.
+pub const LANE_BUDGET: usize = 16 << 20;
 
 /// A run's GIL hand-overs, as far as they can be told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +127,8 @@ impl Run {
             handovers: 0,
             last_taker: BTreeMap::new(),
             died: Vec::new(),
+            outside: Vec::new(),
+            applied: 0,
         }
     }
 
@@ -187,6 +197,11 @@ impl Run {
             Report::Hello { stream, .. } | Report::Ended { stream, .. } => (*stream, None),
         };
         tally.apply(report);
+        // Now and then, keep the lanes inside their memory budget.
+        self.applied += 1;
+        if self.applied.is_multiple_of(4096) {
+            while tally.lane_bytes() > LANE_BUDGET && tally.shed_finest() {}
+        }
         record.is_some_and(|record| self.note(stream, &record))
     }
 
@@ -213,7 +228,28 @@ impl Run {
         }
     }
 
+    /// Cores' worth of CPU other processes used while the run went on (the
+    /// mean of the OS samples; 0 before any).
+    pub fn outside_load(&self) -> f64 {
+        if self.outside.is_empty() {
+            return 0.0;
+        }
+        self.outside.iter().map(|&o| f64::from(o)).sum::<f64>() / self.outside.len() as f64
+    }
+
+    /// The run as one timed round of a comparison, once it finished cleanly.
+    pub fn timed(&self) -> Option<Timed> {
+        let tally = self.tally.as_ref()?;
+        let result = tally.result()?;
+        let latencies_ns =
+            if tally.workers.len() > 1 { tally.contended_latencies_ns() } else { tally.latencies_ns() };
+        Some(Timed { result, latencies_ns, outside: self.outside_load() })
+    }
+
     pub(super) fn observe(&mut self, sample: &Sample) {
+        if let Some(outside) = sample.outside_cores {
+            self.outside.push(outside);
+        }
         let seen: Vec<_> = self.pids.iter().filter_map(|pid| sample.process(*pid)).collect();
         if seen.is_empty() {
             return;

@@ -3,10 +3,13 @@
 
 use crate::app::clock::SessionClock;
 use crate::app::run::Run;
-use crate::app::settings::Mode;
+use crate::app::settings::{Mode, Zoom};
 use crate::experiment::baseline::Baseline;
+use crate::experiment::comparison::{Rounds, summarize, verdict};
 use crate::experiment::spec::{Experiment, Model, RunSpec};
 use crate::experiment::supervisor::{Report, RunId};
+use crate::experiment::tally::RunResult;
+use crate::experiment::track::{LEVELS_NS, fit};
 
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -17,13 +20,15 @@ pub struct Session {
     /// One run per model, in the order the screen shows them.
     pub models: Vec<Run>,
     pub clock: SessionClock,
+    /// When space was pressed: cell 0 of every lane of the session.
+    pub origin: u64,
 }
 
 impl Session {
-    pub fn new(experiment: Experiment, mode: Mode, models: &[Model], measured: &Baseline) -> Self {
+    pub fn new(experiment: Experiment, mode: Mode, models: &[Model], measured: &Baseline, now: u64) -> Self {
         let baseline = measured.missing(&experiment).into_iter().map(Run::new).collect();
         let models = model_specs(&experiment, models).into_iter().map(Run::new).collect();
-        Session { experiment, mode, baseline, models, clock: SessionClock::default() }
+        Session { experiment, mode, baseline, models, clock: SessionClock::default(), origin: now }
     }
 
     pub fn runs(&self) -> impl Iterator<Item = &Run> {
@@ -62,6 +67,60 @@ impl Session {
         self.clock.at(t)
     }
 
+    /// Where panel `model`'s time starts and ends (session clock): in a race
+    /// every panel starts where the first run did; one at a time, each at
+    /// its own start. None before its run started.
+    pub fn extent(&self, model: usize, now: u64) -> Option<(u64, u64)> {
+        let run = self.models.get(model)?;
+        let tally = run.tally.as_ref()?;
+        let started = self.models.iter().filter_map(|r| r.tally.as_ref());
+        Some(match self.mode {
+            Mode::Race => {
+                let origin = started.clone().map(|t| t.requested_at).min().unwrap_or(tally.requested_at);
+                let end =
+                    if self.active() { now } else { started.map(|t| t.last_event).max().unwrap_or(now) };
+                (origin, end.max(origin))
+            }
+            Mode::OneAtATime => {
+                let end = if run.over { tally.last_event } else { now };
+                (tally.requested_at, end.max(tally.requested_at))
+            }
+        })
+    }
+
+    /// The longest panel's time: what the whole-run zoom must fit.
+    pub fn longest_span(&self, now: u64) -> u64 {
+        (0..self.models.len())
+            .filter_map(|m| self.extent(m, now))
+            .map(|(from, to)| to.saturating_sub(from))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What `zoom` shows in lanes `cells` wide at `now`: a track level and
+    /// how many of its bins make a cell. A level asked for is shown if its
+    /// lanes are still kept, else the next coarser kept; the whole run is
+    /// cut into cells that fit its longest panel.
+    pub fn scale_for(&self, zoom: Zoom, now: u64, cells: usize) -> (usize, usize) {
+        let last = LEVELS_NS.len() - 1;
+        let (wanted, bins) = match zoom {
+            Zoom::Level(l) => (l.min(last), 1),
+            Zoom::WholeRun => fit(self.longest_span(now), cells),
+        };
+        let level = (wanted..=last).find(|&l| self.keeps_level(l)).unwrap_or(last);
+        // A coarser level kept instead: as many of its bins as make the same cell.
+        let bins = (LEVELS_NS[wanted] * bins as u64).div_ceil(LEVELS_NS[level]).max(1) as usize;
+        (level, bins)
+    }
+
+    /// Whether the lanes at `level` are still kept (not let go for memory).
+    pub fn keeps_level(&self, level: usize) -> bool {
+        self.models
+            .iter()
+            .filter_map(|r| r.tally.as_ref())
+            .all(|t| t.workers.first().is_none_or(|w| w.track.has_level(level)))
+    }
+
     /// A report with its times moved onto the session's clock.
     pub(super) fn on_clock(&self, report: Report) -> Report {
         match report {
@@ -86,6 +145,38 @@ impl Session {
             Mode::Race => waiting.collect(),
             Mode::OneAtATime => waiting.take(1).collect(),
         }
+    }
+}
+
+/// What a session's finished models say, compared with the baseline.
+#[derive(Clone, Debug, Default)]
+pub struct Compared {
+    /// One per model, in order: None where the model failed or has not finished.
+    pub results: Vec<Option<RunResult>>,
+    pub verdict: Option<String>,
+}
+
+impl Session {
+    /// The finished models as one round against the baseline, and what they
+    /// say together.
+    pub fn compare(&self, baseline: &Baseline, cores: u32) -> Compared {
+        let round = baseline.round(&self.experiment);
+        let mut results = Vec::new();
+        let (mut clean_results, mut clean_rounds) = (Vec::new(), Vec::new());
+        for run in &self.models {
+            let rounds =
+                run.timed().map(|t| Rounds { timed: vec![t], baselines: round.into_iter().collect() });
+            let result = rounds
+                .as_ref()
+                .and_then(|r| summarize(r, &run.spec.experiment, cores, run.spec.contends_for_a_gil()));
+            if let (Some(result), Some(rounds)) = (&result, rounds) {
+                clean_results.push(result.clone());
+                clean_rounds.push(rounds);
+            }
+            results.push(result);
+        }
+        let verdict = verdict(&clean_results, &clean_rounds, &self.experiment);
+        Compared { results, verdict }
     }
 }
 

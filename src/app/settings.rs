@@ -29,33 +29,46 @@ pub const PACE_STEPS: [u32; 9] = [1, 2, 5, 10, 15, 20, 30, 50, 100];
 /// The steps of `-` and `+`: one at a time while it matters, then faster.
 pub const WORKER_STEPS: [u32; 18] = [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];
 
-/// How much time one cell of a lane stands for: fixed, so the timeline
-/// scrolls with the run, or the whole run squeezed in.
+/// How much time one cell of a lane stands for: a level of the tracks
+/// (an index into `experiment::track::LEVELS_NS`, 1 ms up to a minute), or
+/// the whole run squeezed in (the finest level it fits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zoom {
-    Cell(Duration),
+    Level(usize),
     WholeRun,
 }
 
-/// From single 5 ms switches (1 ms a cell) to the whole run.
-pub const ZOOMS: [Zoom; 12] = [
-    Zoom::Cell(Duration::from_millis(1)),
-    Zoom::Cell(Duration::from_millis(2)),
-    Zoom::Cell(Duration::from_millis(5)),
-    Zoom::Cell(Duration::from_millis(10)),
-    Zoom::Cell(Duration::from_millis(20)),
-    Zoom::Cell(Duration::from_millis(50)),
-    Zoom::Cell(Duration::from_millis(100)),
-    Zoom::Cell(Duration::from_millis(250)),
-    Zoom::Cell(Duration::from_millis(500)),
-    Zoom::Cell(Duration::from_secs(1)),
-    Zoom::Cell(Duration::from_secs(2)),
-    Zoom::WholeRun,
-];
 /// A quarter second a cell: a demo run fills a lane of an 80-column screen.
-pub const DEFAULT_ZOOM: usize = 7;
+pub const DEFAULT_ZOOM: Zoom = Zoom::Level(7);
 /// 20 ms a cell: an unpaced `CPython` run of 4,000,000 iterations fills a lane.
-pub const CPYTHON_ZOOM: usize = 4;
+pub const CPYTHON_ZOOM: Zoom = Zoom::Level(4);
+
+/// What part of the run the timeline shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
+    pub zoom: Zoom,
+    /// Where the window starts, in ns from the run's start; None follows
+    /// the newest data.
+    pub pan: Option<u64>,
+    /// The user zoomed or panned during this session: a finished run is
+    /// then left as they set it, else it is fitted to the window.
+    pub touched: bool,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View { zoom: DEFAULT_ZOOM, pan: None, touched: false }
+    }
+}
+
+/// The pages of the `?` overlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelpPage {
+    /// Every key, and the lane symbols.
+    Keys,
+    /// What each figure on screen is, and how it is measured.
+    Figures,
+}
 
 /// How the models share the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

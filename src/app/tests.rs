@@ -10,8 +10,10 @@ use crate::monitor::Sample;
 use crate::protocol::{Hello, Record};
 use crate::scenario::{key as ch, play_run, press, sim_header, starts};
 
+/// The app on a machine of 4 cores: room for both models' 2 workers, so
+/// the default mode is a race.
 fn app() -> App {
-    App::new(Experiment::new(2), Options::default(), 1_000)
+    App::new(Experiment::new(2), Options { cores: 4, ..Options::default() }, 1_000)
 }
 
 #[test]
@@ -143,31 +145,67 @@ fn mixed_needs_a_baseline_run_of_each_role() {
 }
 
 #[test]
-fn s_steps_the_pace_round() {
+fn s_and_shift_s_step_the_pace_and_stop_at_the_ends() {
     let mut app = app();
     app.experiment.pace = 15;
     ch(&mut app, 's');
     assert_eq!(app.experiment.pace, 20);
     app.experiment.pace = 100;
     ch(&mut app, 's');
-    assert_eq!(app.experiment.pace, 1);
+    assert_eq!(app.experiment.pace, 100, "the slowest pace stays the slowest: no wrap to the fastest");
+    app.experiment.pace = 1;
     ch(&mut app, 'S');
-    assert_eq!(app.experiment.pace, 100);
+    assert_eq!(app.experiment.pace, 1, "the fastest stays the fastest");
 }
 
 #[test]
-fn z_zooms_in_and_shift_z_out_within_bounds() {
-    let mut app = app();
-    ch(&mut app, 'z');
-    assert_eq!(app.zoom, DEFAULT_ZOOM - 1);
+fn zoom_steps_in_order_from_a_millisecond_to_the_whole_run_and_no_further() {
+    // 3 s into a race, 38 cells a lane: the whole run fits at 100 ms a cell.
+    let (mut app, ..) = crate::scenario::race(2, 3 * crate::scenario::S, crate::scenario::hold_ns);
+    assert_eq!(app.view.zoom, DEFAULT_ZOOM);
+    let mut seen = vec![app.shown_cell()];
     for _ in 0..20 {
         ch(&mut app, 'z');
+        seen.push(app.shown_cell());
     }
-    assert_eq!(ZOOMS[app.zoom], Zoom::Cell(Duration::from_millis(1)));
+    assert_eq!(app.shown_cell(), Some(1_000_000), "1 ms a cell at the finest");
     for _ in 0..20 {
         ch(&mut app, 'Z');
+        seen.push(app.shown_cell());
     }
-    assert_eq!(ZOOMS[app.zoom], Zoom::WholeRun);
+    assert_eq!(app.view.zoom, Zoom::WholeRun);
+    // The whole run in the lanes: its cells just cover the run.
+    let cell = app.shown_cell().unwrap_or(0);
+    let span = app.session.as_ref().map_or(0, |s| s.longest_span(s.now(app.now)));
+    assert!(
+        cell * app.lane_cells as u64 >= span && cell * (app.lane_cells as u64) < span * 5 / 4,
+        "{cell} × {}",
+        app.lane_cells
+    );
+    // Never a step backwards: in, in, …, out, out, … to the whole run.
+    let cells: Vec<u64> = seen.into_iter().flatten().collect();
+    let turn = cells.iter().position(|&c| c == 1_000_000).unwrap_or(0);
+    assert!(cells[..=turn].windows(2).all(|w| w[1] <= w[0]), "{cells:?}");
+    assert!(cells[turn..].windows(2).all(|w| w[1] >= w[0]), "{cells:?}");
+}
+
+#[test]
+fn arrows_pan_back_along_the_run_home_goes_to_its_start_and_end_to_the_newest() {
+    let (mut app, ..) = crate::scenario::race(2, 3 * crate::scenario::S, crate::scenario::hold_ns);
+    for _ in 0..4 {
+        ch(&mut app, 'z'); // 20 ms a cell: 3 s do not fit 38 cells
+    }
+    assert_eq!(app.view.pan, None, "following the newest data");
+    press(&mut app, KeyCode::Left);
+    let back = app.view.pan.unwrap_or(u64::MAX);
+    assert!(back < 3 * crate::scenario::S, "panned back: {back}");
+    press(&mut app, KeyCode::Home);
+    assert_eq!(app.view.pan, Some(0));
+    assert!(!bindings::enabled(&app, Action::PanBack), "nothing before the start");
+    press(&mut app, KeyCode::Right);
+    assert!(app.view.pan.is_some_and(|p| p > 0));
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.view.pan, None);
 }
 
 #[test]
@@ -199,12 +237,18 @@ fn q_esc_and_ctrl_c_quit_and_kill_the_workers() {
 }
 
 #[test]
-fn question_mark_toggles_help_and_esc_closes_it_without_quitting() {
+fn question_mark_pages_through_the_help_and_esc_closes_it_without_quitting() {
     let mut app = app();
     ch(&mut app, '?');
-    assert!(app.help);
+    assert_eq!(app.help, Some(HelpPage::Keys));
+    ch(&mut app, '?');
+    assert_eq!(app.help, Some(HelpPage::Figures));
     assert_eq!(press(&mut app, KeyCode::Esc), vec![]);
-    assert!(!app.help && !app.quitting);
+    assert!(app.help.is_none() && !app.quitting);
+    ch(&mut app, '?');
+    ch(&mut app, '?');
+    ch(&mut app, '?');
+    assert!(app.help.is_none(), "a third ? closes it");
 }
 
 #[test]
@@ -223,10 +267,10 @@ fn c_says_why_the_real_cpython_is_not_there() {
     );
     ch(&mut app, 'c');
     assert_eq!(app.experiment.runtime, Runtime::Cpython);
-    assert_eq!(ZOOMS[app.zoom], Zoom::Cell(Duration::from_millis(20)));
+    assert_eq!(app.view.zoom, CPYTHON_ZOOM);
     ch(&mut app, 'c');
     assert_eq!(app.experiment.runtime, Runtime::Sim);
-    assert_eq!(app.zoom, DEFAULT_ZOOM);
+    assert_eq!(app.view.zoom, DEFAULT_ZOOM);
 }
 
 #[test]
@@ -303,7 +347,7 @@ fn os_process(pid: u32, threads: u32, worker_threads: u32) -> crate::monitor::Pr
 }
 
 fn os_sample(processes: Vec<crate::monitor::ProcessSample>) -> Sample {
-    Sample { at: 0, cores: vec![], processes }
+    Sample { at: 0, cores: vec![], processes, ..Sample::default() }
 }
 
 fn models(e: &Experiment) -> Vec<RunSpec> {
@@ -386,4 +430,121 @@ fn inferred_hand_overs_wait_for_the_processes_own_count() {
     record(&mut run, Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42 });
     run.apply(Report::Ended { run: 1, stream: 0, outcome: Ok(()) });
     assert_eq!(run.switches(), Switches::Inferred(Some(42)));
+}
+
+/// Plays the whole default session: the baseline, then every model, each
+/// taking `wall` ns; returns the app with its results.
+fn finished_session(mut app: App) -> App {
+    let mut t = 2_000;
+    let mut pending = starts(&ch(&mut app, ' '));
+    while let Some((run, spec)) = pending.pop() {
+        pending.extend(starts(&play_run(&mut app, run, &spec, t, 1_000_000)));
+        t += 2_000_000;
+    }
+    assert!(!app.busy(), "every run played");
+    app
+}
+
+#[test]
+fn a_key_that_changes_nothing_keeps_the_results() {
+    let mut app = finished_session(app());
+    app.experiment.pace = 1;
+    ch(&mut app, 'S');
+    assert!(app.session.is_some(), "pace was already the fastest: nothing changed, the results stay");
+    ch(&mut app, 'm');
+    ch(&mut app, 'm');
+    assert!(app.history.len() <= 1);
+}
+
+#[test]
+fn a_change_moves_the_finished_results_into_the_history() {
+    let mut app = finished_session(app());
+    ch(&mut app, '+');
+    assert!(app.session.is_none(), "the figures no longer match the header");
+    assert_eq!(app.history.len(), 1);
+    let earlier = &app.history[0];
+    assert!(earlier.experiment.contains("2 workers"), "{earlier:?}");
+    assert_eq!(earlier.speedups.len(), 2);
+    assert!(earlier.speedups.iter().all(|(_, s)| s.is_some()), "{earlier:?}");
+    for _ in 0..5 {
+        let mut again = finished_session(std::mem::replace(&mut app, self::app()));
+        ch(&mut again, '+');
+        app = again;
+    }
+    assert!(app.history.len() <= HISTORY);
+}
+
+#[test]
+fn a_change_while_paused_stops_the_run_and_starts_nothing() {
+    let mut app = app();
+    let first = starts(&ch(&mut app, ' '))[0].clone();
+    app.update(10, Msg::Started { run: first.0, requested_at: 10, pids: vec![7] });
+    ch(&mut app, ' ');
+    assert!(app.paused());
+    let effects = ch(&mut app, '+');
+    assert!(effects.contains(&Effect::Kill(first.0)), "{effects:?}");
+    assert!(starts(&effects).is_empty(), "nothing starts while the user has paused: {effects:?}");
+    assert!(!app.busy());
+}
+
+#[test]
+fn keys_behind_the_help_change_nothing() {
+    let mut app = app();
+    ch(&mut app, '?');
+    let effects = ch(&mut app, '+');
+    assert_eq!(effects, vec![]);
+    assert_eq!(app.experiment.workers, 2);
+    assert!(app.notice.as_deref().unwrap_or("").contains("help"), "{:?}", app.notice);
+    ch(&mut app, '?');
+    ch(&mut app, '?');
+    ch(&mut app, '+');
+    assert_eq!(app.experiment.workers, 3, "closed, the keys act again");
+}
+
+#[test]
+fn the_default_mode_is_fair_when_the_workers_outnumber_the_cores() {
+    let two = App::new(Experiment::new(2), Options { cores: 2, ..Options::default() }, 0);
+    assert_eq!(two.mode, Mode::OneAtATime, "2 + 2 workers on 2 cores would share them");
+    let mut many = App::new(Experiment::new(2), Options { cores: 16, ..Options::default() }, 0);
+    assert_eq!(many.mode, Mode::Race, "16 cores hold both models' workers");
+    for _ in 0..7 {
+        ch(&mut many, '+'); // 2 → 12 workers a model
+    }
+    assert_eq!(many.mode, Mode::OneAtATime, "{} workers a model no longer fit", many.experiment.workers);
+    ch(&mut many, 'm');
+    ch(&mut many, '-');
+    assert_eq!(many.mode, Mode::Race, "once chosen with m, the mode stays");
+}
+
+#[test]
+fn paused_the_figures_stay_as_they_were_when_the_workers_stopped() {
+    let (mut app, threads, ..) = crate::scenario::race(2, 3 * crate::scenario::S, crate::scenario::hold_ns);
+    let cpu = |app: &App| {
+        app.session
+            .as_ref()
+            .and_then(|s| s.models.iter().find(|r| r.id == Some(threads)))
+            .and_then(|r| r.os.cpu_cores)
+    };
+    let before = cpu(&app);
+    ch(&mut app, ' ');
+    let mut stopped = crate::scenario::sample_mid_run(app.now);
+    for p in &mut stopped.processes {
+        p.cpu_cores = Some(0.0);
+    }
+    app.update(app.now + 1_000_000_000, Msg::Sample(stopped));
+    assert_eq!(cpu(&app), before, "a stopped worker's 0 % is not the figure of the run");
+}
+
+#[test]
+fn a_reply_beside_working_siblings_is_contended_and_one_after_them_is_not() {
+    let spec = models(&Experiment { workload: Workload::Mixed, ..Experiment::new(2) })[0].clone();
+    let mut tally = Tally::new(spec, 0, 1);
+    let rec = |tally: &mut Tally, record| tally.apply(Report::Record { run: 1, stream: 0, record });
+    rec(&mut tally, Record::Started { t: 10, worker: 0, requested: 0 });
+    rec(&mut tally, Record::Started { t: 10, worker: 1, requested: 0 });
+    rec(&mut tally, Record::Reply { t: 500, worker: 0, latency_ns: 300 });
+    rec(&mut tally, Record::Finished { t: 600, worker: 1 });
+    rec(&mut tally, Record::Reply { t: 900, worker: 0, latency_ns: 100 });
+    assert_eq!(tally.contended_latencies_ns(), [300], "the second reply met nobody at work");
+    assert_eq!(tally.latencies_ns(), [100, 300]);
 }

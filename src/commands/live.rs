@@ -211,7 +211,15 @@ fn main_loop(
         let frame = app.frame_interval();
         let since = last_frame.map_or(frame, |t| t.elapsed());
         if dirty && since >= frame {
-            terminal.draw(|frame| crate::ui::render(frame, &app))?;
+            let mut cells = app.lane_cells;
+            terminal.draw(|frame| {
+                cells = crate::ui::lane_cells(&app, frame.area());
+                crate::ui::render(frame, &app);
+            })?;
+            if cells != app.lane_cells {
+                // The zoom and pan keys must know what the screen holds.
+                app.update(now_ns(), Msg::Viewport { lane_cells: cells });
+            }
             last_frame = Some(Instant::now());
             dirty = false;
         }

@@ -1,5 +1,7 @@
-//! `gilscope run`: the models one after the other, never overlapping, then
-//! their figures as tables or JSON.
+//! `gilscope run`: the baseline and the models, timed in rounds (baseline,
+//! model, model, … then again), never overlapping; then their figures as
+//! tables or JSON, each speedup with its spread and a word when the machine
+//! was too busy to trust it.
 
 use std::fmt::Write as _;
 
@@ -7,16 +9,17 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::cpython::Python;
-use crate::experiment::baseline::{self, Baseline};
+use crate::experiment::baseline;
 use crate::experiment::calibration::Calibration;
+use crate::experiment::comparison::{BaselineRound, Rounds, summarize, verdict};
 use crate::experiment::matrix;
 use crate::experiment::plan::Plan;
-use crate::experiment::run_to_end;
 use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::tally::RunResult;
-use crate::experiment::verdict::verdict;
+use crate::experiment::time_run;
 use crate::format::{duration_label, memory_label};
 use crate::protocol::Runtime;
+use crate::sim::workload::Role;
 
 /// What `--json` prints.
 #[derive(Serialize)]
@@ -29,10 +32,13 @@ struct JsonReport<'a> {
     /// What one simulated loop iteration costs (calibrated or default).
     iteration_ns: f64,
     cores: u32,
+    rounds: u32,
     /// The workers' jobs one after another, each alone, under the first
-    /// runtime: the speedups' baseline (each run carries its own too).
+    /// runtime (median over the rounds): the speedups' baseline.
     baseline_s: f64,
     runs: &'a [RunResult],
+    /// What the runs say together, or why nothing is said.
+    verdict: Vec<String>,
 }
 
 /// Runs everything `args` asks for; returns the text to print.
@@ -68,29 +74,26 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
         plan.python = Some(python);
     }
     let experiment = runs.first().map(|r| r.experiment.clone()).ok_or("nothing to run")?;
-    // One baseline per runtime, measured before the models, in this invocation.
-    let mut baselines = Vec::new();
-    for &runtime in args.experiment.runtime.runtimes() {
-        let e = Experiment { runtime, ..experiment.clone() };
-        let mut measured = Baseline::default();
-        for spec in baseline::specs(&e) {
-            let wall_s =
-                run_to_end(&spec, &plan).map_err(|e| format!("baseline (one worker alone): {e}"))?.wall_s;
-            measured.record(spec, wall_s);
-        }
-        baselines.push((runtime, measured.total_s(&e).unwrap_or(f64::NAN)));
-    }
-    let baseline_of = |runtime| baselines.iter().find(|(r, _)| *r == runtime).map_or(f64::NAN, |(_, b)| *b);
-    let mut results = Vec::with_capacity(runs.len());
-    for spec in &runs {
-        let mut result = run_to_end(spec, &plan)?;
-        let serial = baseline_of(spec.experiment.runtime);
-        result.baseline_s = Some(serial);
-        result.speedup = Some(serial / result.wall_s);
-        results.push(result);
-    }
-    let baseline = baseline_of(experiment.runtime);
-    let experiment = &experiment;
+    let runtimes = args.experiment.runtime.runtimes();
+    let cores = crate::cli::cores();
+    let rounds = measure(&runs, runtimes, &experiment, &plan, args.rounds)?;
+    let results: Vec<RunResult> = runs
+        .iter()
+        .zip(&rounds)
+        .filter_map(|(spec, r)| summarize(r, &spec.experiment, cores, spec.contends_for_a_gil()))
+        .collect();
+    // A verdict compares models under one runtime, never across runtimes.
+    let verdicts: Vec<String> = runtimes
+        .iter()
+        .filter_map(|&runtime| {
+            let pick = |i: &usize| runs[*i].experiment.runtime == runtime;
+            let same: Vec<usize> = (0..runs.len()).filter(pick).collect();
+            let results: Vec<RunResult> = same.iter().map(|&i| results[i].clone()).collect();
+            let rounds: Vec<Rounds> = same.iter().map(|&i| rounds[i].clone()).collect();
+            let line = verdict(&results, &rounds, &experiment)?;
+            Some(if runtimes.len() > 1 { format!("{line} ({})", runtime_label(runtime)) } else { line })
+        })
+        .collect();
     if args.json {
         let report = JsonReport {
             gilscope: env!("CARGO_PKG_VERSION"),
@@ -99,19 +102,71 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             iterations: experiment.iterations,
             switch_interval_ms: experiment.switch_interval.as_secs_f64() * 1e3,
             iteration_ns: experiment.iteration_ns,
-            cores: crate::cli::cores(),
-            baseline_s: baseline,
+            cores,
+            rounds: args.rounds,
+            baseline_s: results.first().and_then(|r| r.baseline_s).unwrap_or(f64::NAN),
             runs: &results,
+            verdict: verdicts,
         };
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
     } else {
         let mut text = notes;
-        text.push_str(&tables(experiment, &baselines, &runs, &results));
-        if baselines.len() > 1 {
+        text.push_str(&tables(&experiment, runtimes, args.rounds, &runs, &results));
+        if !verdicts.is_empty() {
+            let _ = writeln!(text);
+        }
+        for line in &verdicts {
+            let _ = writeln!(text, "{line}");
+        }
+        if runtimes.len() > 1 {
             text.push_str(&fidelity(&results));
         }
-        Ok(text)
+        Ok(text.trim_end().to_owned())
     }
+}
+
+/// Times `rounds` rounds, interleaved: in each, the baseline of every
+/// runtime, then every run; returns each run's rounds.
+fn measure(
+    runs: &[RunSpec],
+    runtimes: &[Runtime],
+    experiment: &Experiment,
+    plan: &Plan,
+    rounds: u32,
+) -> Result<Vec<Rounds>, String> {
+    let mut out = vec![Rounds::default(); runs.len()];
+    for _ in 0..rounds.max(1) {
+        let mut baselines = Vec::new();
+        for &runtime in runtimes {
+            baselines.push((runtime, time_baseline(&Experiment { runtime, ..experiment.clone() }, plan)?));
+        }
+        for (spec, rounds) in runs.iter().zip(&mut out) {
+            let timed = time_run(spec, plan)?;
+            let base = baselines.iter().find(|(r, _)| *r == spec.experiment.runtime).map(|(_, b)| *b);
+            rounds.timed.push(timed);
+            rounds.baselines.push(base.unwrap_or(BaselineRound {
+                total_s: f64::NAN,
+                outside: 0.0,
+                io_alone_ms: None,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// One round's baseline: each role's worker alone, summed over the workers.
+fn time_baseline(e: &Experiment, plan: &Plan) -> Result<BaselineRound, String> {
+    let mut measured = baseline::Baseline::default();
+    let (mut outside, mut io_alone_ms) = (0.0_f64, None);
+    for spec in baseline::specs(e) {
+        let timed = time_run(&spec, plan).map_err(|e| format!("baseline (one worker alone): {e}"))?;
+        outside = outside.max(timed.outside);
+        if spec.experiment.workload.role(0) == Role::Io {
+            io_alone_ms = timed.result.io_latency_ms.map(|l| l.mean);
+        }
+        measured.record(spec, timed.result.wall_s);
+    }
+    Ok(BaselineRound { total_s: measured.total_s(e).unwrap_or(f64::NAN), outside, io_alone_ms })
 }
 
 /// How far the simulation agrees with `CPython`, model by model.
@@ -156,21 +211,39 @@ fn runtime_label(runtime: Runtime) -> &'static str {
     }
 }
 
+/// "0.98× (0.95–1.01 over 3 rounds; at most 2×)"
+fn speedup_text(r: &RunResult) -> String {
+    let Some(s) = r.speedup else { return "–".to_owned() };
+    let spread = match (r.speedup_min, r.speedup_max) {
+        (Some(lo), Some(hi)) if r.rounds > 1 => format!("{lo:.2}–{hi:.2} over {} rounds; ", r.rounds),
+        _ => "one round; ".to_owned(),
+    };
+    format!("{s:.2}×  ({spread}at most {:.0}×)", r.speedup_limit)
+}
+
 fn tables(
     experiment: &Experiment,
-    baselines: &[(Runtime, f64)],
+    runtimes: &[Runtime],
+    rounds: u32,
     runs: &[RunSpec],
     results: &[RunResult],
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "gilscope run · {} · {} cores", experiment.describe(), crate::cli::cores());
-    for (runtime, baseline) in baselines {
+    let cores = crate::cli::cores();
+    let _ = writeln!(
+        out,
+        "gilscope run · {} · {cores} cores · {rounds} round{}",
+        experiment.describe(),
+        if rounds == 1 { "" } else { "s" }
+    );
+    for runtime in runtimes {
+        let baseline = results.iter().find(|r| r.runtime == runtime.as_str()).and_then(|r| r.baseline_s);
         let _ = writeln!(
             out,
-            "{}: the {} workers' jobs one after another, each alone: {} (speedup = that / wall time)",
+            "{}: baseline, the {} workers' jobs one after another, each alone: {} (speedup = baseline ÷ wall time)",
             runtime_label(*runtime),
             experiment.workers,
-            duration_label(*baseline)
+            baseline.map_or("–".to_owned(), duration_label)
         );
     }
     for (spec, r) in runs.iter().zip(results) {
@@ -180,7 +253,7 @@ fn tables(
             out,
             "{}{}  ·  {} process{} · {} worker thread{} · {gils} GIL{}",
             r.label,
-            if baselines.len() > 1 {
+            if runtimes.len() > 1 {
                 format!(" [{}]", runtime_label(spec.experiment.runtime))
             } else {
                 String::new()
@@ -195,11 +268,15 @@ fn tables(
             let _ = writeln!(out, "  {name:<24}{value}");
         };
         row("wall time", duration_label(r.wall_s));
-        row("speedup", format!("{:.2}×", r.speedup.unwrap_or(0.0)));
-        row("cores used", format!("{:.2}", r.cores_used));
+        row("speedup", speedup_text(r));
+        row("cores used", format!("{:.2} (CPU time ÷ wall time: what noise does not move)", r.cores_used));
         row(
             "start cost / worker",
-            format!("{} (max {})", duration_label(r.start_us / 1e6), duration_label(r.start_us_max / 1e6)),
+            format!(
+                "{} (slowest worker {})",
+                duration_label(r.start_us / 1e6),
+                duration_label(r.start_us_max / 1e6)
+            ),
         );
         row("peak memory", memory_label(r.peak_rss_kb));
         // The real CPython's hand-overs are inferred from gaps in its progress.
@@ -223,25 +300,24 @@ fn tables(
                 )
             },
         );
-        if let (Some(mean), Some(max)) = (r.io_latency_mean_ms, r.io_latency_max_ms) {
+        if let Some(l) = r.io_latency_ms {
+            let ms = |v: f64| duration_label(v / 1e3);
+            let beside = if r.workers > 1 { " beside the other workers" } else { "" };
             row(
                 "I/O request latency",
-                format!("mean {} · max {}", duration_label(mean / 1e3), duration_label(max / 1e3)),
+                format!(
+                    "mean {} · p50 {} · p99 {} · max {} ({} requests{beside})",
+                    ms(l.mean),
+                    ms(l.p50),
+                    ms(l.p99),
+                    ms(l.max),
+                    l.requests
+                ),
             );
         }
-    }
-    // A verdict compares models under one runtime, never across runtimes.
-    let mut first = true;
-    for (runtime, _) in baselines {
-        let same: Vec<RunResult> =
-            results.iter().filter(|r| r.runtime == runtime.as_str()).cloned().collect();
-        if let Some(verdict) = verdict(&same) {
-            let _ = write!(out, "{}{verdict}", if first { "\n" } else { "" });
-            if baselines.len() > 1 {
-                let _ = write!(out, " ({})", runtime_label(*runtime));
-            }
-            let _ = writeln!(out);
-            first = false;
+        row("outside load", format!("{:.2} cores (other processes, while timed)", r.outside_load));
+        for doubt in &r.doubts {
+            let _ = writeln!(out, "  ⚠ not clean: {doubt}");
         }
     }
     out

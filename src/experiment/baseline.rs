@@ -38,11 +38,15 @@ pub fn specs(e: &Experiment) -> Vec<RunSpec> {
     specs
 }
 
-/// A baseline run's measured wall time.
+/// A baseline run's measured wall time, and what else was measured with it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BaselineTime {
     pub spec: RunSpec,
     pub wall_s: f64,
+    /// Cores' worth of CPU other processes used while it ran.
+    pub outside: f64,
+    /// An I/O worker's mean request latency, alone (ms).
+    pub io_latency_ms: Option<f64>,
 }
 
 /// The baseline runs timed so far; the baseline of an experiment once all
@@ -55,8 +59,23 @@ pub struct Baseline {
 impl Baseline {
     /// Remembers a baseline run's time, replacing an older one of the same spec.
     pub fn record(&mut self, spec: RunSpec, wall_s: f64) {
-        self.times.retain(|t| t.spec != spec);
-        self.times.push(BaselineTime { spec, wall_s });
+        self.record_timed(BaselineTime { spec, wall_s, outside: 0.0, io_latency_ms: None });
+    }
+
+    pub fn record_timed(&mut self, time: BaselineTime) {
+        self.times.retain(|t| t.spec != time.spec);
+        self.times.push(time);
+    }
+
+    /// The baseline of `e` as one round of a comparison, once every role was timed.
+    pub fn round(&self, e: &Experiment) -> Option<crate::experiment::comparison::BaselineRound> {
+        let mine: Vec<&BaselineTime> =
+            specs(e).iter().filter_map(|s| self.times.iter().find(|t| t.spec == *s)).collect();
+        Some(crate::experiment::comparison::BaselineRound {
+            total_s: self.total_s(e)?,
+            outside: mine.iter().map(|t| t.outside).fold(0.0, f64::max),
+            io_alone_ms: mine.iter().find_map(|t| t.io_latency_ms),
+        })
     }
 
     pub fn time_of(&self, spec: &RunSpec) -> Option<f64> {

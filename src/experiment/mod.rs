@@ -1,23 +1,29 @@
 //! Experiments: what to run (spec, model, matrix), what speedups are
 //! measured against (baseline), how long an iteration takes (calibration),
 //! how to start a run (plan), who watches its processes (supervisor), what
-//! the records add up to (tally) and who won (verdict).
+//! the records add up to (tally, track), how busy the machine was (load) and
+//! what the rounds say together (comparison, stats).
 
 pub(crate) mod baseline;
 pub mod calibration;
+pub mod comparison;
+pub mod load;
 pub(crate) mod matrix;
 pub(crate) mod model;
 pub mod plan;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
 pub mod tally;
-pub(crate) mod verdict;
+pub mod track;
 
 use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::clock::now_ns;
+use crate::experiment::comparison::Timed;
+use crate::experiment::load::LoadMeter;
 use crate::experiment::plan::Plan;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::tally::{RunResult, Tally};
@@ -31,8 +37,19 @@ fn silence_limit(spec: &RunSpec) -> Duration {
 
 /// Runs one spec to its end, headless, and returns its figures.
 pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
+    time_run(spec, plan).map(|t| t.result)
+}
+
+/// Runs one spec to its end, headless, watching how busy the machine was
+/// with other things meanwhile.
+pub fn time_run(spec: &RunSpec, plan: &Plan) -> Result<Timed, String> {
+    let meter = LoadMeter::start();
     let tally = run_tally(spec, plan)?;
-    tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))
+    let outside = meter.map_or(0.0, |m| m.outside_cores());
+    let result = tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))?;
+    let latencies_ns =
+        if tally.workers.len() > 1 { tally.contended_latencies_ns() } else { tally.latencies_ns() };
+    Ok(Timed { result, latencies_ns, outside })
 }
 
 /// Runs one spec to its end, headless, and returns everything it recorded.

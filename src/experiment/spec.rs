@@ -99,20 +99,33 @@ impl Experiment {
         (first, (first..first + per).map(|w| self.workload.role(w)).collect())
     }
 
+    /// How long one I/O request really waits: the pace stretches the waits
+    /// of the simulation with its work (the real interpreter is not paced).
+    pub fn effective_io_wait(&self) -> Duration {
+        match self.runtime {
+            Runtime::Sim => self.io_wait * self.pace.max(1),
+            Runtime::Cpython => self.io_wait,
+        }
+    }
+
     /// One line describing the experiment, as the header and `gilscope run` show it.
     pub fn describe(&self) -> String {
-        let work = match self.workload {
-            Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(self.iterations)),
-            Workload::Io => format!(
-                "I/O-bound: {} requests × {} per worker",
+        let wait = duration_label(self.effective_io_wait().as_secs_f64());
+        let requests = if self.effective_io_wait() == self.io_wait {
+            format!("{} requests × {wait}", self.requests)
+        } else {
+            format!(
+                "{} requests × {wait} ({} paced)",
                 self.requests,
                 duration_label(self.io_wait.as_secs_f64())
-            ),
-            Workload::Mixed => format!(
-                "mixed: 1 I/O worker ({} requests) beside sqrt × {}",
-                self.requests,
-                thousands(self.iterations)
-            ),
+            )
+        };
+        let work = match self.workload {
+            Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(self.iterations)),
+            Workload::Io => format!("I/O-bound: {requests} per worker"),
+            Workload::Mixed => {
+                format!("mixed: 1 I/O worker ({requests}) beside sqrt × {}", thousands(self.iterations))
+            }
         };
         format!(
             "{work} · {} · switch {}",
@@ -202,6 +215,15 @@ mod tests {
         assert_eq!(spec.label(), "hybrid 2×2 (GIL off)");
         spec.model = Model::Hybrid { processes: 3 };
         assert!(spec.check().is_err());
+    }
+
+    #[test]
+    fn the_description_says_how_long_a_paced_request_really_waits() {
+        let e = Experiment { workload: Workload::Io, pace: 15, ..Experiment::new(2) };
+        let text = e.describe();
+        assert!(text.contains("20 requests × 750 ms (50 ms paced)"), "{text}");
+        let real = Experiment { runtime: Runtime::Cpython, ..e };
+        assert!(real.describe().contains("20 requests × 50 ms per worker"), "{}", real.describe());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::experiment::spec::{Experiment, RunSpec};
+use crate::experiment::stats::{Histogram, percentile};
 use crate::experiment::supervisor::Report;
+use crate::experiment::track::Track;
 use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
 
 /// What a worker is doing, as its lane shows it.
@@ -28,21 +30,15 @@ pub enum Lane {
     Failed,
 }
 
-/// A stretch of time a worker spent in one state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub from: u64,
-    /// None while the span is still going on.
-    pub to: Option<u64>,
-    pub lane: Lane,
-}
-
-#[derive(Clone, Debug, Default)]
+/// One worker: its states over time, its progress and its own figures.
+#[derive(Clone, Debug)]
 pub struct WorkerTrack {
-    pub spans: Vec<Span>,
+    pub track: Track,
     pub done: u64,
     pub total: u64,
-    pub start_cost_ns: Option<u64>,
+    /// When the worker was asked for, and when it ran its first instruction.
+    pub requested: Option<u64>,
+    pub started_at: Option<u64>,
     pub pid: Option<u32>,
     pub finished_at: Option<u64>,
     /// CPU time of the worker's own thread, reported as it finished.
@@ -52,21 +48,36 @@ pub struct WorkerTrack {
 }
 
 impl WorkerTrack {
-    pub fn lane(&self) -> Lane {
-        self.spans.last().map_or(Lane::NotStarted, |s| s.lane)
+    fn new(origin: u64) -> Self {
+        WorkerTrack {
+            track: Track::new(origin),
+            done: 0,
+            total: 0,
+            requested: None,
+            started_at: None,
+            pid: None,
+            finished_at: None,
+            cpu_ns: None,
+            wait_since: None,
+        }
     }
 
-    fn enter(&mut self, t: u64, lane: Lane) {
-        if let Some(last) = self.spans.last_mut()
-            && last.to.is_none()
-        {
-            if last.lane == lane {
-                return;
-            }
-            last.to = Some(t.max(last.from));
-        }
-        self.spans.push(Span { from: t, to: None, lane });
+    pub fn lane(&self) -> Lane {
+        self.track.lane()
     }
+
+    /// From its request to its first instruction.
+    pub fn start_cost_ns(&self) -> Option<u64> {
+        Some(self.started_at?.saturating_sub(self.requested?))
+    }
+}
+
+/// One I/O request's reply: how long it took, and whether other workers of
+/// the run were still at work meanwhile (the latency a convoy shows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub latency_ns: u64,
+    pub contended: bool,
 }
 
 /// Per-process figures from its `end` record.
@@ -81,6 +92,8 @@ pub struct ProcessEnd {
 #[derive(Clone, Debug)]
 pub struct Tally {
     pub spec: RunSpec,
+    /// Where cell 0 of every lane starts.
+    pub origin: u64,
     /// When the supervisor asked for the first process.
     pub requested_at: u64,
     /// The earliest worker request (a thread or process start), the moment
@@ -97,15 +110,25 @@ pub struct Tally {
     pub waits: u64,
     pub wait_total_ns: u64,
     pub wait_max_ns: u64,
-    pub latencies_ns: Vec<u64>,
+    pub replies: Vec<Reply>,
+    /// How long a worker held the GIL before it had to let go to a waiter.
+    pub holds: Histogram,
     /// The newest timestamp any record carried.
     pub last_event: u64,
 }
 
 impl Tally {
     pub fn new(spec: RunSpec, requested_at: u64, streams: usize) -> Self {
-        let workers = vec![WorkerTrack::default(); spec.experiment.workers as usize];
+        Tally::with_origin(spec, requested_at, streams, requested_at)
+    }
+
+    /// A tally whose lanes count their cells from `origin` (the live view
+    /// puts every run of a session on one grid, so race panels line up).
+    pub fn with_origin(spec: RunSpec, requested_at: u64, streams: usize, origin: u64) -> Self {
+        let origin = origin.min(requested_at);
+        let workers = vec![WorkerTrack::new(origin); spec.experiment.workers as usize];
         Tally {
+            origin,
             spec,
             requested_at,
             first_request: None,
@@ -118,7 +141,8 @@ impl Tally {
             waits: 0,
             wait_total_ns: 0,
             wait_max_ns: 0,
-            latencies_ns: Vec::new(),
+            replies: Vec::new(),
+            holds: Histogram::default(),
             last_event: requested_at,
         }
     }
@@ -159,9 +183,33 @@ impl Tally {
         }
         for w in &mut self.workers {
             if w.lane() != Lane::Finished {
-                w.enter(t, Lane::Failed);
+                w.track.enter(t, Lane::Failed);
             }
         }
+    }
+
+    /// Worker `w` enters `lane` at `t`; a hold that ends in a wait is counted.
+    fn enter(&mut self, w: u32, t: u64, lane: Lane) {
+        let Some(worker) = self.workers.get_mut(w as usize) else { return };
+        if let Some((Lane::Running, from, to)) = worker.track.enter(t, lane)
+            && lane == Lane::Waiting
+        {
+            self.holds.add(to - from);
+        }
+    }
+
+    /// Memory the lanes take.
+    pub fn lane_bytes(&self) -> usize {
+        self.workers.iter().map(|w| w.track.bytes()).sum()
+    }
+
+    /// Lets the finest zoom still kept go in every lane (memory bounds).
+    pub fn shed_finest(&mut self) -> bool {
+        let mut any = false;
+        for w in &mut self.workers {
+            any |= w.track.shed_finest();
+        }
+        any
     }
 
     pub fn apply(&mut self, report: Report) {
@@ -215,9 +263,10 @@ impl Tally {
             Record::Started { t, worker, requested } => {
                 self.first_request = Some(self.first_request.map_or(requested, |f| f.min(requested)));
                 if let Some(w) = self.worker(worker) {
-                    w.start_cost_ns = Some(t.saturating_sub(requested));
-                    w.enter(t, Lane::Waiting);
+                    w.requested = Some(requested);
+                    w.started_at = Some(t);
                 }
+                self.enter(worker, t, Lane::Waiting);
             }
             Record::Process { worker, pid, .. } => {
                 if let Some(w) = self.worker(worker) {
@@ -228,15 +277,12 @@ impl Tally {
                 if let Some(w) = self.worker(worker) {
                     // A forced dropper has been waiting since its release.
                     w.wait_since.get_or_insert(t);
-                    w.enter(t, Lane::Waiting);
                 }
+                self.enter(worker, t, Lane::Waiting);
             }
             Record::Take { t, worker } => {
-                let mut since = None;
-                if let Some(w) = self.worker(worker) {
-                    since = w.wait_since.take();
-                    w.enter(t, Lane::Running);
-                }
+                let since = self.worker(worker).and_then(|w| w.wait_since.take());
+                self.enter(worker, t, Lane::Running);
                 if let Some(since) = since {
                     let ns = t.saturating_sub(since);
                     self.waits += 1;
@@ -244,31 +290,30 @@ impl Tally {
                     self.wait_max_ns = self.wait_max_ns.max(ns);
                 }
             }
-            Record::Release { t, worker, reason } => {
-                if let Some(w) = self.worker(worker) {
-                    match reason {
-                        // From here the worker waits: forced switching holds
-                        // it until another thread took the GIL, then it queues
-                        // up again (its `wait` record comes then). An inferred
-                        // gap is time not running.
-                        ReleaseReason::DropRequest | ReleaseReason::Inferred => {
-                            w.enter(t, Lane::Waiting);
-                            w.wait_since = Some(t);
-                        }
-                        ReleaseReason::Io => w.enter(t, Lane::Io),
-                        ReleaseReason::Finished => {}
+            Record::Release { t, worker, reason } => match reason {
+                // From here the worker waits: forced switching holds it until
+                // another thread took the GIL, then it queues up again (its
+                // `wait` record comes then). An inferred gap is time not running.
+                ReleaseReason::DropRequest | ReleaseReason::Inferred => {
+                    if let Some(w) = self.worker(worker) {
+                        w.wait_since = Some(t);
                     }
+                    self.enter(worker, t, Lane::Waiting);
                 }
+                ReleaseReason::Io => self.enter(worker, t, Lane::Io),
+                ReleaseReason::Finished => {}
+            },
+            Record::IoBegin { t, worker } => self.enter(worker, t, Lane::Io),
+            Record::Reply { t, worker, latency_ns } => {
+                // Contended: some other worker of the run was still at work.
+                let asked = t.saturating_sub(latency_ns);
+                let contended = self.workers.iter().enumerate().any(|(w, track)| {
+                    w != worker as usize
+                        && track.started_at.is_some_and(|s| s <= t)
+                        && track.finished_at.is_none_or(|f| f > asked)
+                });
+                self.replies.push(Reply { latency_ns, contended });
             }
-            // The stream's end reports an error with the exit status; a drop
-            // request changes no lane.
-            Record::DropRequest { .. } | Record::Error { .. } => {}
-            Record::IoBegin { t, worker } => {
-                if let Some(w) = self.worker(worker) {
-                    w.enter(t, Lane::Io);
-                }
-            }
-            Record::Reply { latency_ns, .. } => self.latencies_ns.push(latency_ns),
             Record::Progress { worker, done, total, .. } => {
                 if let Some(w) = self.worker(worker) {
                     w.done = w.done.max(done);
@@ -279,8 +324,8 @@ impl Tally {
                 if let Some(w) = self.worker(worker) {
                     w.finished_at = Some(t);
                     w.done = w.total;
-                    w.enter(t, Lane::Finished);
                 }
+                self.enter(worker, t, Lane::Finished);
             }
             Record::Cpu { worker, cpu_ns, .. } => {
                 if let Some(w) = self.worker(worker) {
@@ -290,6 +335,9 @@ impl Tally {
             Record::End { pid, cpu_ns, max_rss_kb, switches, .. } => {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches });
             }
+            // The stream's end reports an error with the exit status; a drop
+            // request changes no lane.
+            Record::DropRequest { .. } | Record::Error { .. } => {}
         }
     }
 
@@ -310,9 +358,32 @@ impl Tally {
         if total == 0 { 0.0 } else { done as f64 / total as f64 }
     }
 
-    pub fn mean_start_cost_ns(&self) -> Option<u64> {
-        let costs: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
-        (!costs.is_empty()).then(|| costs.iter().sum::<u64>() / costs.len() as u64)
+    /// What starting a worker costs, measured the same way for every model:
+    /// from the first start request until the last worker ran its first
+    /// instruction, divided by the workers. Threads that must win the GIL
+    /// back from the ones already running pay for it here, as processes pay
+    /// for their fork. None until every worker started.
+    pub fn start_cost_ns(&self) -> Option<u64> {
+        let first = self.first_request?;
+        let mut last = 0;
+        for w in &self.workers {
+            last = last.max(w.started_at?);
+        }
+        Some(last.saturating_sub(first) / self.workers.len().max(1) as u64)
+    }
+
+    /// The replies that met other workers at work, sorted by latency.
+    pub fn contended_latencies_ns(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.replies.iter().filter(|r| r.contended).map(|r| r.latency_ns).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every reply's latency, sorted (a lone worker's are all uncontended).
+    pub fn latencies_ns(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.replies.iter().map(|r| r.latency_ns).collect();
+        v.sort_unstable();
+        v
     }
 
     pub fn mean_wait_ns(&self) -> u64 {
@@ -325,23 +396,8 @@ impl Tally {
         self.ends.values().map(|e| e.switches).sum()
     }
 
-    /// How long each worker ran before it had to let the GIL go to a
-    /// waiting thread: every closed running span followed by a wait.
-    pub fn running_spans_ns(&self) -> Vec<u64> {
-        let mut out = Vec::new();
-        for w in &self.workers {
-            for pair in w.spans.windows(2) {
-                if let [Span { lane: Lane::Running, from, to: Some(to) }, Span { lane: Lane::Waiting, .. }] =
-                    pair
-                {
-                    out.push(to - from);
-                }
-            }
-        }
-        out
-    }
-
-    /// The run's results, once it finished cleanly.
+    /// The run's results, once it finished cleanly: one round, its speedup
+    /// and cleanliness left for whoever compares it with a baseline.
     pub fn result(&self) -> Option<RunResult> {
         if !self.succeeded() {
             return None;
@@ -351,10 +407,12 @@ impl Tally {
         // Cores used counts the workers' own threads, so an interpreter's boot
         // and a parent process's bookkeeping do not pass for parallel work.
         let worker_cpu_ns: Option<u64> = self.workers.iter().map(|w| w.cpu_ns).sum();
-        let starts: Vec<u64> = self.workers.iter().filter_map(|w| w.start_cost_ns).collect();
+        let starts: Vec<u64> = self.workers.iter().filter_map(WorkerTrack::start_cost_ns).collect();
         let gil = !self.gil_off();
-        let mut latencies = self.latencies_ns.clone();
-        latencies.sort_unstable();
+        // A lone worker's replies meet nobody; a model's count only beside others.
+        let latencies =
+            if self.workers.len() > 1 { self.contended_latencies_ns() } else { self.latencies_ns() };
+        let ms = |ns: f64| ns / 1e6;
         Some(RunResult {
             model: self.spec.model.name(),
             label: RunSpec {
@@ -369,23 +427,34 @@ impl Tally {
             wall_s: wall_ns as f64 / 1e9,
             baseline_s: None,
             speedup: None,
+            speedup_min: None,
+            speedup_max: None,
+            speedup_limit: f64::from(self.spec.experiment.workers),
+            rounds: 1,
             cores_used: worker_cpu_ns.unwrap_or(cpu_ns) as f64 / wall_ns as f64,
             cpu_s: cpu_ns as f64 / 1e9,
-            start_us: self.mean_start_cost_ns().unwrap_or(0) as f64 / 1e3,
+            start_us: self.start_cost_ns().unwrap_or(0) as f64 / 1e3,
             start_us_max: starts.iter().copied().max().unwrap_or(0) as f64 / 1e3,
             peak_rss_kb: self.ends.values().map(|e| e.max_rss_kb).sum(),
             gil_switches: self.switches(),
             gil_waits: self.waits,
             gil_wait_mean_ms: self.mean_wait_ns() as f64 / 1e6,
             gil_wait_max_ms: self.wait_max_ns as f64 / 1e6,
-            io_latency_mean_ms: (!latencies.is_empty())
-                .then(|| latencies.iter().sum::<u64>() as f64 / latencies.len() as f64 / 1e6),
-            io_latency_max_ms: latencies.last().map(|&l| l as f64 / 1e6),
+            hold_ms: self
+                .holds
+                .percentile_ns(50.0)
+                .zip(self.holds.percentile_ns(90.0))
+                .map(|(median, p90)| Holds { median: ms(median), p90: ms(p90), count: self.holds.count() }),
+            io_latency_ms: Latency::of(&latencies),
+            outside_load: 0.0,
+            clean: true,
+            doubts: Vec::new(),
         })
     }
 }
 
-/// A finished run's figures, all measured.
+/// A finished run's figures, all measured. Figures over several rounds are
+/// medians, with the speedup's least and most beside it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunResult {
     pub model: &'static str,
@@ -397,16 +466,23 @@ pub struct RunResult {
     pub processes: u32,
     pub wall_s: f64,
     /// The workers' jobs one after another, each alone, under this run's
-    /// runtime; set by whoever measured it.
+    /// runtime, measured in the same round.
     pub baseline_s: Option<f64>,
-    /// `baseline_s` / `wall_s`.
+    /// `baseline_s` / `wall_s`: the median over the rounds.
     pub speedup: Option<f64>,
-    /// CPU time of the worker threads / wall time.
+    pub speedup_min: Option<f64>,
+    pub speedup_max: Option<f64>,
+    /// The most a speedup can physically be: min(workers, cores).
+    pub speedup_limit: f64,
+    pub rounds: u32,
+    /// CPU time of the worker threads / wall time: what noise does not move.
     pub cores_used: f64,
     /// CPU time of the worker processes, all their threads, boot included.
     pub cpu_s: f64,
-    /// Mean start cost per worker: request → first instruction.
+    /// Start cost per worker: from the first request to the last worker's
+    /// first instruction, divided by the workers.
     pub start_us: f64,
+    /// The longest single worker's request → first instruction.
     pub start_us_max: f64,
     /// Sum of the processes' peak resident memory.
     pub peak_rss_kb: u64,
@@ -414,8 +490,49 @@ pub struct RunResult {
     pub gil_waits: u64,
     pub gil_wait_mean_ms: f64,
     pub gil_wait_max_ms: f64,
-    pub io_latency_mean_ms: Option<f64>,
-    pub io_latency_max_ms: Option<f64>,
+    /// How long a worker held the GIL before it had to hand it over.
+    pub hold_ms: Option<Holds>,
+    /// The I/O requests' latency, of those made while other workers were at
+    /// work (all of a lone worker's).
+    pub io_latency_ms: Option<Latency>,
+    /// Cores' worth of CPU other processes used while the run was timed.
+    pub outside_load: f64,
+    /// False when outside load or an impossible result makes the figures
+    /// untrustworthy; `doubts` says why.
+    pub clean: bool,
+    pub doubts: Vec<String>,
+}
+
+/// GIL hold spans: median and 90th percentile, in ms.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Holds {
+    pub median: f64,
+    pub p90: f64,
+    pub count: u64,
+}
+
+/// I/O request latency, in ms.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub requests: usize,
+}
+
+impl Latency {
+    /// Of sorted latencies in ns; None when there are none.
+    pub fn of(sorted_ns: &[u64]) -> Option<Latency> {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Some(Latency {
+            mean: sorted_ns.iter().sum::<u64>() as f64 / sorted_ns.len().max(1) as f64 / 1e6,
+            p50: ms(percentile(sorted_ns, 50.0)?),
+            p99: ms(percentile(sorted_ns, 99.0)?),
+            max: ms(*sorted_ns.last()?),
+            requests: sorted_ns.len(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -451,9 +568,10 @@ mod tests {
         rec(&mut t, Record::IoBegin { t: 2_001, worker: 0 });
         rec(&mut t, Record::Take { t: 3_000, worker: 0 });
         rec(&mut t, Record::Finished { t: 4_000, worker: 0 });
-        let lanes: Vec<Lane> = t.workers[0].spans.iter().map(|s| s.lane).collect();
-        assert_eq!(lanes, [Lane::Waiting, Lane::Running, Lane::Io, Lane::Running, Lane::Finished]);
-        assert_eq!(t.workers[0].start_cost_ns, Some(400));
+        assert_eq!(t.workers[0].lane(), Lane::Finished);
+        let mix = t.workers[0].track.cell(0, 0, 99_999);
+        assert!(mix.run > 0.0 && mix.io > 0.0 && mix.wait > 0.0, "{mix:?}");
+        assert_eq!(t.workers[0].start_cost_ns(), Some(400));
         assert_eq!(t.wall_ns(99_999), 2_900, "from the first request to the last finish");
     }
 

@@ -6,7 +6,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::app::{App, ZOOMS, Zoom};
+use crate::app::{App, Zoom};
+use crate::experiment::track::LEVELS_NS;
 use crate::format::{fit, span_label};
 use crate::protocol::Runtime;
 use crate::ui::Theme;
@@ -20,9 +21,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Span::raw(" "),
         Span::styled(fit(&e.describe(), width.saturating_sub(name.len() + 1)), theme.title()),
     ]);
-    let zoom = match ZOOMS[app.zoom] {
-        Zoom::Cell(d) => format!("{}/cell", span_label(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))),
-        Zoom::WholeRun => "whole run".to_owned(),
+    let zoom = match (app.view.zoom, app.shown_cell()) {
+        (Zoom::WholeRun, Some(cell)) => format!("{}/cell, all", span_label(cell)),
+        (Zoom::WholeRun, None) => "whole run".to_owned(),
+        (Zoom::Level(_), Some(cell)) => format!("{}/cell", span_label(cell)),
+        (Zoom::Level(level), None) => {
+            format!("{}/cell", span_label(LEVELS_NS[level.min(LEVELS_NS.len() - 1)]))
+        }
     };
     // The pace slows the simulation only; real CPython runs at its own speed.
     let pace = match e.runtime {

@@ -1,15 +1,34 @@
-//! The `?` overlay: every key, and what the screen's symbols and figures mean.
+//! The `?` overlay: every key and the lane symbols on one page, what each
+//! figure means and how it is measured on the next (both at once where the
+//! screen is tall enough).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
+use crate::app::HelpPage;
 use crate::app::bindings::BINDINGS;
 use crate::experiment::tally::Lane;
 use crate::ui::{Theme, glyph};
 
-pub fn render(frame: &mut Frame, area: Rect, theme: Theme) {
+/// Every figure on screen, and how it is measured: one line each.
+pub const FIGURES: [(&str, &str); 12] = [
+    ("time", "first start request → last worker's end, pauses left out"),
+    ("done", "share of the iterations (or requests) finished"),
+    ("cpu", "the workers' CPU time ÷ wall time, in cores (the OS's reading)"),
+    ("memory", "resident memory of its processes (each one's own peak at the end)"),
+    ("start", "first start request → last worker's first instruction, ÷ workers;"),
+    ("", "threads pay for winning the GIL back from those already running"),
+    ("switches", "how often a GIL passed from one worker to another"),
+    ("GIL wait", "from asking for the GIL to holding it (mean, longest)"),
+    ("latency", "I/O request → GIL held again after the reply, beside other workers"),
+    ("speedup", "baseline (each worker alone, one after another) ÷ wall time;"),
+    ("", "at most min(workers, cores) for CPU-bound work"),
+    ("outside", "CPU other processes took meanwhile; over 0.2 cores: not clean"),
+];
+
+fn keys_page(theme: Theme) -> Vec<Line<'static>> {
     let key_width = BINDINGS.iter().map(|b| b.keys_label().chars().count()).max().unwrap_or(0) + 2;
     let mut lines: Vec<Line> = BINDINGS
         .iter()
@@ -21,33 +40,59 @@ pub fn render(frame: &mut Frame, area: Rect, theme: Theme) {
         })
         .collect();
     lines.push(Line::raw(""));
-    let lane = |l: Lane, what: &'static str| {
-        vec![Span::styled(glyph(l).to_string(), theme.lane(l)), Span::raw(format!(" {what}  "))]
+    let lane = |mark: String, style, what: &'static str| {
+        vec![Span::styled(mark, style), Span::raw(format!(" {what}  "))]
     };
     let mut states = vec![Span::styled(" lanes   ", theme.title())];
-    states.extend(lane(Lane::Running, "holds the GIL, runs"));
-    states.extend(lane(Lane::Waiting, "waits for it"));
+    states.extend(lane(glyph(Lane::Running).to_string(), theme.lane(Lane::Running), "ran all the cell"));
+    states.extend(lane("▁▄▇".to_owned(), theme.lane(Lane::Running), "ran part of it"));
+    states.extend(lane(glyph(Lane::Waiting).to_string(), theme.lane(Lane::Waiting), "waited for the GIL"));
     lines.push(Line::from(states));
     let mut states = vec![Span::raw("         ")];
-    states.extend(lane(Lane::Io, "blocked in I/O"));
-    states.extend(lane(Lane::Finished, "finished"));
-    states.extend(lane(Lane::Failed, "failed"));
+    states.extend(lane(glyph(Lane::Io).to_string(), theme.lane(Lane::Io), "blocked in I/O"));
+    states.extend(lane(glyph(Lane::Finished).to_string(), theme.lane(Lane::Finished), "finished"));
+    states.extend(lane(glyph(Lane::Failed).to_string(), theme.lane(Lane::Failed), "failed"));
     lines.push(Line::from(states));
-    let notes = [
-        (" GIL     ", "digit: which thread holds the one lock"),
-        (" the OS  ", "cores, cpu, memory, process and thread counts"),
-        (" clocks  ", "time, start cost, GIL waits, switches"),
-        (" speedup ", "the jobs one after another, each alone ÷ wall"),
-    ];
-    for (label, what) in notes {
-        lines.push(Line::from(vec![Span::styled(label, theme.title()), Span::raw(what)]));
-    }
+    let mut gil = vec![Span::styled(" GIL     ", theme.title())];
+    gil.extend(lane("0 1".to_owned(), theme.title(), "its holder"));
+    gil.extend(lane("╳".to_owned(), theme.switching(), "changed hands"));
+    gil.extend(lane("+".to_owned(), theme.dim(), "below: takes in the cell"));
+    lines.push(Line::from(gil));
+    lines
+}
+
+fn figures_page(theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(" every figure is measured, never assumed:", theme.title())];
+    lines.extend(FIGURES.iter().map(|(name, what)| {
+        Line::from(vec![Span::styled(format!(" {name:<9}"), theme.title()), Span::raw(*what)])
+    }));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        " the OS: cores, cpu, memory, processes, threads · clocks: the rest",
+        theme.dim(),
+    ));
+    lines
+}
+
+pub fn render(frame: &mut Frame, area: Rect, page: HelpPage, theme: Theme) {
+    let (keys, figures) = (keys_page(theme), figures_page(theme));
+    let (title, lines) = if keys.len() + figures.len() + 3 <= area.height as usize {
+        let mut both = keys;
+        both.push(Line::raw(""));
+        both.extend(figures);
+        (" keys · what you see · what the figures mean ", both)
+    } else {
+        match page {
+            HelpPage::Keys => (" keys · what you see · ? next: the figures ", keys),
+            HelpPage::Figures => (" what the figures mean · ? closes ", figures),
+        }
+    };
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX).saturating_add(2)).min(area.height);
-    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0).max(title.chars().count());
     let width = u16::try_from(widest + 3).unwrap_or(u16::MAX).min(area.width);
     let [row] = Layout::vertical([Constraint::Length(height)]).flex(Flex::Center).areas(area);
     let [popup] = Layout::horizontal([Constraint::Length(width)]).flex(Flex::Center).areas(row);
     frame.render_widget(Clear, popup);
-    let block = Block::bordered().title(Span::styled(" keys · what you see ", theme.title()));
+    let block = Block::bordered().title(Span::styled(title, theme.title()));
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }

@@ -63,6 +63,22 @@ impl Theme {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
+    /// Behind a partly-full cell, what the rest of the cell was (waiting,
+    /// I/O): the block's height tells the running share without colour.
+    pub fn behind(self, lane: Lane) -> Style {
+        let color = match lane {
+            Lane::Waiting => Color::Rgb(90, 80, 0),
+            Lane::Io => Color::Rgb(0, 40, 110),
+            Lane::Finished | Lane::Failed | Lane::NotStarted | Lane::Running => return Style::new(),
+        };
+        if self.color { Style::new().bg(color) } else { Style::new() }
+    }
+
+    /// The GIL lane's cells where the lock changed hands.
+    pub fn switching(self) -> Style {
+        if self.color { Style::new().fg(Color::White) } else { Style::new() }
+    }
+
     pub fn lane(self, lane: Lane) -> Style {
         self.fg(match lane {
             Lane::Running => Color::Green,
@@ -100,15 +116,21 @@ pub fn glyph(lane: Lane) -> char {
     }
 }
 
-pub fn render(frame: &mut Frame, app: &App) {
-    let area = frame.area();
-    let theme = Theme { color: app.options.color };
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        too_small(frame, area, theme);
-        return;
-    }
+/// Where everything goes on a screen of `area`.
+struct Regions {
+    head: Rect,
+    cores: Rect,
+    style: layout::Style,
+    panels: Vec<Rect>,
+    summary: Rect,
+    history: Rect,
+    legend: Rect,
+    keys: Rect,
+}
+
+fn regions(app: &App, area: Rect) -> Regions {
     let cores_height = cores::height(app, area);
-    let [head, cores_area, body, legend_area, keys_area] = Layout::vertical([
+    let [head, cores, body, legend, keys] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(cores_height),
         Constraint::Fill(1),
@@ -118,11 +140,42 @@ pub fn render(frame: &mut Frame, app: &App) {
     .areas(area);
     let room = Rect { height: body.height.saturating_sub(summary::HEIGHT), ..body };
     let models = panel::count(app);
-    let (style, places) =
+    let (style, panels) =
         layout::place(models, room, |width| panel::height(app, width, room.height), panel::least_height(app));
-    let panels_bottom = places.iter().map(|r| r.bottom()).max().unwrap_or(room.y);
-    let summary_area =
+    let panels_bottom = panels.iter().map(|r| r.bottom()).max().unwrap_or(room.y);
+    let summary =
         Rect { y: panels_bottom, height: summary::HEIGHT.min(body.bottom() - panels_bottom), ..body };
+    let history = Rect { y: summary.bottom(), height: body.bottom() - summary.bottom(), ..body };
+    Regions { head, cores, style, panels, summary, history, legend, keys }
+}
+
+/// How many cells a lane has on a screen of `area` (the first panel's):
+/// the main loop tells the app, so its zoom and pan keys know the window.
+pub fn lane_cells(app: &App, area: Rect) -> usize {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return 1;
+    }
+    let r = regions(app, area);
+    r.panels.first().map_or(1, |p| panel::lane_cells(app, *p, r.style))
+}
+
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let theme = Theme { color: app.options.color };
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, theme);
+        return;
+    }
+    let Regions {
+        head,
+        cores: cores_area,
+        style,
+        panels: places,
+        summary: summary_area,
+        history: history_area,
+        legend: legend_area,
+        keys: keys_area,
+    } = regions(app, area);
 
     header::render(frame, head, app, theme);
     cores::render(frame, cores_area, app, theme);
@@ -130,10 +183,16 @@ pub fn render(frame: &mut Frame, app: &App) {
         panel::render(frame, place, app, model, style, theme);
     }
     summary::render(frame, summary_area, app, theme);
-    frame.render_widget(Paragraph::new(legend(theme, app.inferred_resolution())), legend_area);
+    summary::render_history(frame, history_area, app, theme);
+    let gil = app.session.as_ref().map_or_else(
+        || crate::app::model_specs(&app.experiment, &app.models).iter().any(|s| !s.gil_off()),
+        |s| s.models.iter().any(|r| !r.gil_off()),
+    );
+    let legend = legend(theme, app.inferred_resolution(), gil, legend_area.width as usize);
+    frame.render_widget(Paragraph::new(legend), legend_area);
     keys::render(frame, keys_area, app, theme);
-    if app.help {
-        help::render(frame, area, theme);
+    if let Some(page) = app.help {
+        help::render(frame, area, page, theme);
     }
 }
 
@@ -142,31 +201,57 @@ pub fn panel_count(app: &App) -> usize {
     panel::count(app)
 }
 
-/// "█ running (holds the GIL)  ░ waiting for the GIL  ~ I/O  · done  ✗ failed".
-/// With lanes inferred from the real `CPython`'s progress stamps (every
-/// `inferred` ns), ░ only says the thread was not running.
-pub fn legend(theme: Theme, inferred: Option<Option<u64>>) -> Line<'static> {
-    let waiting = match inferred {
-        None => "waits for the GIL".to_owned(),
-        Some(None) => "not running (inferred)".to_owned(),
-        Some(Some(ns)) => format!("not running (inferred, stamps every {} µs)", ns / 1000),
+/// What the lane symbols mean, as long as the width allows: the states, a
+/// part-full cell, and the GIL lane's marks. With lanes inferred from the
+/// real `CPython`'s progress stamps (every `inferred` ns), ░ only says the
+/// thread was not running; with the GIL off nothing speaks of a GIL.
+pub fn legend(theme: Theme, inferred: Option<Option<u64>>, gil: bool, width: usize) -> Line<'static> {
+    let waiting = match (inferred, gil) {
+        (Some(None), _) => ("not running (inferred)".to_owned(), "not running".to_owned()),
+        (Some(Some(ns)), _) => {
+            (format!("not running (inferred, stamps every {} µs)", ns / 1000), "not running".to_owned())
+        }
+        (None, true) => ("waits for the GIL".to_owned(), "waits".to_owned()),
+        (None, false) => ("waits".to_owned(), "waits".to_owned()),
     };
-    let items = [
+    let running =
+        if inferred.is_none() && gil { ("holds the GIL, runs", "holds GIL") } else { ("runs", "runs") };
+    let states = [
         (
-            Lane::Running,
-            if inferred.is_some() { "running".to_owned() } else { "running, holds the GIL".to_owned() },
+            glyph(Lane::Running).to_string(),
+            theme.lane(Lane::Running),
+            running.0.to_owned(),
+            running.1.to_owned(),
         ),
-        (Lane::Waiting, waiting),
-        (Lane::Io, "in I/O".to_owned()),
-        (Lane::Finished, "done".to_owned()),
-        (Lane::Failed, "failed".to_owned()),
+        ("▄".to_owned(), theme.lane(Lane::Running), "ran part of the cell".to_owned(), "part".to_owned()),
+        (glyph(Lane::Waiting).to_string(), theme.lane(Lane::Waiting), waiting.0, waiting.1),
+        (glyph(Lane::Io).to_string(), theme.lane(Lane::Io), "in I/O".to_owned(), "I/O".to_owned()),
+        (glyph(Lane::Finished).to_string(), theme.lane(Lane::Finished), "done".to_owned(), "done".to_owned()),
+        (glyph(Lane::Failed).to_string(), theme.lane(Lane::Failed), "failed".to_owned(), "failed".to_owned()),
     ];
-    let mut spans = vec![Span::raw(" ")];
-    for (lane, what) in items {
-        spans.push(Span::styled(glyph(lane).to_string(), theme.lane(lane)));
-        spans.push(Span::styled(format!(" {what}   "), theme.dim()));
+    let gil_items = if gil {
+        vec![
+            ("0 1".to_owned(), theme.title(), "GIL lane: who holds it".to_owned(), "holder".to_owned()),
+            ("╳".to_owned(), theme.switching(), "it changed hands".to_owned(), "switching".to_owned()),
+        ]
+    } else {
+        Vec::new()
+    };
+    let build = |long: bool, gap: &str| -> Vec<Span<'static>> {
+        let mut spans = vec![Span::raw(" ")];
+        for (mark, style, l, s) in states.iter().chain(&gil_items) {
+            spans.push(Span::styled(mark.clone(), *style));
+            spans.push(Span::styled(format!(" {}{gap}", if long { l } else { s }), theme.dim()));
+        }
+        spans
+    };
+    let fits = |spans: &[Span]| spans.iter().map(|s| s.content.chars().count()).sum::<usize>() <= width;
+    let long = build(true, "   ");
+    if fits(&long) {
+        return Line::from(long);
     }
-    Line::from(spans)
+    let short = build(false, "  ");
+    if fits(&short) { Line::from(short) } else { Line::from(build(false, " ")) }
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
@@ -192,9 +277,20 @@ mod tests {
     #[test]
     fn the_legend_says_when_lanes_are_inferred_and_at_what_resolution() {
         let theme = Theme { color: false };
-        assert!(text(&legend(theme, None)).contains("░ waits for the GIL"));
-        let real = text(&legend(theme, Some(Some(48_000))));
+        assert!(text(&legend(theme, None, true, 200)).contains("░ waits for the GIL"));
+        let real = text(&legend(theme, Some(Some(48_000)), true, 200));
         assert!(real.contains("░ not running (inferred, stamps every 48 µs)"), "{real}");
         assert!(!real.contains("holds the GIL"), "{real}");
+    }
+
+    #[test]
+    fn the_legend_explains_the_gil_lane_and_says_nothing_of_a_gil_when_it_is_off() {
+        let theme = Theme { color: false };
+        let on = text(&legend(theme, None, true, 200));
+        assert!(on.contains("0 1 GIL lane: who holds it") && on.contains("╳ it changed hands"), "{on}");
+        let off = text(&legend(theme, None, false, 200));
+        assert!(!off.contains("GIL"), "{off}");
+        let narrow = text(&legend(theme, None, true, 80));
+        assert!(narrow.chars().count() <= 80 && narrow.contains("╳"), "{narrow}");
     }
 }

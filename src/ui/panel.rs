@@ -12,10 +12,11 @@ use ratatui::widgets::{Block, Paragraph};
 use crate::app::{App, Mode, Phase, Run, Session, model_specs};
 use crate::experiment::spec::{Model, RunSpec};
 use crate::experiment::tally::{Lane, Tally};
+use crate::experiment::track::Mix;
 use crate::format::{fit, span_label};
 use crate::protocol::Timeline;
 use crate::ui::layout::Style;
-use crate::ui::timeline::{self, Cell, Durations, Window};
+use crate::ui::timeline::{self, Cell, Window};
 use crate::ui::{Theme, figures};
 
 /// Panels this wide hold "multiprocessing · 128 processes · 128 threads · 128 GILs" in their title.
@@ -46,24 +47,49 @@ fn fixed_rows(app: &App, width: u16) -> u16 {
         .session
         .as_ref()
         .map_or(0, |s| if s.models.iter().any(|r| r.failure().is_some()) { 2 } else { 0 });
-    2 + counts_line + 1 + figures::rows(width.saturating_sub(2)) + failure
+    2 + counts_line + 1 + figures::rows(width.saturating_sub(2), app.experiment.workload) + failure
 }
 
 /// Rows a full panel wants, at most `available`: every lane, up to
 /// `MAX_LANE_ROWS` tall when that fits (easier to read from the back of a room).
 pub fn height(app: &App, width: u16, available: u16) -> u16 {
     let fixed = fixed_rows(app, width);
-    let lanes = u16::try_from(app.experiment.workers).unwrap_or(u16::MAX).saturating_add(1);
+    let workers = u16::try_from(app.experiment.workers).unwrap_or(u16::MAX);
     (1..=MAX_LANE_ROWS)
         .rev()
-        .map(|rows| fixed.saturating_add(rows.saturating_mul(lanes)))
+        .map(|rows| fixed.saturating_add(rows.saturating_mul(workers)).saturating_add(gil_rows(rows)))
         .find(|h| *h <= available)
         .unwrap_or(available)
+}
+
+/// Rows of the GIL lane beside worker lanes `rows` tall: who holds it, and
+/// where there is room a second row counting the takes. More would say nothing new.
+fn gil_rows(rows: u16) -> u16 {
+    rows.min(2)
 }
 
 /// The least height at which a full panel still shows a lane or two.
 pub fn least_height(app: &App) -> u16 {
     fixed_rows(app, crate::ui::layout::MIN_FULL_WIDTH) + 2
+}
+
+/// How many cells the lanes of a panel in `area` have.
+pub fn lane_cells(app: &App, area: Rect, style: Style) -> usize {
+    let inner = match style {
+        Style::Full => area.width.saturating_sub(2),
+        Style::Compact => area.width,
+    } as usize;
+    let workers = app
+        .session
+        .as_ref()
+        .and_then(|s| s.models.first())
+        .map_or(app.experiment.workers, |r| r.spec.experiment.workers);
+    inner.saturating_sub(label_width(workers as usize) + 5).max(1)
+}
+
+/// The width of a lane's label column: "T127 ".
+fn label_width(workers: usize) -> usize {
+    format!("T{}", workers.saturating_sub(1)).len().max(3) + 1
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, style: Style, theme: Theme) {
@@ -258,13 +284,13 @@ fn body(
     let width = inner.width as usize;
     let workers = tally.workers.len();
     let prefix = run.spec.model.lane_prefix();
-    let label_width = format!("{prefix}{}", workers.saturating_sub(1)).len().max(3) + 1;
+    let label_width = label_width(workers);
     let cells = width.saturating_sub(label_width + 5).max(1);
     let Some(window) = Window::of(app, session, model, cells) else { return };
 
     let failure_rows = if run.failure().is_some() { 2 } else { 0 };
     let below = match style {
-        Style::Full => 1 + figures::rows(inner.width) as usize + failure_rows,
+        Style::Full => 1 + figures::rows(inner.width, run.spec.experiment.workload) as usize + failure_rows,
         Style::Compact => 0,
     };
     let room = (inner.height as usize).saturating_sub(out.lines.len() + below);
@@ -273,27 +299,29 @@ fn body(
     // Taller lanes when every lane fits so; else one row each, and "+N
     // more" for the lanes that do not fit.
     let lane_rows = match style {
-        Style::Full => (room / (workers + 1)).clamp(1, MAX_LANE_ROWS as usize),
+        Style::Full => (1..=MAX_LANE_ROWS as usize)
+            .rev()
+            .find(|&r| workers * r + gil_rows(r as u16) as usize <= room)
+            .unwrap_or(1),
         Style::Compact => 1,
     };
-    let gil_rows = if gil_lane { lane_rows } else { 1 };
+    let gil_rows = if gil_lane { gil_rows(lane_rows as u16) as usize } else { 1 };
     let shown = if workers * lane_rows + gil_rows <= room {
         workers
     } else {
         room.saturating_sub(gil_rows + 1) / lane_rows
     };
 
-    let sampled: Vec<(u32, Vec<Durations>)> = tally
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(w, track)| (u32::try_from(w).unwrap_or(u32::MAX), timeline::sample(&track.spans, &window)))
+    // Every worker of the one GIL for its lane, else only those shown.
+    let needed = if gil_lane { workers } else { shown.min(workers) };
+    let mixes: Vec<(u32, Vec<Mix>)> = (0..needed)
+        .map(|w| (u32::try_from(w).unwrap_or(u32::MAX), timeline::mixes(tally, w, &window)))
         .collect();
 
-    gil_lanes(out, run, tally, &sampled, label_width, gil_lane, gil_rows, theme);
-    for (w, durations) in sampled.iter().take(shown) {
+    gil_lanes(out, run, tally, &mixes, label_width, gil_lane, gil_rows, theme);
+    for (w, cells) in mixes.iter().take(shown) {
         let track = &tally.workers[*w as usize];
-        let lane = timeline::lane_cells(durations, theme);
+        let lane = timeline::lane_cells(cells, theme);
         // ✗ for a worker whose process died; its siblings, stopped after
         // it, keep the progress they had.
         let progress = match track.lane() {
@@ -319,7 +347,11 @@ fn body(
     if style == Style::Compact {
         return;
     }
-    out.lines.push(axis(&window, label_width, theme));
+    let switch_ns = run
+        .spec
+        .contends_for_a_gil()
+        .then(|| u64::try_from(run.spec.experiment.switch_interval.as_nanos()).unwrap_or(u64::MAX));
+    out.lines.push(axis(&window, switch_ns, label_width, theme));
     out.lines.extend(figures::grid(app, session, run, tally, inner.width, theme));
     if let Some(failure) = run.failure() {
         let stopped = tally.workers.iter().enumerate().any(|(w, t)| {
@@ -339,14 +371,14 @@ fn gil_lanes(
     out: &mut Content,
     run: &Run,
     tally: &Tally,
-    sampled: &[(u32, Vec<Durations>)],
+    mixes: &[(u32, Vec<Mix>)],
     label_width: usize,
     gil_lane: bool,
     rows: usize,
     theme: Theme,
 ) {
     let label = Span::styled(format!("{:<label_width$}", "GIL"), theme.title());
-    let cells = sampled.first().map_or(0, |(_, d)| d.len());
+    let cells = mixes.first().map_or(0, |(_, d)| d.len());
     // The room of the lane and of the progress column after it.
     let note = |text: &str| Line::from(vec![label.clone(), Span::styled(fit(text, cells + 5), theme.dim())]);
     if run.gil_off() {
@@ -370,27 +402,40 @@ fn gil_lanes(
         out.lines.push(note(&text));
         return;
     }
-    let holders = timeline::holders(sampled, cells);
-    out.lane(label, timeline::gil_cells(&holders, theme), vec![]);
-    for _ in 1..rows {
-        out.lane(Span::raw(" ".repeat(label_width)), timeline::gil_bar_cells(&holders, theme), vec![]);
+    let holdings = timeline::holdings(mixes, cells);
+    out.lane(label, timeline::gil_cells(&holdings, theme), vec![]);
+    if rows > 1 {
+        let counts = Span::styled(format!("{:>w$} ", "×", w = label_width - 1), theme.dim());
+        out.lane(counts, timeline::take_counts(&holdings, theme), vec![]);
     }
 }
 
-/// "0 s ──── 250 ms/cell ──── 7.2 s"
-fn axis(window: &Window, label_width: usize, theme: Theme) -> Line<'static> {
+/// "0 s ──── 250 ms/cell ──── 7.2 s", saying when a cell is coarser than
+/// the switch interval (its lanes then show a mix) and when the window is
+/// panned away from the newest data.
+fn axis(window: &Window, switch_ns: Option<u64>, label_width: usize, theme: Theme) -> Line<'static> {
     let cells = window.cells;
-    let from = window.start - window.origin;
+    let from = window.start.saturating_sub(window.origin);
     let left = time_label(from, window.width());
     let right = time_label(from + window.width(), window.width());
-    let middle = format!(" {}/cell ", span_label(window.cell));
+    let cell = span_label(window.cell);
+    let coarse = switch_ns.filter(|&s| window.cell > s).map(|s| (window.cell / s.max(1), span_label(s)));
     let gap = cells.saturating_sub(left.chars().count() + right.chars().count());
-    let text = if gap >= middle.chars().count() + 2 {
+    let pan = if window.panned { " · End: newest" } else { "" };
+    let options = [
+        coarse.as_ref().map(|(k, s)| format!(" {cell}/cell = {k}× the {s} switch: cells mix{pan} ")),
+        coarse.as_ref().map(|(k, _)| format!(" {cell}/cell = {k} switches{pan} ")),
+        coarse.as_ref().map(|(k, _)| format!(" {cell}/cell = {k} switches ")),
+        Some(format!(" {cell}/cell{pan} ")),
+        Some(format!(" {cell}/cell ")),
+    ];
+    let middle = options.into_iter().flatten().find(|m| m.chars().count() + 2 <= gap).unwrap_or_default();
+    let text = if middle.is_empty() {
+        format!("{left}{}{right}", "─".repeat(gap))
+    } else {
         let before = (gap - middle.chars().count()) / 2;
         let after = gap - middle.chars().count() - before;
         format!("{left}{}{middle}{}{right}", "─".repeat(before), "─".repeat(after))
-    } else {
-        format!("{left}{}{right}", "─".repeat(gap))
     };
     Line::from(vec![Span::raw(" ".repeat(label_width)), Span::styled(text, theme.dim())])
 }

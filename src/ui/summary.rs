@@ -1,19 +1,21 @@
-//! Two lines under the panels: what is happening now, and once a run is
-//! over, its results (wall time and speedup per model, and who won).
+//! The lines under the panels: what is happening now, and once a run is
+//! over, its results (wall time, speedup with its limit, cores used per
+//! model) and what they say — or why the machine was too busy to say it.
+//! Earlier sessions' speedups follow where there is room.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::app::{App, Mode, Phase, Session};
+use crate::app::{App, Earlier, Mode, Phase, Session};
+use crate::experiment::load::too_busy;
 use crate::experiment::spec::{RunSpec, Workload};
-use crate::experiment::verdict::verdict;
 use crate::format::{duration_label, fit};
 use crate::sim::workload::Role;
 use crate::ui::Theme;
 
-pub const HEIGHT: u16 = 3;
+pub const HEIGHT: u16 = 4;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let width = area.width as usize;
@@ -22,34 +24,83 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Some(session) => match session.timing_baseline() {
             Some(_) => timing_baseline(app, session, theme),
             None if session.active() => running(app, session, theme),
-            None => results(app, session, theme),
+            None => results(app, session, width, theme),
         },
     };
     if let Some(notice) = &app.notice {
-        lines[2] = Line::styled(format!(" {notice}"), theme.bad());
+        lines[3] = Line::styled(format!(" {notice}"), theme.bad());
     }
     let lines: Vec<Line> = lines.into_iter().map(|l| clip(l, width)).collect();
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-type Lines = [Line<'static>; 3];
+/// Earlier sessions' speedups, newest first, as many as fit in `area`.
+pub fn render_history(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let lines: Vec<Line> = app
+        .history
+        .iter()
+        .take(area.height as usize)
+        .map(|e| clip(earlier(e, theme), area.width as usize))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// " earlier · 2 workers · switch 5 ms · one at a time: threading 0.98× · multiprocessing 1.93×"
+fn earlier(e: &Earlier, theme: Theme) -> Line<'static> {
+    let speedups: Vec<String> = e
+        .speedups
+        .iter()
+        .map(|(label, s)| match s {
+            Some(s) => format!("{label} {s:.2}×"),
+            None => format!("{label} –"),
+        })
+        .collect();
+    Line::styled(
+        format!(" earlier · {} · {}: {}", e.experiment, e.mode.label(), speedups.join(" · ")),
+        theme.dim(),
+    )
+}
+
+type Lines = [Line<'static>; 4];
+
+/// A warning when other processes keep the machine busy now, else nothing.
+fn busy_now(app: &App, theme: Theme) -> Line<'static> {
+    let outside = app.sample.as_ref().and_then(|s| s.outside_cores).unwrap_or(0.0);
+    let cores = app.cores();
+    if f64::from(outside) > too_busy(cores) {
+        Line::styled(
+            format!(
+                " the machine is busy: other processes use {outside:.1} of its {cores} cores — timings will be skewed"
+            ),
+            theme.bad(),
+        )
+    } else {
+        Line::raw("")
+    }
+}
 
 /// "speedup = …", said once wherever speedups show.
 fn speedup_rule(theme: Theme) -> Line<'static> {
     Line::styled(" speedup = the workers' jobs one after another, each alone ÷ wall time", theme.dim())
 }
 
-/// In a race both models share the cores, which a fair timing would not.
+/// In a race the models share the cores, which a fair timing would not:
+/// where their workers outnumber the cores, the figures are shared-core ones.
 fn race_note(app: &App, theme: Theme) -> Line<'static> {
-    let cores = app.sample.as_ref().map_or(app.options.cores as usize, |s| s.cores.len());
-    let models = match crate::ui::panel_count(app) {
-        2 => "both models".to_owned(),
-        n => format!("the {n} models"),
-    };
-    Line::styled(
-        format!(" race: {models} share the {cores} cores · m: one at a time, for fair timings"),
-        theme.dim(),
-    )
+    let cores = app.cores();
+    let models = crate::ui::panel_count(app);
+    let workers = u64::from(app.experiment.workers) * models as u64;
+    if workers > u64::from(cores) {
+        Line::styled(
+            format!(" race: {workers} workers shared {cores} cores: shared-core figures · m: one at a time"),
+            theme.bad(),
+        )
+    } else {
+        Line::styled(
+            format!(" race: the models ran at once on {cores} cores, enough for all their workers"),
+            theme.dim(),
+        )
+    }
 }
 
 /// Cuts a line to the width, span by span.
@@ -92,7 +143,7 @@ fn idle(app: &App, theme: Theme) -> Lines {
         ),
         None => Line::raw(""),
     };
-    [first, speedup_rule(theme), third]
+    [first, speedup_rule(theme), third, busy_now(app, theme)]
 }
 
 fn timing_baseline(app: &App, session: &Session, theme: Theme) -> Lines {
@@ -110,7 +161,7 @@ fn timing_baseline(app: &App, session: &Session, theme: Theme) -> Lines {
         Span::styled(format!(" {state}timing the baseline…"), theme.title()),
         Span::raw(format!(" one {kind} worker alone in its own process{progress}")),
     ]);
-    [first, speedup_rule(theme), Line::raw("")]
+    [first, speedup_rule(theme), Line::raw(""), busy_now(app, theme)]
 }
 
 fn running(app: &App, session: &Session, theme: Theme) -> Lines {
@@ -130,67 +181,95 @@ fn running(app: &App, session: &Session, theme: Theme) -> Lines {
             first.push(Span::raw(format!(" · {} {state}", run.spec.label())));
         }
     }
-    let third = if session.mode == Mode::Race { race_note(app, theme) } else { Line::raw("") };
-    [Line::from(first), baseline_line(app, session, theme), third]
+    let third = if session.mode == Mode::Race { race_note(app, theme) } else { one_at_a_time_note(theme) };
+    [Line::from(first), baseline_line(app, session, theme), third, busy_now(app, theme)]
+}
+
+/// One at a time: each model has the machine to itself.
+fn one_at_a_time_note(theme: Theme) -> Line<'static> {
+    Line::styled(" one at a time: each model has the cores to itself, so its timing is fair", theme.dim())
 }
 
 /// "alone, one takes 3.47 s: the 2 workers one after another take 6.94 s"
 fn baseline_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
     let e = &session.experiment;
-    match app.baseline.total_s(e) {
-        Some(serial) => {
-            let alone =
-                match (app.baseline.time_of_role(e, Role::Cpu), app.baseline.time_of_role(e, Role::Io)) {
-                    (Some(cpu), Some(io)) if e.workload == Workload::Mixed => {
-                        format!(
-                            "the I/O worker takes {}, a CPU one {}",
-                            duration_label(io),
-                            duration_label(cpu)
-                        )
-                    }
-                    (Some(t), _) | (None, Some(t)) => format!("one takes {}", duration_label(t)),
-                    (None, None) => String::new(),
-                };
-            Line::styled(
-                format!(
-                    " alone, {alone}: the {} workers one after another, {}",
-                    e.workers,
-                    duration_label(serial)
-                ),
-                theme.dim(),
-            )
-        }
-        None => Line::styled(" no speedup: the baseline run failed", theme.bad()),
-    }
+    let Some(total) = app.baseline.total_s(e) else {
+        return Line::styled(" no speedup: the baseline run failed", theme.bad());
+    };
+    // Only the roles this workload has: a CPU time measured earlier is not an I/O worker's.
+    let time = |role| app.baseline.time_of_role(e, role).map(duration_label);
+    let alone = match e.workload {
+        Workload::Cpu => format!("one takes {}", time(Role::Cpu).unwrap_or_default()),
+        Workload::Io => format!("one I/O worker takes {}", time(Role::Io).unwrap_or_default()),
+        Workload::Mixed => format!(
+            "the I/O worker takes {}, a CPU one {}",
+            time(Role::Io).unwrap_or_default(),
+            time(Role::Cpu).unwrap_or_default()
+        ),
+    };
+    Line::styled(
+        format!(" alone, {alone}: the {} workers one after another, {}", e.workers, duration_label(total)),
+        theme.dim(),
+    )
 }
 
-fn results(app: &App, session: &Session, theme: Theme) -> Lines {
-    let serial = app.baseline.total_s(&session.experiment);
-    let mut first = vec![Span::raw(" ")];
-    let mut results = Vec::new();
-    for (i, run) in session.models.iter().enumerate() {
-        if i > 0 {
-            first.push(Span::styled("   ", theme.dim()));
-        }
-        first.push(Span::styled(run.spec.label(), theme.title()));
-        match run.result() {
-            Some(mut r) => {
-                r.speedup = serial.map(|s| s / r.wall_s);
-                let speedup = r.speedup.map_or(String::new(), |s| format!(" · speedup {s:.2}×"));
-                first.push(Span::raw(format!(" {}{speedup}", duration_label(r.wall_s))));
-                results.push(r);
+fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
+    let compared = session.compare(&app.baseline, app.cores());
+    // As much of each model's figures as fits the line for all of them.
+    let line = |detail: usize| {
+        let mut spans = vec![Span::raw(" ")];
+        for (i, (run, result)) in session.models.iter().zip(&compared.results).enumerate() {
+            if i > 0 {
+                spans.push(Span::styled("   ", theme.dim()));
             }
-            None => first.push(Span::styled(" ✗ failed", theme.bad())),
+            spans.push(Span::styled(run.spec.label(), theme.title()));
+            let Some(r) = result else {
+                spans.push(Span::styled(" ✗ failed", theme.bad()));
+                continue;
+            };
+            let speedup = r.speedup.map_or(String::new(), |s| match detail {
+                0 => format!(" · speedup {s:.2}× of at most {:.0}×", r.speedup_limit),
+                _ => format!(" · {s:.2}× of {:.0}×", r.speedup_limit),
+            });
+            let text = match detail {
+                0 | 1 => format!(" {}{speedup} · {:.2} cores", duration_label(r.wall_s), r.cores_used),
+                2 => format!(" {}{speedup}", duration_label(r.wall_s)),
+                _ => speedup.trim_start_matches(" ·").to_owned(),
+            };
+            spans.push(Span::raw(text));
         }
+        spans
+    };
+    let first = (0..4)
+        .map(line)
+        .find(|spans| spans.iter().map(|s| s.content.chars().count()).sum::<usize>() <= width)
+        .unwrap_or_else(|| line(3));
+    // The verdict, over two lines if it needs them.
+    let (second, third) = match &compared.verdict {
+        Some(v) => {
+            let style = if v.starts_with("→ no verdict") { theme.bad() } else { theme.title() };
+            let (a, b) = wrap_two(&format!(" {v}"), width);
+            (Line::styled(a, style), Line::styled(b, style))
+        }
+        None => (Line::raw(""), Line::raw("")),
+    };
+    let fourth = match session.mode {
+        Mode::Race if compared.results.iter().flatten().count() >= 2 => race_note(app, theme),
+        _ => Line::styled(
+            " one round: speedups on a noisy machine move by tens of per cent; `gilscope run` repeats them",
+            theme.dim(),
+        ),
+    };
+    [Line::from(first), second, third, fourth]
+}
+
+/// `text` over two lines of `width`, broken at a space.
+fn wrap_two(text: &str, width: usize) -> (String, String) {
+    if text.chars().count() <= width {
+        return (text.to_owned(), String::new());
     }
-    let second = match verdict(&results) {
-        Some(v) => Line::styled(format!(" {v}"), theme.title()),
-        None => Line::raw(""),
-    };
-    let third = if session.mode == Mode::Race && results.len() >= 2 {
-        race_note(app, theme)
-    } else {
-        baseline_line(app, session, theme)
-    };
-    [Line::from(first), second, third]
+    let cut: String = text.chars().take(width).collect();
+    let at = cut.rfind(' ').filter(|&i| i > width / 2).unwrap_or(cut.len());
+    let (a, b) = text.split_at(at);
+    (a.to_owned(), format!("  {}", b.trim_start()))
 }

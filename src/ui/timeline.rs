@@ -1,39 +1,42 @@
-//! The lock-holder timeline: which state each worker was in, cell by cell.
+//! The lock-holder timeline: what each worker did, cell by cell, and who
+//! held the GIL.
 //!
-//! A lane is built by sampling the worker's spans over the visible window:
-//! each cell covers an equal slice of time and shows the state that took most
-//! of that slice. Every time here is on the session's clock, paused stretches
-//! already cut out, so a pause leaves no false gap or false run in the lanes.
+//! One rule for every lane: a cell is drawn solid only when one thing
+//! happened throughout it (one state; for the GIL lane, one holder). A cell
+//! that mixes shows the mix: the running share as a block of eighths
+//! (▁▂▃▄▅▆▇), never the full block, so regular 5 ms switching seen through
+//! 250 ms cells reads as two half-full lanes, not as long solid holds. In
+//! the GIL lane a cell in which the lock changed hands is ╳, and a second
+//! row, where there is room, counts the takes. Every time here is on the
+//! session's clock (paused stretches cut out).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 
-use crate::app::{App, Mode, Session, ZOOMS, Zoom};
-use crate::experiment::tally::{Lane, Span as StateSpan};
+use crate::app::{App, Session};
+use crate::experiment::tally::{Lane, Tally};
+use crate::experiment::track::{LEVELS_NS, Mix};
 use crate::ui::{Theme, glyph};
-
-/// The states a cell can be made of, in `Durations` order.
-pub const STATES: [Lane; 5] = [Lane::Running, Lane::Waiting, Lane::Io, Lane::Finished, Lane::Failed];
-
-/// Time (ns) spent in each of `STATES` during one cell.
-pub type Durations = [u64; 5];
-
-fn index(lane: Lane) -> Option<usize> {
-    STATES.iter().position(|s| *s == lane)
-}
 
 /// The part of a run the timeline shows, on the session clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
-    /// Where 0 s is: the start of the run (of both runs, in a race).
+    /// Where 0 s is: the start of this panel's run (of all runs, in a race).
     pub origin: u64,
+    /// The first cell's index on the tally's grid, and where it starts.
+    pub first: usize,
     pub start: u64,
-    /// Nanoseconds a cell stands for.
+    /// The track level (an index into `LEVELS_NS`), how many of its bins
+    /// make a cell, and the cell in ns.
+    pub level: usize,
+    pub bins: usize,
     pub cell: u64,
     pub cells: usize,
-    /// The time up to which open spans reach: now, or the run's end.
-    pub end: u64,
+    /// Now, or the run's end: no state reaches beyond it.
+    pub now: u64,
+    /// Panned away from the newest data (the user pressed ← or Home).
+    pub panned: bool,
 }
 
 impl Window {
@@ -41,35 +44,34 @@ impl Window {
     /// its run started.
     pub fn of(app: &App, session: &Session, model: usize, cells: usize) -> Option<Window> {
         let tally = session.models.get(model)?.tally.as_ref()?;
-        let started = session.models.iter().filter_map(|r| r.tally.as_ref());
-        let now = session.now(app.now);
-        let (origin, end) = match session.mode {
-            Mode::Race => {
-                let origin = started.clone().map(|t| t.requested_at).min().unwrap_or(tally.requested_at);
-                let end = if session.active() {
-                    now
-                } else {
-                    started.map(|t| t.last_event).max().unwrap_or(tally.last_event)
-                };
-                (origin, end)
-            }
-            Mode::OneAtATime => {
-                let end = if session.models[model].over { tally.last_event } else { now };
-                (tally.requested_at, end)
-            }
-        };
         let cells = cells.max(1);
-        let end = end.max(origin);
-        let span = end - origin;
-        let cell = match ZOOMS[app.zoom] {
-            Zoom::Cell(d) => d.as_nanos() as u64,
-            // At least a millisecond across, so a run that just began is not one cell.
-            Zoom::WholeRun => span.max(1_000_000).div_ceil(cells as u64),
+        let now = session.now(app.now);
+        let (origin, end) = session.extent(model, now)?;
+        // Every panel on one time scale: the level is chosen for the longest.
+        let (level, bins) = session.scale_for(app.view.zoom, now, cells);
+        let cell = LEVELS_NS[level] * bins as u64;
+        let grid = tally.origin;
+        let index = |t: u64| (t.saturating_sub(grid) / cell) as usize;
+        let first_of_run = index(origin);
+        let last = index(end.saturating_sub(1).max(origin));
+        // The run fills the lanes from the left, then the newest end stays in
+        // view, unless the user panned.
+        let latest = (last + 1).saturating_sub(cells).max(first_of_run);
+        let first = match app.view.pan {
+            Some(offset) => (first_of_run + (offset / cell) as usize).min(latest),
+            None => latest,
         };
-        let width = cell * cells as u64;
-        // The run fills the lanes from the left, then scrolls.
-        let start = if span <= width { origin } else { end - width };
-        Some(Window { origin, start, cell, cells, end })
+        Some(Window {
+            origin,
+            first,
+            start: grid + first as u64 * cell,
+            level,
+            bins,
+            cell,
+            cells,
+            now: end,
+            panned: first < latest,
+        })
     }
 
     pub fn width(&self) -> u64 {
@@ -77,94 +79,125 @@ impl Window {
     }
 }
 
-/// How long a worker spent in each state during each cell of the window.
-pub fn sample(spans: &[StateSpan], window: &Window) -> Vec<Durations> {
-    let mut out = vec![[0u64; 5]; window.cells];
-    let dt = window.cell.max(1);
-    let (from, to) = (window.start, window.start + window.width());
-    let end_of = |s: &StateSpan| s.to.unwrap_or(window.end).min(window.end);
-    // Spans are in time order and do not overlap: skip those over before the window.
-    let first = spans.partition_point(|s| end_of(s) <= from);
-    for span in &spans[first..] {
-        let a = span.from.max(from);
-        if a >= to {
-            break;
-        }
-        let b = end_of(span).min(to);
-        let Some(state) = index(span.lane) else { continue };
-        if b <= a {
-            continue;
-        }
-        let mut t = a;
-        while t < b {
-            let cell = ((t - from) / dt) as usize;
-            let cell_end = (from + (cell as u64 + 1) * dt).min(b);
-            out[cell][state] += cell_end - t;
-            t = cell_end;
-        }
-    }
-    out
-}
-
-/// The state that took most of a cell; None for a cell with no data (before
-/// the worker started, or in the future).
-pub fn dominant(d: &Durations) -> Option<Lane> {
-    let (i, most) = d.iter().enumerate().max_by_key(|(i, v)| (**v, usize::MAX - i))?;
-    (*most > 0).then_some(STATES[i])
-}
-
-/// Who held the GIL of one process in each cell: the worker that ran most of
-/// the cell, if running took more of it than the lock stood free.
-pub fn holders(lanes: &[(u32, Vec<Durations>)], cells: usize) -> Vec<Option<u32>> {
-    (0..cells)
-        .map(|c| {
-            let covered: u64 = lanes.iter().map(|(_, d)| d[c].iter().sum::<u64>()).max().unwrap_or(0);
-            let (worker, held) = lanes.iter().map(|(w, d)| (*w, d[c][0])).max_by_key(|(_, h)| *h)?;
-            let total_held: u64 = lanes.iter().map(|(_, d)| d[c][0]).sum();
-            let free = covered.saturating_sub(total_held);
-            (held > 0 && total_held >= free).then_some(worker)
-        })
+/// What worker `w` did in each cell of the window.
+pub fn mixes(tally: &Tally, w: usize, window: &Window) -> Vec<Mix> {
+    let Some(worker) = tally.workers.get(w) else { return vec![Mix::default(); window.cells] };
+    (0..window.cells)
+        .map(|c| worker.track.cells(window.level, (window.first + c) * window.bins, window.bins, window.now))
         .collect()
+}
+
+/// The eighth blocks, by running share: index k is k eighths full.
+const EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// How full a cell is drawn, in eighths: 8 only for a cell that ran
+/// throughout, 1–7 for a mix (never 0 when it ran at all, never 8 when it
+/// did not run throughout), 0 when it did not run.
+pub fn eighths(mix: &Mix) -> usize {
+    match mix.pure() {
+        Some(Lane::Running) => 8,
+        Some(_) => 0,
+        None if mix.run <= 0.0 => 0,
+        None => ((mix.running_share() * 8.0).round() as usize).clamp(1, 7),
+    }
 }
 
 /// One character cell of a lane, with its style.
 pub type Cell = (char, Style);
 
-/// A lane, cell by cell: the dominant state's symbol.
-pub fn lane_cells(cells: &[Durations], theme: Theme) -> Vec<Cell> {
-    cells
+/// A worker's lane: its state's symbol where one state held the whole
+/// cell, else the running share in eighths (over the colour of what else
+/// it did), else the state that took most of it.
+pub fn lane_cells(mixes: &[Mix], theme: Theme) -> Vec<Cell> {
+    mixes
         .iter()
-        .map(|d| {
-            let lane = dominant(d).unwrap_or(Lane::NotStarted);
-            (glyph(lane), theme.lane(lane))
+        .map(|mix| {
+            if let Some(lane) = mix.pure() {
+                return (glyph(lane), theme.lane(lane));
+            }
+            let Some(dominant) = mix.dominant() else { return (' ', Style::new()) };
+            match eighths(mix) {
+                0 => (glyph(dominant), theme.lane(dominant)),
+                k => {
+                    let other = if dominant == Lane::Running { Lane::Waiting } else { dominant };
+                    (EIGHTHS[k], theme.lane(Lane::Running).patch(theme.behind(other)))
+                }
+            }
         })
         .collect()
 }
 
-/// The GIL lane: the holder's digit where a hold begins, a bar while it lasts.
-pub fn gil_cells(holders: &[Option<u32>], theme: Theme) -> Vec<Cell> {
+/// Who held the GIL of one process in a cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Holding {
+    /// Nobody ran: the lock stood free (or nothing happened yet).
+    Free,
+    /// One worker held it throughout the cell.
+    Solid(u32),
+    /// One worker held it for part of the cell (the share, 0–1).
+    Part(u32, f64),
+    /// It changed hands inside the cell: the share held, and the takes.
+    Switching(f64, u32),
+}
+
+/// The GIL of one process, cell by cell, from its workers' lanes.
+pub fn holdings(lanes: &[(u32, Vec<Mix>)], cells: usize) -> Vec<Holding> {
+    (0..cells)
+        .map(|c| {
+            let running: Vec<(u32, &Mix)> =
+                lanes.iter().filter(|(_, m)| m[c].run > 0.0).map(|(w, m)| (*w, &m[c])).collect();
+            let covered = lanes.iter().map(|(_, m)| m[c].covered()).fold(0.0, f64::max);
+            let held: f64 = running.iter().map(|(_, m)| m.run).sum();
+            let share = if covered > 0.0 { (held / covered).min(1.0) } else { 0.0 };
+            let takes: u32 = running.iter().map(|(_, m)| m.takes).sum();
+            // One holder for the whole cell is one hold, as far as the lock
+            // can tell, even if it entered the cell by taking it.
+            let whole = 1.0 - 1.0 / 255.0;
+            match running.as_slice() {
+                [] => Holding::Free,
+                [(w, mix)] if mix.takes <= 1 && share >= whole => Holding::Solid(*w),
+                [(w, mix)] if mix.takes <= 1 => Holding::Part(*w, share),
+                _ => Holding::Switching(share, takes),
+            }
+        })
+        .collect()
+}
+
+/// The GIL lane: the holder's mark where a hold begins and its bar while it
+/// lasts; a share in eighths where one holder had it part of the cell; ╳
+/// where it changed hands.
+pub fn gil_cells(holdings: &[Holding], theme: Theme) -> Vec<Cell> {
     let mut previous = None;
-    holders
+    holdings
         .iter()
         .map(|h| {
             let cell = match *h {
-                Some(w) if previous == Some(w) => ('▇', theme.worker(w)),
-                Some(w) => (worker_mark(w), theme.worker(w).add_modifier(Modifier::BOLD)),
-                None => (' ', Style::new()),
+                Holding::Solid(w) if previous == Some(w) => ('▇', theme.worker(w)),
+                Holding::Solid(w) => (worker_mark(w), theme.worker(w).add_modifier(Modifier::BOLD)),
+                Holding::Part(w, share) => {
+                    (EIGHTHS[((share * 8.0).round() as usize).clamp(1, 7)], theme.worker(w))
+                }
+                Holding::Switching(..) => ('╳', theme.switching()),
+                Holding::Free => (' ', Style::new()),
             };
-            previous = *h;
+            previous = match *h {
+                Holding::Solid(w) => Some(w),
+                _ => None,
+            };
             cell
         })
         .collect()
 }
 
-/// The GIL lane's further rows: the holder's colour, no digits.
-pub fn gil_bar_cells(holders: &[Option<u32>], theme: Theme) -> Vec<Cell> {
-    holders
+/// The GIL lane's second row: how many times the lock was taken in each cell
+/// where it changed hands (1–9, + for ten or more).
+pub fn take_counts(holdings: &[Holding], theme: Theme) -> Vec<Cell> {
+    holdings
         .iter()
         .map(|h| match *h {
-            Some(w) => ('▇', theme.worker(w)),
-            None => (' ', Style::new()),
+            Holding::Switching(_, n) if n >= 10 => ('+', theme.dim()),
+            Holding::Switching(_, n) => (char::from_digit(n.max(1), 10).unwrap_or('+'), theme.dim()),
+            _ => (' ', Style::new()),
         })
         .collect()
 }
@@ -191,32 +224,131 @@ pub fn paint(buf: &mut Buffer, area: Rect, x: u16, y: u16, cells: &[Cell]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    fn span(from: u64, to: Option<u64>, lane: Lane) -> StateSpan {
-        StateSpan { from, to, lane }
+    use crate::experiment::track::Track;
+
+    const MS: u64 = 1_000_000;
+
+    fn theme() -> Theme {
+        Theme { color: false }
+    }
+
+    fn symbols(cells: &[Cell]) -> String {
+        cells.iter().map(|(c, _)| *c).collect()
+    }
+
+    /// Two workers taking turns every `hold` ns for `until` ns.
+    fn turns(hold: u64, until: u64) -> [Track; 2] {
+        let mut tracks = [Track::new(0), Track::new(0)];
+        let (mut t, mut holder) = (0, 0);
+        tracks[1].enter(0, Lane::Waiting);
+        while t < until {
+            tracks[holder].enter(t, Lane::Running);
+            tracks[1 - holder].enter(t, Lane::Waiting);
+            t += hold;
+            holder = 1 - holder;
+        }
+        tracks
     }
 
     #[test]
-    fn each_cell_shows_the_state_that_took_most_of_it() {
-        let spans = [
-            span(0, Some(6), Lane::Running),
-            span(6, Some(10), Lane::Waiting),
-            span(10, Some(13), Lane::Running),
-            span(13, None, Lane::Io),
-        ];
-        let w = Window { origin: 0, start: 0, cell: 10, cells: 4, end: 25 };
-        let cells = sample(&spans, &w);
-        let lanes: Vec<Option<Lane>> = cells.iter().map(dominant).collect();
-        assert_eq!(lanes, [Some(Lane::Running), Some(Lane::Io), Some(Lane::Io), None]);
-        assert_eq!(cells[0], [6, 4, 0, 0, 0]);
-        assert_eq!(cells[1], [3, 0, 7, 0, 0]);
-        assert_eq!(cells[2], [0, 0, 5, 0, 0], "the open span reaches up to now, not beyond");
+    fn regular_switching_through_coarse_cells_shows_the_mix_not_holds() {
+        let tracks = turns(5 * MS, 2_000 * MS);
+        // 250 ms cells: each worker ran half of every cell.
+        let level = LEVELS_NS.iter().position(|&s| s == 250 * MS).unwrap_or(0);
+        let mixes: Vec<Mix> = (0..7).map(|c| tracks[0].cell(level, c, 2_000 * MS)).collect();
+        assert_eq!(symbols(&lane_cells(&mixes, theme())), "▄▄▄▄▄▄▄");
+        let lanes =
+            vec![(0, mixes), (1, (0..7).map(|c| tracks[1].cell(level, c, 2_000 * MS)).collect::<Vec<_>>())];
+        let gil = holdings(&lanes, 7);
+        assert_eq!(symbols(&gil_cells(&gil, theme())), "╳╳╳╳╳╳╳");
+        assert_eq!(symbols(&take_counts(&gil, theme())), "+++++++");
     }
 
     #[test]
-    fn the_gil_lane_names_the_holder_and_leaves_free_time_blank() {
-        let a = vec![[8, 2, 0, 0, 0], [1, 0, 9, 0, 0], [0, 10, 0, 0, 0]];
-        let b = vec![[2, 8, 0, 0, 0], [0, 0, 10, 0, 0], [0, 0, 0, 10, 0]];
-        assert_eq!(holders(&[(0, a), (1, b)], 3), [Some(0), None, None]);
+    fn at_a_millisecond_a_cell_the_holds_are_solid_and_named() {
+        let tracks = turns(5 * MS, 20 * MS);
+        let lanes: Vec<(u32, Vec<Mix>)> =
+            (0..2).map(|w| (w as u32, (0..20).map(|c| tracks[w].cell(0, c, 20 * MS)).collect())).collect();
+        // A hold that began exactly as its cell did is drawn ▇ there: a state
+        // changed at that instant, and a solid cell promises none did.
+        assert_eq!(symbols(&lane_cells(&lanes[0].1, theme())), "█████░░░░░▇████░░░░░");
+        let gil = holdings(&lanes, 20);
+        assert_eq!(symbols(&gil_cells(&gil, theme())), "0▇▇▇▇1▇▇▇▇0▇▇▇▇1▇▇▇▇");
+    }
+
+    /// A small deterministic generator: xorshift.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % below.max(1)
+        }
+    }
+
+    #[test]
+    fn every_cell_is_within_an_eighth_of_the_truth_and_no_solid_run_outlasts_a_hold() {
+        for seed in 1..300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            // Holds from 20 µs to 60 ms, gaps (waiting) from 0 to 10 ms.
+            let mut track = Track::new(0);
+            // Holds as the track sees them: back-to-back ones are one hold.
+            let mut holds: Vec<(u64, u64)> = Vec::new();
+            let mut t = 0;
+            while t < 400 * MS {
+                let hold = 20_000 + rng.next(60 * MS);
+                track.enter(t, Lane::Running);
+                match holds.last_mut() {
+                    Some(last) if last.1 == t => last.1 = t + hold,
+                    _ => holds.push((t, t + hold)),
+                }
+                t += hold;
+                let gap = rng.next(10 * MS);
+                if gap > 0 {
+                    track.enter(t, Lane::Waiting);
+                    t += gap;
+                }
+            }
+            let end = t;
+            track.enter(end, Lane::Finished);
+            for (level, &size) in LEVELS_NS.iter().enumerate().take(9) {
+                let cells = (end / size) as usize;
+                let mixes: Vec<Mix> = (0..cells).map(|c| track.cell(level, c, end)).collect();
+                let drawn = lane_cells(&mixes, theme());
+                for (c, mix) in mixes.iter().enumerate() {
+                    let (from, to) = (c as u64 * size, (c as u64 + 1) * size);
+                    let ran: u64 = holds.iter().map(|&(a, b)| b.min(to).saturating_sub(a.max(from))).sum();
+                    let truth = ran as f64 / size as f64;
+                    let shown = eighths(mix) as f64 / 8.0;
+                    assert!(
+                        (shown - truth).abs() <= 1.0 / 8.0 + 1e-6,
+                        "seed {seed}, level {level}, cell {c}: drawn {} ({shown}) for a running share of {truth}",
+                        drawn[c].0
+                    );
+                }
+                // A run of solid cells lies inside one real hold.
+                let mut c = 0;
+                while c < cells {
+                    if drawn[c].0 != '█' {
+                        c += 1;
+                        continue;
+                    }
+                    let first = c;
+                    while c < cells && drawn[c].0 == '█' {
+                        c += 1;
+                    }
+                    let (from, to) = (first as u64 * size, c as u64 * size);
+                    assert!(
+                        holds.iter().any(|&(a, b)| a <= from && b >= to),
+                        "seed {seed}, level {level}: {} solid cells ({} ms) that no single hold covers",
+                        c - first,
+                        (to - from) / MS
+                    );
+                }
+            }
+        }
     }
 
     #[test]

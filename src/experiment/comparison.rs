@@ -1,0 +1,201 @@
+//! Models compared, honestly: speedups measured against a baseline timed in
+//! the same round, repeated rounds summed up as a median with its spread,
+//! and every figure flagged when the machine was busy with other things or
+//! the result is physically impossible. The verdict is said only of clean
+//! figures; for I/O it is about latency, and names the convoy effect.
+//!
+//! `gilscope run` fills it with several rounds; the live view with one.
+
+use crate::experiment::spec::{Experiment, Workload};
+use crate::experiment::stats::{Spread, median};
+use crate::experiment::tally::{Latency, RunResult};
+use crate::format::duration_label;
+
+/// One timed run: its figures, its request latencies and the load beside it.
+#[derive(Clone, Debug)]
+pub struct Timed {
+    pub result: RunResult,
+    /// The latencies its figures count (sorted, ns).
+    pub latencies_ns: Vec<u64>,
+    /// Cores' worth of CPU other processes used meanwhile.
+    pub outside: f64,
+}
+
+/// The baseline of one round: the workers one after another, each alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BaselineRound {
+    pub total_s: f64,
+    pub outside: f64,
+    /// One I/O worker alone: its requests' mean latency (ms), when it ran.
+    pub io_alone_ms: Option<f64>,
+}
+
+/// Every round of one model.
+#[derive(Clone, Debug, Default)]
+pub struct Rounds {
+    pub timed: Vec<Timed>,
+    pub baselines: Vec<BaselineRound>,
+}
+
+/// The physical limit of a speedup: CPU-bound work cannot beat the cores,
+/// waiting can overlap as many times as there are workers.
+pub fn speedup_limit(e: &Experiment, cores: u32) -> f64 {
+    let workers = f64::from(e.workers);
+    match e.workload {
+        Workload::Cpu => workers.min(f64::from(cores)),
+        Workload::Io => workers,
+        // One I/O worker waits beside CPU workers that share the cores.
+        Workload::Mixed => workers.min(f64::from(cores) + 1.0),
+    }
+}
+
+/// One model's rounds summed up: medians, the speedup's spread, the outside
+/// load, and whether the figures can be trusted.
+pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -> Option<RunResult> {
+    // The round of the median wall time gives the figures that are not
+    // summed up over rounds (switches, waits, memory).
+    let typical = {
+        let mut by_wall: Vec<&Timed> = rounds.timed.iter().collect();
+        by_wall.sort_by(|a, b| a.result.wall_s.total_cmp(&b.result.wall_s));
+        *by_wall.get(by_wall.len() / 2)?
+    };
+    let mut result = typical.result.clone();
+    let speedups: Vec<f64> = rounds
+        .timed
+        .iter()
+        .zip(&rounds.baselines)
+        .map(|(t, b)| b.total_s / t.result.wall_s)
+        .filter(|s| s.is_finite())
+        .collect();
+    let spread = Spread::of(&speedups);
+    result.rounds = u32::try_from(rounds.timed.len()).unwrap_or(u32::MAX);
+    result.baseline_s = median(&rounds.baselines.iter().map(|b| b.total_s).collect::<Vec<_>>());
+    result.speedup = spread.map(|s| s.median);
+    result.speedup_min = spread.map(|s| s.min);
+    result.speedup_max = spread.map(|s| s.max);
+    result.speedup_limit = speedup_limit(e, cores);
+    result.cores_used = median(&rounds.timed.iter().map(|t| t.result.cores_used).collect::<Vec<_>>())
+        .unwrap_or(result.cores_used);
+    let mut pooled: Vec<u64> = rounds.timed.iter().flat_map(|t| t.latencies_ns.iter().copied()).collect();
+    pooled.sort_unstable();
+    result.io_latency_ms = Latency::of(&pooled);
+    let outside = rounds
+        .timed
+        .iter()
+        .map(|t| t.outside)
+        .chain(rounds.baselines.iter().map(|b| b.outside))
+        .fold(0.0, f64::max);
+    result.outside_load = outside;
+    let mut doubts = Vec::new();
+    if outside > crate::experiment::load::too_busy(cores) {
+        doubts.push(format!(
+            "the machine was busy: other processes used {outside:.1} of its {cores} cores while this was timed"
+        ));
+    }
+    if let Some(s) = result.speedup {
+        if gil_bound && e.workload == Workload::Cpu && s > 1.1 {
+            doubts.push(format!(
+                "{s:.2}× is impossible for CPU-bound threads under one GIL (at most about 1×): the baseline was slowed by something else"
+            ));
+        } else if s > result.speedup_limit * 1.05 {
+            doubts.push(format!(
+                "{s:.2}× is more than {:.0} workers on {cores} cores allow: the baseline was slowed by something else",
+                e.workers
+            ));
+        }
+    }
+    result.clean = doubts.is_empty();
+    result.doubts = doubts;
+    Some(result)
+}
+
+/// What the comparison says, in one line: who was faster and by how much
+/// (CPU), or what the I/O requests waited (I/O and mixed). None when there
+/// is nothing to compare; a line saying why when the figures are not clean.
+pub fn verdict(results: &[RunResult], rounds: &[Rounds], e: &Experiment) -> Option<String> {
+    if let Some(doubt) = results.iter().find_map(|r| r.doubts.first()) {
+        return Some(format!("→ no verdict: {doubt}; run again on an idle machine"));
+    }
+    match e.workload {
+        Workload::Cpu => cpu_verdict(results, rounds),
+        Workload::Io | Workload::Mixed => latency_verdict(results, rounds, e),
+    }
+}
+
+/// "→ multiprocessing is 1.95× faster than threading (1.88–2.02× over 5 rounds)"
+fn cpu_verdict(results: &[RunResult], rounds: &[Rounds]) -> Option<String> {
+    if results.len() < 2 {
+        return None;
+    }
+    let (fast, slow) = extremes(results)?;
+    // The ratio round by round: both models timed under the same conditions.
+    let ratios: Vec<f64> = rounds[slow]
+        .timed
+        .iter()
+        .zip(&rounds[fast].timed)
+        .map(|(s, f)| s.result.wall_s / f.result.wall_s)
+        .collect();
+    let spread = Spread::of(&ratios)?;
+    let over = if ratios.len() > 1 {
+        format!(" ({:.2}–{:.2}× over {} rounds)", spread.min, spread.max, ratios.len())
+    } else {
+        " (one round)".to_owned()
+    };
+    let (f, s) = (&results[fast].label, &results[slow].label);
+    Some(if spread.median < 1.05 {
+        format!("→ {f} and {s} take about as long ({:.2}×){over}", spread.median)
+    } else {
+        format!("→ {f} is {:.2}× faster than {s}{over}", spread.median)
+    })
+}
+
+/// The fastest and slowest result by median wall time.
+fn extremes(results: &[RunResult]) -> Option<(usize, usize)> {
+    let by_wall = |a: &(usize, &RunResult), b: &(usize, &RunResult)| a.1.wall_s.total_cmp(&b.1.wall_s);
+    let fast = results.iter().enumerate().min_by(by_wall)?.0;
+    let slow = results.iter().enumerate().max_by(by_wall)?.0;
+    Some((fast, slow))
+}
+
+/// For I/O: threads overlap their waits. For mixed: the convoy effect.
+fn latency_verdict(results: &[RunResult], rounds: &[Rounds], e: &Experiment) -> Option<String> {
+    let alone = median(
+        &rounds.iter().flat_map(|r| r.baselines.iter().filter_map(|b| b.io_alone_ms)).collect::<Vec<_>>(),
+    );
+    let switch = duration_label(e.switch_interval.as_secs_f64());
+    let worst = results
+        .iter()
+        .filter_map(|r| Some((r, r.io_latency_ms?)))
+        .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))?;
+    let best = results
+        .iter()
+        .filter_map(|r| Some((r, r.io_latency_ms?)))
+        .min_by(|a, b| a.1.mean.total_cmp(&b.1.mean))?;
+    let ms = |v: f64| duration_label(v / 1e3);
+    let alone_text = alone.map_or(String::new(), |a| format!(" against {} alone", ms(a)));
+    Some(match e.workload {
+        Workload::Mixed if worst.1.mean > 1.5 * alone.unwrap_or(worst.1.mean) => format!(
+            "→ the convoy effect: beside CPU threads under one GIL, each I/O request took {} (p99 {}){alone_text} — after every reply the I/O thread waits for the GIL, up to a switch interval ({switch}) at a time; {} keeps it at {}",
+            ms(worst.1.mean),
+            ms(worst.1.p99),
+            best.0.label,
+            ms(best.1.mean),
+        ),
+        Workload::Mixed => format!(
+            "→ the I/O requests took {} (p99 {}) with {}{alone_text}: little convoy at a {switch} switch interval",
+            ms(worst.1.mean),
+            ms(worst.1.p99),
+            worst.0.label
+        ),
+        _ => {
+            let threads = results.iter().find(|r| r.model == "threads")?;
+            format!(
+                "→ threads are enough for I/O: {} overlapped their waits, {:.1}× faster than one request after another (limit {:.0}×); requests took {} each",
+                threads.label,
+                threads.speedup?,
+                threads.speedup_limit,
+                ms(threads.io_latency_ms?.mean)
+            )
+        }
+    })
+}

@@ -1,0 +1,118 @@
+//! How busy the machine was with other things while a run was timed.
+//!
+//! The kernel counts every core's busy time (`/proc/stat`, steal time from
+//! the hypervisor included); gilscope counts its own process tree's CPU
+//! time (its own, its children's and, once reaped, their children's, from
+//! `/proc/PID/stat`). The difference, over the wall time, is the cores'
+//! worth of CPU that other processes took: when it is large, a speedup
+//! measured meanwhile is not to be trusted.
+
+use std::time::Instant;
+
+/// Clock ticks per second of /proc's CPU times (`USER_HZ`).
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// Busy ticks of all cores together since boot: all but idle and iowait.
+pub fn busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = fields[..] else { return None };
+    Some(user + nice + system + irq + softirq + steal)
+}
+
+/// CPU ticks of process `pid` and everything it started: its own and its
+/// reaped children's (fields 14–17 of /proc/PID/stat), plus its live
+/// children's trees.
+pub fn tree_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 0, utime 11, stime 12, cutime 13, cstime 14.
+    let own: u64 = fields.get(11..15).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    own + children(pid).into_iter().map(tree_ticks).sum::<u64>()
+}
+
+/// The live children of `pid`, from every thread's list.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Measures the outside load from a moment on.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadMeter {
+    at: Instant,
+    busy: u64,
+    ours: u64,
+}
+
+impl LoadMeter {
+    /// None where /proc cannot be read: then nothing is claimed.
+    pub fn start() -> Option<LoadMeter> {
+        Some(LoadMeter { at: Instant::now(), busy: busy_ticks()?, ours: tree_ticks(std::process::id()) })
+    }
+
+    /// Cores' worth of CPU that processes outside gilscope's tree used since
+    /// the start (0 when too little time passed to tell).
+    pub fn outside_cores(&self) -> f64 {
+        let wall = self.at.elapsed().as_secs_f64();
+        let (Some(busy), ours) = (busy_ticks(), tree_ticks(std::process::id())) else { return 0.0 };
+        if wall < 0.05 {
+            return 0.0;
+        }
+        let other = busy.saturating_sub(self.busy).saturating_sub(ours.saturating_sub(self.ours));
+        other as f64 / ticks_per_second() / wall
+    }
+}
+
+/// Above this many cores' worth of outside CPU, a timing is not clean: a
+/// fifth of a core, or a tenth of the machine on a big one.
+pub fn too_busy(cores: u32) -> f64 {
+    (0.1 * f64::from(cores)).max(0.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_child_of_ours_counts_as_ours_even_once_reaped() {
+        let before = tree_ticks(std::process::id());
+        let child = std::process::Command::new("sh")
+            .args(["-c", "timeout 0.6 sh -c 'while :; do :; done'; true"])
+            .status();
+        assert!(child.is_ok_and(|s| s.success()), "sh runs");
+        let after = tree_ticks(std::process::id());
+        // The grandchild spun for 0.6 s and was reaped: its CPU is in our tree's.
+        let seconds = (after - before) as f64 / ticks_per_second();
+        assert!(seconds > 0.15, "a reaped busy child counted {seconds} s of our tree's CPU");
+    }
+
+    #[test]
+    fn a_busy_process_outside_our_tree_is_outside_load() {
+        // A hog that is not our child (its shell exits at once) and that
+        // stops by itself after a second.
+        let started = std::process::Command::new("sh")
+            .args(["-c", "timeout 1.2 sh -c 'while :; do :; done' >/dev/null 2>&1 &"])
+            .status();
+        assert!(started.is_ok_and(|s| s.success()), "sh runs");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Some(meter) = LoadMeter::start() else { panic!("/proc/stat is readable on Linux") };
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let outside = meter.outside_cores();
+        assert!(outside > 0.6, "a spinning process outside our tree showed as {outside} cores");
+    }
+}
