@@ -224,6 +224,21 @@ fn mid_run_cpu_bound_shows_lanes_the_gil_holder_and_live_figures() {
 }
 
 #[test]
+fn at_ten_milliseconds_a_cell_the_5_ms_switching_shows_as_a_mix_not_as_holds() {
+    let (mut app, ..) = mid_run();
+    for _ in 0..4 {
+        key(&mut app, 'z'); // 250 → 100 → 50 → 20 → 10 ms a cell
+    }
+    assert_eq!(app.shown_cell(), Some(10 * MS));
+    snapshot("switching_at_10ms", &app);
+    let text = draw(&app, 80, 24).backend().to_string();
+    let row = text.lines().find(|l| l.starts_with("\"│T0")).unwrap_or_default();
+    let lane = row.split("││").next().unwrap_or_default(); // threading's panel only
+    let solid_run = lane.split(|c| c != '█').map(|r| r.chars().count()).max().unwrap_or(0);
+    assert!(solid_run <= 1, "holds of 3–7 ms cannot fill two 10 ms cells in a row: {lane}");
+}
+
+#[test]
 fn zoomed_in_the_single_switches_show() {
     let (mut app, ..) = mid_run();
     for _ in 0..7 {

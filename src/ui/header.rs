@@ -42,14 +42,26 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ("pace", pace),
         ("zoom", zoom),
     ];
-    let mut second = vec![Span::raw(" ")];
-    for (i, (label, value)) in items.into_iter().enumerate() {
-        if i > 0 {
-            second.push(Span::styled(" · ", theme.dim()));
+    // With their labels where the line has room, else the values alone.
+    let line = |labels: bool| {
+        let mut spans = vec![Span::raw(" ")];
+        for (i, (label, value)) in items.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" · ", theme.dim()));
+            }
+            if labels || *label == "GIL" || *label == "zoom" {
+                spans.push(Span::styled(format!("{label} "), theme.dim()));
+            }
+            spans.push(Span::raw(value.clone()));
         }
-        second.push(Span::styled(format!("{label} "), theme.dim()));
-        second.push(Span::raw(value));
-    }
-    let second = crate::ui::summary::clip(Line::from(second), width);
+        spans
+    };
+    let long = line(true);
+    let spans = if long.iter().map(|s| s.content.chars().count()).sum::<usize>() <= width {
+        long
+    } else {
+        line(false)
+    };
+    let second = crate::ui::summary::clip(Line::from(spans), width);
     frame.render_widget(Paragraph::new(vec![first, second]), area);
 }

@@ -70,7 +70,7 @@ fn busy_now(app: &App, theme: Theme) -> Line<'static> {
     if f64::from(outside) > too_busy(cores) {
         Line::styled(
             format!(
-                " the machine is busy: other processes use {outside:.1} of its {cores} cores — timings will be skewed"
+                " busy machine: other processes use {outside:.1} of its {cores} cores: timings will be skewed"
             ),
             theme.bad(),
         )
@@ -256,7 +256,7 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
     let fourth = match session.mode {
         Mode::Race if compared.results.iter().flatten().count() >= 2 => race_note(app, theme),
         _ => Line::styled(
-            " one round: speedups on a noisy machine move by tens of per cent; `gilscope run` repeats them",
+            " one round only: `gilscope run` repeats rounds and gives medians with their spread",
             theme.dim(),
         ),
     };
