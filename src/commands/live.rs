@@ -20,7 +20,8 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
 use crate::cli::ExperimentArgs;
 use crate::clock::now_ns;
-use crate::cpython::Python;
+use crate::cpython::{Python, discover};
+use crate::experiment::matrix::Need;
 use crate::experiment::plan::Plan;
 use crate::experiment::supervisor::{self, Report, RunId, Running};
 use crate::monitor::{self, Sample};
@@ -48,8 +49,18 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
     // The runtime key (`c`) switches between the simulation and the real
     // interpreter whenever one answers; --runtime picks the one to start on.
     let first = args.runtime.runtimes()[0];
+    let (found_tx, found_rx) = crossbeam_channel::bounded(1);
     let (runtimes, cpython_unavailable) = match Python::probe(&args.python) {
         Ok(python) => {
+            // Interpreters for the models this one cannot run are looked for
+            // meanwhile: probing each takes a while, the first frame should not wait.
+            let main = python.clone();
+            let _ = std::thread::Builder::new().name("discover".into()).spawn(move || {
+                let find = |need: Need| {
+                    if need.fits(&main) { Some(main.clone()) } else { discover::find(|p| need.fits(p)) }
+                };
+                let _ = found_tx.send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
+            });
             plan.python = Some(python);
             let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
             (vec![first, other], None)
@@ -61,8 +72,18 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         Err(why) => (vec![Runtime::Sim], Some(why)),
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
-    let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
-    let app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    let options = Options {
+        color,
+        runtimes,
+        cpython_unavailable,
+        cores: crate::cli::cores(),
+        cpython_subinterpreters: false,
+        cpython_free_threaded: false,
+    };
+    let mut app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    if let Some(models) = args.chosen_models() {
+        app.models = models;
+    }
 
     let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
@@ -96,8 +117,13 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut world =
-        World { plan, runs: HashMap::new(), watch: watch_tx, reports: crossbeam_channel::unbounded() };
+    let mut world = World {
+        plan,
+        runs: HashMap::new(),
+        watch: watch_tx,
+        reports: crossbeam_channel::unbounded(),
+        found: found_rx,
+    };
     let outcome = main_loop(&mut terminal, app, &mut world, &input, &sample_rx, &terminate_rx);
     // Workers first: killing them takes no terminal.
     world.runs.clear();
@@ -131,6 +157,8 @@ struct World {
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
     reports: (Sender<Report>, Receiver<Report>),
+    /// The interpreters found for subinterpreters and free-threading, once looked for.
+    found: Receiver<(Option<Python>, Option<Python>)>,
 }
 
 impl World {
@@ -201,6 +229,7 @@ fn main_loop(
     terminate: &Receiver<()>,
 ) -> std::io::Result<()> {
     let reports = world.reports.1.clone();
+    let mut found = world.found.clone();
     // A channel that closed is replaced by one that never fires, so the
     // select does not spin on it.
     let mut input = input.clone();
@@ -254,6 +283,14 @@ fn main_loop(
                 continue;
             },
             recv(terminate) -> _ => Msg::Terminate,
+            recv(found) -> interpreters => {
+                found = never();
+                let Ok((newer, free_threaded)) = interpreters else { continue };
+                let msg = Msg::Interpreters { subinterpreters: newer.is_some(), free_threaded: free_threaded.is_some() };
+                world.plan.newer_python = newer;
+                world.plan.free_threaded_python = free_threaded;
+                msg
+            },
             recv(tick) -> _ => Msg::Tick,
         };
         let now = now_ns();
