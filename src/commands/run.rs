@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
+use crate::commands::say;
 use crate::cpython::Python;
 use crate::experiment::baseline::{self, Baseline};
 use crate::experiment::calibration::Calibration;
@@ -39,6 +40,9 @@ struct JsonReport<'a> {
 /// `python` is the interpreter already probed, when a `CPython` run is asked for.
 pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String> {
     let mut plan = Plan::measure()?;
+    for note in &plan.notes {
+        say(note);
+    }
     let mut runs = args.runs(plan.iteration_ns())?;
     let mut notes = String::new();
     if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
@@ -65,7 +69,9 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             }
             plan.calibrated(calibration);
         }
-        plan.python = Some(python);
+        if let Some(note) = plan.use_python(python) {
+            say(&note);
+        }
     }
     let experiment = runs.first().map(|r| r.experiment.clone()).ok_or("nothing to run")?;
     // One baseline per runtime, measured before the models, in this invocation.

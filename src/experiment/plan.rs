@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cpython::Python;
-use crate::experiment::calibration::Calibration;
+use crate::experiment::calibration::{Calibration, Stored};
 use crate::experiment::matrix::no_gil_off;
 use crate::experiment::spec::{DEFAULT_ITERATION_NS, Model, RunSpec};
 use crate::experiment::supervisor::Launch;
@@ -22,6 +22,9 @@ pub struct Plan {
     pub python: Option<Python>,
     /// What `gilscope calibrate` stored, read once here.
     pub calibration: Option<Calibration>,
+    /// What the user should hear about the calibration: a stored one
+    /// refused, or one measured on another interpreter than the one in use.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -31,15 +34,45 @@ impl Plan {
     /// measured now (~20 ms).
     pub fn measure() -> Result<Self, String> {
         let program = std::env::current_exe().map_err(|e| format!("cannot find the gilscope binary: {e}"))?;
-        let calibration = Calibration::load();
+        let mut notes = Vec::new();
+        let calibration = match Calibration::load()? {
+            Stored::Sound(calibration) => Some(calibration),
+            Stored::None => None,
+            Stored::Refused(why) => {
+                notes.push(why);
+                None
+            }
+        };
         let units_per_ns =
             calibration.as_ref().and_then(|c| c.sim_units_per_ns).unwrap_or_else(measure_units_per_ns);
-        Ok(Plan { program, units_per_ns, python: None, calibration })
+        Ok(Plan { program, units_per_ns, python: None, calibration, notes })
     }
 
     /// A plan whose sqrt speed is measured now, without any calibration.
     pub fn with_program(program: PathBuf) -> Self {
-        Plan { program, units_per_ns: measure_units_per_ns(), python: None, calibration: None }
+        Plan {
+            program,
+            units_per_ns: measure_units_per_ns(),
+            python: None,
+            calibration: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Runs the `CPython` runtime on `python` from now on. Returns a line for
+    /// the user when the stored calibration was measured on another
+    /// interpreter (it is still used: it is the best figure there is).
+    pub fn use_python(&mut self, python: Python) -> Option<String> {
+        let note = self.calibration.as_ref().filter(|c| !c.measured_on(&python)).map(|c| {
+            format!(
+                "the calibration was measured on {}, not on {} (in use); run `gilscope calibrate --python {}` to measure it",
+                c.interpreter(),
+                python.describe(),
+                python.path.display()
+            )
+        });
+        self.python = Some(python);
+        note
     }
 
     /// What one loop iteration costs: `CPython`'s, as calibrated, else the default.

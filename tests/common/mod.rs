@@ -47,3 +47,23 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// An executable shell script `name` in `dir`: a stand-in for an
+/// interpreter or a worker that misbehaves on purpose.
+pub fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write a script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+    path
+}
+
+/// Waits for `child` at most `limit`; kills it if it runs longer. Its output,
+/// and whether it ended by itself in time.
+pub fn output_within(mut child: std::process::Child, limit: Duration) -> (std::process::Output, bool) {
+    let in_time = wait_until(limit, || child.try_wait().ok().flatten().is_some());
+    if !in_time {
+        let _ = child.kill();
+    }
+    (child.wait_with_output().expect("wait for gilscope"), in_time)
+}
