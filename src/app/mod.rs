@@ -83,6 +83,8 @@ pub struct App {
     /// A one-line message for the user, cleared by the next key.
     pub notice: Option<String>,
     pub quitting: bool,
+    /// The interpreter was asked whether it can run, and has not answered yet.
+    asking_python: bool,
     next_run: RunId,
 }
 
@@ -101,6 +103,7 @@ impl App {
             help: false,
             notice: None,
             quitting: false,
+            asking_python: false,
             next_run: 1,
         }
     }
@@ -170,6 +173,7 @@ impl App {
                 }
                 self.advance(&mut effects);
             }
+            Msg::PythonAnswered(answer) => self.python_answered(answer, &mut effects),
             Msg::Tick => {}
             Msg::Terminate => self.quit(&mut effects),
         }
@@ -242,10 +246,17 @@ impl App {
     fn next_runtime(&mut self, effects: &mut Vec<Effect>) {
         let runtimes = &self.options.runtimes;
         if runtimes.len() < 2 {
-            self.notice = Some(match &self.options.cpython_unavailable {
-                Some(why) => format!("no real CPython: {why}"),
-                None => format!("only the {} runtime is available", self.experiment.runtime.as_str()),
-            });
+            match &self.options.cpython_unavailable {
+                Some(why) => self.notice = Some(format!("no real CPython: {why}")),
+                // Not asked yet: the interpreter is asked now, the switch
+                // follows its answer.
+                None if !self.asking_python => {
+                    self.asking_python = true;
+                    self.notice = Some("asking the Python interpreter whether it can run…".to_owned());
+                    effects.push(Effect::AskPython);
+                }
+                None => {}
+            }
             return;
         }
         let at = runtimes.iter().position(|r| *r == self.experiment.runtime).unwrap_or(0);
@@ -254,6 +265,23 @@ impl App {
         // so its lanes start zoomed in far enough to show them.
         self.zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
         self.change(effects, |e| e.runtime = next);
+    }
+
+    fn python_answered(&mut self, answer: Result<(), String>, effects: &mut Vec<Effect>) {
+        self.asking_python = false;
+        match answer {
+            Ok(()) => {
+                self.notice = None;
+                if !self.options.runtimes.contains(&Runtime::Cpython) {
+                    self.options.runtimes.push(Runtime::Cpython);
+                }
+                self.next_runtime(effects);
+            }
+            Err(why) => {
+                self.notice = Some(format!("no real CPython: {why}"));
+                self.options.cpython_unavailable = Some(why);
+            }
+        }
     }
 
     fn quit(&mut self, effects: &mut Vec<Effect>) {

@@ -208,6 +208,24 @@ fn question_mark_toggles_help_and_esc_closes_it_without_quitting() {
 }
 
 #[test]
+fn c_asks_python_once_and_switches_when_it_answers() {
+    let mut app = app();
+    assert_eq!(ch(&mut app, 'c'), vec![Effect::AskPython]);
+    assert_eq!(ch(&mut app, 'c'), vec![], "asked once, while no answer came");
+    assert_eq!(app.experiment.runtime, Runtime::Sim);
+    app.update(1, Msg::PythonAnswered(Ok(())));
+    assert_eq!(app.experiment.runtime, Runtime::Cpython);
+    ch(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Sim, "both runtimes are offered from now on");
+    let mut app = self::app();
+    ch(&mut app, 'c');
+    app.update(1, Msg::PythonAnswered(Err("python3 is Python 3.6.15".into())));
+    assert_eq!(app.experiment.runtime, Runtime::Sim);
+    assert_eq!(ch(&mut app, 'c'), vec![], "not asked again");
+    assert_eq!(app.notice.as_deref(), Some("no real CPython: python3 is Python 3.6.15"));
+}
+
+#[test]
 fn c_says_why_the_real_cpython_is_not_there() {
     let mut app = App::new(
         Experiment::new(2),

@@ -10,6 +10,7 @@
 //! `PR_SET_PDEATHSIG` tied to the thread that spawned them.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -20,11 +21,13 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
 use crate::cli::ExperimentArgs;
 use crate::clock::now_ns;
+use crate::commands::say;
 use crate::cpython::Python;
 use crate::experiment::plan::Plan;
 use crate::experiment::supervisor::{self, Report, RunId, Running};
 use crate::monitor::{self, Sample};
 use crate::protocol::Runtime;
+use crate::signals;
 
 /// Reports handled in one go before the screen gets a chance to redraw:
 /// 128 workers send about 60,000 a second.
@@ -38,43 +41,53 @@ pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
 
 /// `gilscope` without a subcommand.
 pub fn main(args: &ExperimentArgs) -> ExitCode {
+    // Drawn into a pipe or a file, the screen would be lost and the keys
+    // would go nowhere.
+    if !std::io::stdout().is_terminal() {
+        say("the live view needs a terminal on stdout; `gilscope run` prints its figures anywhere");
+        return ExitCode::from(2);
+    }
     let mut plan = match Plan::measure() {
         Ok(plan) => plan,
         Err(why) => {
-            eprintln!("gilscope: {why}");
+            say(&why);
             return ExitCode::FAILURE;
         }
     };
+    let mut notice = plan.notes.first().cloned();
     // The runtime key (`c`) switches between the simulation and the real
-    // interpreter whenever one answers; --runtime picks the one to start on.
+    // interpreter. The interpreter is asked whether it can run only when it
+    // is wanted: now if --runtime names it, else when `c` is first pressed.
     let first = args.runtime.runtimes()[0];
-    let (runtimes, cpython_unavailable) = match Python::probe(&args.python) {
-        Ok(python) => {
-            plan.python = Some(python);
-            let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
-            (vec![first, other], None)
+    let runtimes = if args.runtime.runtimes().contains(&Runtime::Cpython) {
+        match Python::probe(&args.python) {
+            Ok(python) => {
+                notice = plan.use_python(python).or(notice);
+                let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
+                vec![first, other]
+            }
+            Err(why) => {
+                say(&format!("--python: {why}"));
+                return ExitCode::from(2);
+            }
         }
-        Err(why) if first == Runtime::Cpython || args.runtime.runtimes().contains(&Runtime::Cpython) => {
-            eprintln!("gilscope: --python: {why}");
-            return ExitCode::from(2);
-        }
-        Err(why) => (vec![Runtime::Sim], Some(why)),
+    } else {
+        vec![Runtime::Sim]
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
-    let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
-    let app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    let options = Options { color, runtimes, cpython_unavailable: None, cores: crate::cli::cores() };
+    let mut app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    app.notice = notice;
 
-    let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = terminate_tx.try_send(());
-    }) {
-        eprintln!("gilscope: cannot handle termination signals ({e}); q still quits");
-    }
+    let terminate = signals::watch().unwrap_or_else(|e| {
+        say(&format!("cannot handle termination signals ({e}); q still quits"));
+        never()
+    });
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (sample_tx, sample_rx) = crossbeam_channel::bounded(4);
     if let Err(e) = monitor::spawn(watch_rx, sample_tx) {
-        eprintln!("gilscope: cannot start the OS sampler: {e}");
+        say(&format!("cannot start the OS sampler: {e}"));
         return ExitCode::FAILURE;
     }
 
@@ -82,9 +95,7 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         Ok(terminal) => terminal,
         Err(e) => {
             ratatui::restore();
-            eprintln!(
-                "gilscope: the interactive view needs a terminal ({e}); `gilscope run` works without one"
-            );
+            say(&format!("the interactive view needs a terminal ({e}); `gilscope run` works without one"));
             return ExitCode::FAILURE;
         }
     };
@@ -92,23 +103,43 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         Ok(input) => input,
         Err(e) => {
             ratatui::restore();
-            eprintln!("gilscope: cannot read the keyboard: {e}");
+            say(&format!("cannot read the keyboard: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    let mut world =
-        World { plan, runs: HashMap::new(), watch: watch_tx, reports: crossbeam_channel::unbounded() };
-    let outcome = main_loop(&mut terminal, app, &mut world, &input, &sample_rx, &terminate_rx);
+    let (answers_tx, answers) = crossbeam_channel::bounded(1);
+    let mut world = World {
+        plan,
+        python: args.python.clone(),
+        answers: answers_tx,
+        runs: HashMap::new(),
+        watch: watch_tx,
+        reports: crossbeam_channel::unbounded(),
+    };
+    let channels = Channels { input, samples: sample_rx, terminate, answers };
+    let outcome = main_loop(&mut terminal, app, &mut world, channels);
     // Workers first: killing them takes no terminal.
     world.runs.clear();
     ratatui::restore();
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        // Ended by a signal: the status a shell expects of it.
+        Ok(Some(signal)) => ExitCode::from(signals::exit_status(signal)),
         Err(e) => {
-            eprintln!("gilscope: the terminal failed: {e}");
+            say(&format!("the terminal failed: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where the main loop's messages come from, beside the workers' reports.
+struct Channels {
+    input: Receiver<Event>,
+    samples: Receiver<Sample>,
+    /// Termination signals, by number.
+    terminate: Receiver<libc::c_int>,
+    /// The interpreter's answer, when it was asked whether it can run.
+    answers: Receiver<Result<Python, String>>,
 }
 
 /// Reads terminal events on a thread of its own: `event::read` blocks.
@@ -127,6 +158,9 @@ fn spawn_input() -> std::io::Result<Receiver<Event>> {
 /// What the effects act on: the machine's side of the app.
 struct World {
     plan: Plan,
+    /// The interpreter `c` asks for (`--python`).
+    python: std::path::PathBuf,
+    answers: Sender<Result<Python, String>>,
     /// Dropping a `Running` kills its processes.
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
@@ -185,6 +219,7 @@ impl World {
                 Effect::Watch(pids) => {
                     let _ = self.watch.send(pids);
                 }
+                Effect::AskPython => self.ask_python(),
                 Effect::Quit => go_on = false,
             }
         }
@@ -192,19 +227,33 @@ impl World {
     }
 }
 
+impl World {
+    /// Asks the interpreter whether it can run, on a thread of its own (it
+    /// may take up to `cpython::PROBE_LIMIT`): the screen goes on meanwhile.
+    /// The thread waits for the interpreter, so the interpreter's
+    /// `PR_SET_PDEATHSIG` holds as long as it runs.
+    fn ask_python(&self) {
+        let (path, answers) = (self.python.clone(), self.answers.clone());
+        let asked = std::thread::Builder::new().name("ask-python".into()).spawn(move || {
+            let _ = answers.send(Python::probe(&path));
+        });
+        if let Err(e) = asked {
+            let _ = self.answers.try_send(Err(format!("cannot ask it: {e}")));
+        }
+    }
+}
+
+/// Runs the app until it quits; the termination signal that made it quit, if one did.
 fn main_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
     world: &mut World,
-    input: &Receiver<Event>,
-    samples: &Receiver<Sample>,
-    terminate: &Receiver<()>,
-) -> std::io::Result<()> {
+    channels: Channels,
+) -> std::io::Result<Option<libc::c_int>> {
     let reports = world.reports.1.clone();
-    // A channel that closed is replaced by one that never fires, so the
-    // select does not spin on it.
-    let mut input = input.clone();
-    let mut samples = samples.clone();
+    let Channels { mut input, mut samples, terminate, answers } = channels;
+    let mut signalled = None;
+    let mut calibration_note = None;
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     loop {
@@ -245,12 +294,27 @@ fn main_loop(
                 samples = never();
                 continue;
             },
-            recv(terminate) -> _ => Msg::Terminate,
+            recv(terminate) -> signal => {
+                signalled = signal.ok();
+                Msg::Terminate
+            }
+            recv(answers) -> answer => match answer {
+                Ok(Ok(python)) => {
+                    calibration_note = world.plan.use_python(python);
+                    Msg::PythonAnswered(Ok(()))
+                }
+                Ok(Err(why)) => Msg::PythonAnswered(Err(why)),
+                Err(_) => continue,
+            },
             recv(tick) -> _ => Msg::Tick,
         };
         let now = now_ns();
         let batch = matches!(msg, Msg::Report(_) | Msg::Tick);
         let mut effects = app.update(now, msg);
+        // What the interpreter's answer means for the calibration, said once the switch is made.
+        if let Some(note) = calibration_note.take() {
+            app.notice = Some(note);
+        }
         if batch {
             for report in reports.try_iter().take(REPORT_BATCH) {
                 effects.extend(app.update(now, Msg::Report(report)));
@@ -263,7 +327,7 @@ fn main_loop(
             }
         };
         if !world.carry_out(&mut app, effects, &mut show) {
-            return Ok(());
+            return Ok(signalled);
         }
         if let Some(e) = draw_error {
             return Err(e);

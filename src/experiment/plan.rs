@@ -106,33 +106,42 @@ impl Plan {
                 return Err("the hybrid model runs on the simulated runtime only".to_owned());
             }
         };
-        let mut env = Vec::new();
+        // Isolated (-I): nothing is imported from the working folder or from
+        // beside the script, and PYTHON* variables are ignored. The children
+        // multiprocessing starts stay isolated: fork copies the flags, and
+        // spawn and forkserver pass -I (and -X gil) on to the interpreters
+        // they start (`subprocess._args_from_interpreter_flags`, 3.8–3.13).
+        let mut interpreter_args = vec!["-I".to_owned()];
         if spec.gil_off() {
             if !python.free_threaded_build {
                 return Err(no_gil_off(python));
             }
-            env.push(("PYTHON_GIL".to_owned(), "0".to_owned()));
+            interpreter_args.extend(["-X".to_owned(), "gil=0".to_owned()]);
         }
         // With the GIL asked for, the interpreter keeps its own default: a
         // free-threaded build runs without it, and the run is labelled so.
         let workload = e.workload.name();
         let args = [
-            python.script.display().to_string(),
-            format!("--model={model}"),
-            format!("--workers={}", e.workers),
-            "--first-worker=0".to_owned(),
-            format!("--workload={workload}"),
-            format!("--iterations={}", e.iterations),
-            format!("--requests={}", e.requests),
-            // The same wait as the simulation's, to the nanosecond.
-            format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
-            format!("--reply-iterations={}", e.reply_iterations),
-            format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
-        ];
+            interpreter_args,
+            vec![
+                python.script.display().to_string(),
+                format!("--model={model}"),
+                format!("--workers={}", e.workers),
+                "--first-worker=0".to_owned(),
+                format!("--workload={workload}"),
+                format!("--iterations={}", e.iterations),
+                format!("--requests={}", e.requests),
+                // The same wait as the simulation's, to the nanosecond.
+                format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
+                format!("--reply-iterations={}", e.reply_iterations),
+                format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
+            ],
+        ]
+        .concat();
         Ok(vec![Launch {
             program: python.path.clone(),
-            args: args.to_vec(),
-            env,
+            args,
+            env: Vec::new(),
             requested_at_flag: Some("--spawned-at".to_owned()),
         }])
     }
