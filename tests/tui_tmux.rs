@@ -310,6 +310,47 @@ fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
     tmux.wait_gone(Duration::from_secs(5));
 }
 
+/// Starts 256 workers per model and, once the race's first worker process
+/// is up (the others still starting), does `stop` to gilscope; checks that it
+/// is gone at once and leaves no worker.
+fn stopping_a_256_worker_start(name: &str, stop: impl FnOnce(&Tmux)) {
+    let tmux = Tmux::start(name, "--workers 256 --pace 4 --iterations 4000000", None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["Space"]);
+    // The lone worker of the baseline comes first; then the race starts.
+    let start = Instant::now();
+    while !tmux.workers().iter().any(|p| p.cmdline.iter().any(|a| a.starts_with("--process-requested-at"))) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the race never started:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let app = tmux.app().expect("the app runs");
+    let asked = Instant::now();
+    stop(&tmux);
+    while std::path::Path::new(&format!("/proc/{}", app.pid)).exists()
+        && state(Path::new(&format!("/proc/{}", app.pid))) != Some('Z')
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "gilscope still runs {:?} after being told to stop",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+}
+
+#[test]
+fn q_during_a_256_worker_start_quits_at_once_and_leaves_no_worker() {
+    stopping_a_256_worker_start("q-256", |tmux| tmux.keys(&["q"]));
+}
+
+#[test]
+fn sigterm_and_sighup_during_a_256_worker_start_end_gilscope_at_once_and_leave_no_worker() {
+    for (name, sig) in [("term-256", libc::SIGTERM), ("hup-256", libc::SIGHUP)] {
+        stopping_a_256_worker_start(name, |tmux| signal(tmux.app().expect("the app runs").pid, sig));
+    }
+}
+
 #[test]
 fn termination_signals_exit_with_128_plus_their_number_and_restore_the_terminal() {
     for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129), (libc::SIGINT, 130)] {

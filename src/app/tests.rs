@@ -401,7 +401,10 @@ fn inferred_hand_overs_wait_for_the_processes_own_count() {
         record(&mut run, Record::Finished { t: 0, worker });
     }
     assert_eq!(run.switches(), Switches::Inferred(None));
-    record(&mut run, Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42 });
+    record(
+        &mut run,
+        Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42, drop_requests: None },
+    );
     run.apply(Report::Ended { run: 1, stream: 0, outcome: Ok(()) });
     assert_eq!(run.switches(), Switches::Inferred(Some(42)));
 }

@@ -6,8 +6,9 @@
 //! reports, OS samples, termination signals and a frame tick. The tick only
 //! exists while something moves on screen, so an idle gilscope sleeps.
 //!
-//! Runs are started here, on the main thread, because their processes get
-//! `PR_SET_PDEATHSIG` tied to the thread that spawned them.
+//! Runs start on threads of their own (the supervisor's), which live as long
+//! as their processes: the main loop never waits for a process to start, so
+//! it keeps drawing and answers `q` at once whatever is starting.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -24,7 +25,8 @@ use crate::clock::now_ns;
 use crate::commands::say;
 use crate::cpython::Python;
 use crate::experiment::plan::Plan;
-use crate::experiment::supervisor::{self, Report, RunId, Running};
+use crate::experiment::silence_limit;
+use crate::experiment::supervisor::{self, RunId, RunStart, Running};
 use crate::monitor::{self, Sample};
 use crate::protocol::Runtime;
 use crate::signals;
@@ -114,7 +116,7 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         answers: answers_tx,
         runs: HashMap::new(),
         watch: watch_tx,
-        reports: crossbeam_channel::unbounded(),
+        events: supervisor::channel(),
     };
     let channels = Channels { input, samples: sample_rx, terminate, answers };
     let outcome = main_loop(&mut terminal, app, &mut world, channels);
@@ -164,43 +166,24 @@ struct World {
     /// Dropping a `Running` kills its processes.
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
-    reports: (Sender<Report>, Receiver<Report>),
+    events: (Sender<supervisor::Event>, Receiver<supervisor::Event>),
 }
 
 impl World {
     /// Carries out effects, feeding what they cause back into the app.
-    /// `show` draws the app before processes are started: starting many
-    /// takes a while, and the screen should say so meanwhile.
-    /// Returns false once the app asked to quit.
-    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>, show: &mut dyn FnMut(&App)) -> bool {
+    /// Runs asked for together start together, as one race, on threads of
+    /// their own: this returns at once, and their processes come up as
+    /// `Event::Started`. Returns false once the app asked to quit.
+    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>) -> bool {
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
         let mut go_on = true;
-        let mut shown = false;
+        let mut race = Vec::new();
         while let Some(effect) = queue.pop_front() {
             match effect {
-                Effect::Start { run, spec } => {
-                    if !shown {
-                        show(app);
-                        shown = true;
-                    }
-                    let started = self
-                        .plan
-                        .launches(&spec)
-                        .and_then(|l| supervisor::start(&l, run, &self.reports.0).map_err(|e| e.to_string()));
-                    let msg = match started {
-                        Ok(running) => {
-                            let msg = Msg::Started {
-                                run,
-                                requested_at: running.requested_at,
-                                pids: running.pids().to_vec(),
-                            };
-                            self.runs.insert(run, running);
-                            msg
-                        }
-                        Err(why) => Msg::StartFailed { run, why },
-                    };
-                    queue.extend(app.update(now_ns(), msg));
-                }
+                Effect::Start { run, spec } => match self.plan.launches(&spec) {
+                    Ok(launches) => race.push(RunStart { run, launches, silence: silence_limit(&spec) }),
+                    Err(why) => queue.extend(app.update(now_ns(), Msg::StartFailed { run, why })),
+                },
                 Effect::Pause(run) => {
                     if let Some(r) = self.runs.get(&run) {
                         r.pause();
@@ -223,7 +206,26 @@ impl World {
                 Effect::Quit => go_on = false,
             }
         }
+        if go_on && !race.is_empty() {
+            for running in supervisor::start(race, &self.events.0) {
+                self.runs.insert(running.run, running);
+            }
+        }
         go_on
+    }
+
+    /// What one event of the supervisor means to the app.
+    fn hear(&self, event: supervisor::Event, msgs: &mut Vec<Msg>) {
+        match event {
+            supervisor::Event::Started { run, pids } => {
+                // A run killed while it started is no news.
+                if let Some(running) = self.runs.get(&run) {
+                    msgs.push(Msg::Started { run, requested_at: running.requested_at, pids });
+                }
+            }
+            supervisor::Event::StartFailed { run, why } => msgs.push(Msg::StartFailed { run, why }),
+            supervisor::Event::Reports(reports) => msgs.extend(reports.into_iter().map(Msg::Report)),
+        }
     }
 }
 
@@ -250,7 +252,7 @@ fn main_loop(
     world: &mut World,
     channels: Channels,
 ) -> std::io::Result<Option<libc::c_int>> {
-    let reports = world.reports.1.clone();
+    let events = world.events.1.clone();
     let Channels { mut input, mut samples, terminate, answers } = channels;
     let mut signalled = None;
     let mut calibration_note = None;
@@ -271,10 +273,11 @@ fn main_loop(
         // batch: one wakeup a frame instead of one per record (thousands a
         // second). Their times come from the workers' clocks, so waiting
         // changes no figure. Otherwise each report is taken as it comes.
-        let report_wakeups = if animating { never() } else { reports.clone() };
-        let msg = select! {
+        let event_wakeups = if animating { never() } else { events.clone() };
+        let mut msgs = Vec::new();
+        select! {
             recv(input) -> event => match event {
-                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => Msg::Key(key),
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => msgs.push(Msg::Key(key)),
                 Ok(Event::Resize(..)) => {
                     dirty = true;
                     continue;
@@ -283,54 +286,53 @@ fn main_loop(
                 // The terminal is gone: nobody is left to watch.
                 Err(_) => {
                     input = never();
-                    Msg::Terminate
+                    msgs.push(Msg::Terminate);
                 }
             },
-            recv(report_wakeups) -> report => match report {
-                Ok(report) => Msg::Report(report),
+            recv(event_wakeups) -> event => match event {
+                Ok(event) => world.hear(event, &mut msgs),
                 Err(_) => continue,
             },
-            recv(samples) -> sample => if let Ok(sample) = sample { Msg::Sample(sample) } else {
+            recv(samples) -> sample => if let Ok(sample) = sample { msgs.push(Msg::Sample(sample)) } else {
                 samples = never();
                 continue;
             },
             recv(terminate) -> signal => {
                 signalled = signal.ok();
-                Msg::Terminate
+                msgs.push(Msg::Terminate);
             }
             recv(answers) -> answer => match answer {
                 Ok(Ok(python)) => {
                     calibration_note = world.plan.use_python(python);
-                    Msg::PythonAnswered(Ok(()))
+                    msgs.push(Msg::PythonAnswered(Ok(())));
                 }
-                Ok(Err(why)) => Msg::PythonAnswered(Err(why)),
+                Ok(Err(why)) => msgs.push(Msg::PythonAnswered(Err(why))),
                 Err(_) => continue,
             },
-            recv(tick) -> _ => Msg::Tick,
-        };
+            recv(tick) -> _ => msgs.push(Msg::Tick),
+        }
+        // Everything the workers said meanwhile, up to a batch: the channel
+        // is drained as fast as they write, and the screen still redraws.
+        if matches!(
+            msgs.first(),
+            Some(Msg::Report(_) | Msg::Started { .. } | Msg::StartFailed { .. } | Msg::Tick)
+        ) {
+            while msgs.len() < REPORT_BATCH {
+                let Ok(event) = events.try_recv() else { break };
+                world.hear(event, &mut msgs);
+            }
+        }
         let now = now_ns();
-        let batch = matches!(msg, Msg::Report(_) | Msg::Tick);
-        let mut effects = app.update(now, msg);
+        let mut effects = Vec::new();
+        for msg in msgs {
+            effects.extend(app.update(now, msg));
+        }
         // What the interpreter's answer means for the calibration, said once the switch is made.
         if let Some(note) = calibration_note.take() {
             app.notice = Some(note);
         }
-        if batch {
-            for report in reports.try_iter().take(REPORT_BATCH) {
-                effects.extend(app.update(now, Msg::Report(report)));
-            }
-        }
-        let mut draw_error = None;
-        let mut show = |app: &App| {
-            if let Err(e) = terminal.draw(|frame| crate::ui::render(frame, app)) {
-                draw_error = Some(e);
-            }
-        };
-        if !world.carry_out(&mut app, effects, &mut show) {
+        if !world.carry_out(&mut app, effects) {
             return Ok(signalled);
-        }
-        if let Some(e) = draw_error {
-            return Err(e);
         }
         // Whatever came in may show; a tick only comes while something moves.
         dirty = true;

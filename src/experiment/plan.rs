@@ -143,6 +143,7 @@ impl Plan {
             args,
             env: Vec::new(),
             requested_at_flag: Some("--spawned-at".to_owned()),
+            workers: e.workers,
         }])
     }
 
@@ -170,6 +171,7 @@ impl Plan {
                     process_requested_at: None,
                 };
                 Launch {
+                    workers: args.roles.len() as u32,
                     program: self.program.clone(),
                     args: args.to_args(),
                     env: Vec::new(),

@@ -67,3 +67,18 @@ pub fn output_within(mut child: std::process::Child, limit: Duration) -> (std::p
     }
     (child.wait_with_output().expect("wait for gilscope"), in_time)
 }
+
+/// The next reports of a supervised run, waiting at most `limit` for them
+/// (the event that says its processes started brings none).
+pub fn next_reports(
+    events: &crossbeam_channel::Receiver<gilscope::experiment::supervisor::Event>,
+    limit: Duration,
+) -> Vec<gilscope::experiment::supervisor::Report> {
+    use gilscope::experiment::supervisor::Event;
+    match events.recv_timeout(limit) {
+        Ok(Event::Reports(reports)) => reports,
+        Ok(Event::Started { .. }) => Vec::new(),
+        Ok(Event::StartFailed { why, .. }) => panic!("the run did not start: {why}"),
+        Err(e) => panic!("no word from the run in {limit:?}: {e}"),
+    }
+}
