@@ -74,6 +74,7 @@ fn leave_on_signal() {
     };
     let spawned = std::thread::Builder::new().name("leave".into()).spawn(move || {
         if let Ok(signal) = signals.recv() {
+            signals::mark_leaving();
             children::kill_every_group();
             std::process::exit(i32::from(signals::exit_status(signal)));
         }
@@ -84,6 +85,11 @@ fn leave_on_signal() {
 }
 
 fn report(outcome: Result<String, String>) -> ExitCode {
+    // Ended by a signal: the runs failed because their workers were killed
+    // on the way out, which is no news; the exit follows at once.
+    while signals::leaving() {
+        std::thread::park();
+    }
     match outcome {
         Ok(text) => {
             let mut stdout = std::io::stdout().lock();

@@ -8,7 +8,22 @@
 //! Child processes start with an empty mask (the standard library resets it
 //! between fork and exec), so workers still die of these signals.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crossbeam_channel::Receiver;
+
+/// Set once gilscope is leaving because of a signal.
+static LEAVING: AtomicBool = AtomicBool::new(false);
+
+/// Says that gilscope is leaving because of a signal: what its runs report
+/// from now on (their workers killed) is no news to print.
+pub fn mark_leaving() {
+    LEAVING.store(true, Ordering::SeqCst);
+}
+
+pub fn leaving() -> bool {
+    LEAVING.load(Ordering::SeqCst)
+}
 
 const TERMINATING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
