@@ -17,6 +17,7 @@
 use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gilscope::clock::now_ns;
@@ -26,12 +27,30 @@ use gilscope::experiment::plan::Plan;
 use gilscope::experiment::run_tally;
 use gilscope::experiment::spec::{Experiment, Model, RunSpec};
 use gilscope::protocol::{Record, Runtime};
+use gilscope::scenario;
 use gilscope::sim::gil::Recorder;
-use gilscope::sim::interpreter::Interpreter;
+use gilscope::sim::interpreter::{Interpreter, StartGun};
 use gilscope::sim::workload::{Role, WorkParams};
 
 #[derive(Clone)]
 struct Discard;
+
+/// A sink that counts the lines written to it.
+struct Lines(u64);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A few thousand records a run: no need for a faster count.
+        #[allow(clippy::naive_bytecount)]
+        let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+        self.0 += lines;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl Recorder for Discard {
     fn record(&self, record: Record) {
@@ -163,7 +182,8 @@ fn main() -> Result<(), String> {
     }
 
     // Recording overhead: the same interpreter, records encoded and written
-    // as the worker does, against records dropped on the spot.
+    // as the worker does (its own writer, into a sink), against records
+    // dropped on the spot.
     let interpreter = Interpreter {
         first_worker: 0,
         roles: vec![Role::Cpu; workers as usize],
@@ -183,26 +203,21 @@ fn main() -> Result<(), String> {
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let mut records = 0;
     for _ in 0..rounds {
-        let (tx, rx) = crossbeam_channel::unbounded::<Record>();
+        let (tx, rx) = crossbeam_channel::bounded::<Record>(64 * 1024);
         let writer = std::thread::spawn(move || {
-            let mut out = std::io::BufWriter::new(std::io::sink());
-            let mut n = 0;
-            while let Ok(r) = rx.recv() {
-                let _ = writeln!(out, "{r}");
-                n += 1;
-                if rx.is_empty() {
-                    let _ = out.flush();
-                }
-            }
-            n
+            let mut out = Lines(0);
+            let hello = scenario::sim_header(1, 0, 1);
+            gilscope::worker::write_stream(&mut out, &hello, &rx);
+            out.0.saturating_sub(1)
         });
+        let gun = Arc::new(StartGun::fired());
         let t = now_ns();
-        interpreter.run(&tx)?;
+        interpreter.run(&tx, &gun)?;
         drop(tx); // the writer drains and ends
         with.push((now_ns() - t) as f64);
         records = writer.join().unwrap_or(0);
         let t = now_ns();
-        interpreter.run(&Discard)?;
+        interpreter.run(&Discard, &gun)?;
         without.push((now_ns() - t) as f64);
     }
     let (w, wo) = (median(with), median(without));

@@ -111,7 +111,6 @@ fn feed(app: &mut App, run: u64, workers: u32, from: u64, to: u64, hold: u64) ->
         let next = (holder + 1) % workers;
         t += hold;
         for record in [
-            Record::DropRequest { t: t - hold / 10, worker: next },
             Record::Release { t, worker: holder, reason: ReleaseReason::DropRequest },
             Record::Wait { t, worker: holder },
             Record::Take { t: t + 1_000, worker: next },

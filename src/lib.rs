@@ -4,13 +4,15 @@
 //! stream what their GIL does; the app turns that into figures and timelines.
 //!
 //! Data flows one way: workers → supervisor → tally → what the user sees.
-//! The layers, from the bottom: `clock`, `protocol`, `format`, `cache`;
+//! The layers, from the bottom: `clock`, `format`, `cache`, `children`,
+//! `signals`; `protocol`;
 //! `sim` and `worker` (the simulated interpreter); `cpython`; `experiment`;
 //! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`); `commands`
 //! on top. A module imports only from layers below it.
 
 pub mod app;
 pub(crate) mod cache;
+pub mod children;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -20,6 +22,7 @@ pub(crate) mod format;
 pub mod monitor;
 pub mod protocol;
 pub mod scenario;
+pub mod signals;
 pub mod sim;
 pub mod ui;
 pub mod worker;

@@ -1,11 +1,14 @@
 //! The binary: read the command line, hand it to a command.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use gilscope::children;
 use gilscope::cli::{Cli, Command, RuntimeChoice};
-use gilscope::commands;
+use gilscope::commands::{self, say};
 use gilscope::experiment::spec::DEFAULT_ITERATION_NS;
+use gilscope::signals;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -19,17 +22,26 @@ fn main() -> ExitCode {
             // One line that names the flag, not clap's whole usage block.
             let text = e.to_string();
             let line = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("gilscope: {}", line.trim_start_matches("error: "));
+            say(line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Worker(args)) = &cli.command {
+        // A worker keeps the default signal handling: gilscope kills it.
+        gilscope::worker::main(args);
+    }
+    // Before any thread starts: termination signals become messages.
+    signals::block();
     match cli.command {
-        Some(Command::Worker(args)) => gilscope::worker::main(&args),
-        Some(Command::Calibrate(args)) => report(commands::calibrate::execute(&args)),
+        Some(Command::Calibrate(args)) => {
+            leave_on_signal();
+            report(commands::calibrate::execute(&args))
+        }
         Some(Command::Run(args)) => {
+            leave_on_signal();
             // Flags that are each fine but do not fit together are usage errors too.
             if let Err(why) = args.runs(DEFAULT_ITERATION_NS) {
-                eprintln!("gilscope: {why}");
+                say(&why);
                 return ExitCode::from(2);
             }
             // A missing interpreter is a bad --python: say so before running anything.
@@ -39,25 +51,62 @@ fn main() -> ExitCode {
                 match gilscope::cpython::Python::probe(&args.experiment.python) {
                     Ok(python) => Some(python),
                     Err(why) => {
-                        eprintln!("gilscope: --python: {why}");
+                        say(&format!("--python: {why}"));
                         return ExitCode::from(2);
                     }
                 }
             };
             report(commands::run::execute(&args, python))
         }
-        None => commands::live::main(&cli.experiment),
+        Some(Command::Worker(_)) | None => commands::live::main(&cli.experiment),
+    }
+}
+
+/// Headless commands end at a termination signal, taking every process
+/// they started with them.
+fn leave_on_signal() {
+    let signals = match signals::watch() {
+        Ok(signals) => signals,
+        Err(e) => {
+            say(&format!("cannot watch for termination signals ({e}); workers still die with gilscope"));
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new().name("leave".into()).spawn(move || {
+        if let Ok(signal) = signals.recv() {
+            signals::mark_leaving();
+            children::kill_every_group();
+            std::process::exit(i32::from(signals::exit_status(signal)));
+        }
+    });
+    if let Err(e) = spawned {
+        say(&format!("cannot watch for termination signals ({e}); workers still die with gilscope"));
     }
 }
 
 fn report(outcome: Result<String, String>) -> ExitCode {
+    // Ended by a signal: the runs failed because their workers were killed
+    // on the way out, which is no news; the exit follows at once.
+    while signals::leaving() {
+        std::thread::park();
+    }
     match outcome {
         Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // Whoever read the output stopped reading: nothing to say to them.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    ExitCode::from(commands::CLOSED_STDOUT)
+                }
+                Err(e) => {
+                    say(&format!("cannot write the report: {e}"));
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(why) => {
-            eprintln!("gilscope: {why}");
+            say(&why);
             ExitCode::FAILURE
         }
     }

@@ -11,8 +11,13 @@
 
 use std::fmt;
 
-/// Bumped whenever a record changes meaning or shape.
-pub const VERSION: u32 = 1;
+/// Bumped whenever a record changes meaning or shape (2: no `dropreq`
+/// records; their count ends the `end` record).
+pub const VERSION: u32 = 2;
+
+/// The longest line a reader accepts: records are a few dozen bytes, an
+/// error message at most about a thousand.
+pub const MAX_LINE: usize = 4096;
 
 /// The first word of every header line.
 pub const MAGIC: &str = "gilscope";
@@ -118,8 +123,6 @@ pub enum Record {
     Take { t: u64, worker: u32 },
     /// The worker released the GIL.
     Release { t: u64, worker: u32, reason: ReleaseReason },
-    /// `worker`, waiting, timed out with no switch and asked the holder to drop.
-    DropRequest { t: u64, worker: u32 },
     /// The worker started a blocking I/O call (GIL released).
     IoBegin { t: u64, worker: u32 },
     /// One I/O request completed; `latency_ns` runs from the request to the
@@ -135,9 +138,11 @@ pub enum Record {
     /// processes it started itself, as `CPython`'s multiprocessing does).
     Process { t: u64, worker: u32, pid: u32 },
     /// OS process `pid` is about to exit cleanly: its CPU time (all its
-    /// threads), its peak resident memory and how often its GIL changed
-    /// hands. One per process the stream speaks for.
-    End { t: u64, pid: u32, cpu_ns: u64, max_rss_kb: u64, switches: u64 },
+    /// threads), its peak resident memory, how often its GIL changed hands,
+    /// and how often a waiter asked the holder to drop it (where the
+    /// interpreter can tell: the simulation can, `CPython` cannot). One per
+    /// process the stream speaks for.
+    End { t: u64, pid: u32, cpu_ns: u64, max_rss_kb: u64, switches: u64, drop_requests: Option<u64> },
     /// The worker process hit an error it reports before exiting non-zero.
     Error { message: String },
 }
@@ -150,7 +155,6 @@ impl Record {
             | Record::Wait { worker, .. }
             | Record::Take { worker, .. }
             | Record::Release { worker, .. }
-            | Record::DropRequest { worker, .. }
             | Record::IoBegin { worker, .. }
             | Record::Reply { worker, .. }
             | Record::Progress { worker, .. }
@@ -172,7 +176,6 @@ impl Record {
             Record::Wait { t, worker } => Record::Wait { t: f(t), worker },
             Record::Take { t, worker } => Record::Take { t: f(t), worker },
             Record::Release { t, worker, reason } => Record::Release { t: f(t), worker, reason },
-            Record::DropRequest { t, worker } => Record::DropRequest { t: f(t), worker },
             Record::IoBegin { t, worker } => Record::IoBegin { t: f(t), worker },
             Record::Reply { t, worker, latency_ns } => {
                 let (asked, back) = (f(t.saturating_sub(latency_ns)), f(t));
@@ -182,8 +185,8 @@ impl Record {
             Record::Cpu { t, worker, cpu_ns } => Record::Cpu { t: f(t), worker, cpu_ns },
             Record::Finished { t, worker } => Record::Finished { t: f(t), worker },
             Record::Process { t, worker, pid } => Record::Process { t: f(t), worker, pid },
-            Record::End { t, pid, cpu_ns, max_rss_kb, switches } => {
-                Record::End { t: f(t), pid, cpu_ns, max_rss_kb, switches }
+            Record::End { t, pid, cpu_ns, max_rss_kb, switches, drop_requests } => {
+                Record::End { t: f(t), pid, cpu_ns, max_rss_kb, switches, drop_requests }
             }
             Record::Error { message } => Record::Error { message },
         }
@@ -196,7 +199,6 @@ impl Record {
             | Record::Wait { t, .. }
             | Record::Take { t, .. }
             | Record::Release { t, .. }
-            | Record::DropRequest { t, .. }
             | Record::IoBegin { t, .. }
             | Record::Reply { t, .. }
             | Record::Progress { t, .. }
@@ -259,7 +261,6 @@ impl fmt::Display for Record {
             Record::Release { t, worker, reason } => {
                 write!(f, "release {t} {worker} {}", reason.as_str())
             }
-            Record::DropRequest { t, worker } => write!(f, "dropreq {t} {worker}"),
             Record::IoBegin { t, worker } => write!(f, "io {t} {worker}"),
             Record::Reply { t, worker, latency_ns } => {
                 write!(f, "reply {t} {worker} {latency_ns}")
@@ -270,8 +271,12 @@ impl fmt::Display for Record {
             Record::Finished { t, worker } => write!(f, "finished {t} {worker}"),
             Record::Cpu { t, worker, cpu_ns } => write!(f, "cpu {t} {worker} {cpu_ns}"),
             Record::Process { t, worker, pid } => write!(f, "process {t} {worker} {pid}"),
-            Record::End { t, pid, cpu_ns, max_rss_kb, switches } => {
-                write!(f, "end {t} {pid} {cpu_ns} {max_rss_kb} {switches}")
+            Record::End { t, pid, cpu_ns, max_rss_kb, switches, drop_requests } => {
+                write!(f, "end {t} {pid} {cpu_ns} {max_rss_kb} {switches}")?;
+                match drop_requests {
+                    Some(n) => write!(f, " {n}"),
+                    None => Ok(()),
+                }
             }
             // One line, whatever the message held.
             Record::Error { message } => write!(f, "error {}", message.replace('\n', " ")),
@@ -367,7 +372,6 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
             let reason = fields.next().and_then(ReleaseReason::parse).ok_or_else(bad)?;
             Record::Release { t, worker: w, reason }
         }
-        "dropreq" => Record::DropRequest { t: num()?, worker: worker(num()?)? },
         "io" => Record::IoBegin { t: num()?, worker: worker(num()?)? },
         "reply" => Record::Reply { t: num()?, worker: worker(num()?)?, latency_ns: num()? },
         "progress" => {
@@ -381,7 +385,13 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
         "cpu" => Record::Cpu { t: num()?, worker: worker(num()?)?, cpu_ns: num()? },
         "process" => Record::Process { t: num()?, worker: worker(num()?)?, pid: pid(num()?)? },
         "end" => {
-            Record::End { t: num()?, pid: pid(num()?)?, cpu_ns: num()?, max_rss_kb: num()?, switches: num()? }
+            let (t, pid, cpu_ns, max_rss_kb, switches) = (num()?, pid(num()?)?, num()?, num()?, num()?);
+            // The drop-request count is there only where the interpreter knows it.
+            let drop_requests = match fields.next() {
+                Some(n) => Some(n.parse().map_err(|_| bad())?),
+                None => None,
+            };
+            Record::End { t, pid, cpu_ns, max_rss_kb, switches, drop_requests }
         }
         _ => return Err(bad()),
     };
@@ -419,14 +429,28 @@ mod tests {
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Io },
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Finished },
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Inferred },
-            Record::DropRequest { t: 14, worker: 0 },
             Record::IoBegin { t: 15, worker: 2 },
             Record::Reply { t: 16, worker: 2, latency_ns: 900 },
             Record::Progress { t: 17, worker: 3, done: 40, total: 4_000_000 },
             Record::Finished { t: 18, worker: 3 },
             Record::Cpu { t: 18, worker: 3, cpu_ns: 123_456 },
             Record::Process { t: 19, worker: 3, pid: 4242 },
-            Record::End { t: 19, pid: 4242, cpu_ns: 1_000, max_rss_kb: 2048, switches: 7 },
+            Record::End {
+                t: 19,
+                pid: 4242,
+                cpu_ns: 1_000,
+                max_rss_kb: 2048,
+                switches: 7,
+                drop_requests: Some(3),
+            },
+            Record::End {
+                t: 19,
+                pid: 4242,
+                cpu_ns: 1_000,
+                max_rss_kb: 2048,
+                switches: 7,
+                drop_requests: None,
+            },
             Record::Error { message: "boom: it broke".into() },
         ]
     }
@@ -461,8 +485,8 @@ mod tests {
     #[test]
     fn a_newer_version_is_refused_by_name() {
         let err =
-            decode_hello("gilscope 2 pid=1 runtime=sim gil=on threads=1 first=0 timeline=exact").unwrap_err();
-        assert!(err.0.contains("wire format 2"), "{err}");
+            decode_hello("gilscope 3 pid=1 runtime=sim gil=on threads=1 first=0 timeline=exact").unwrap_err();
+        assert!(err.0.contains("wire format 3"), "{err}");
     }
 
     #[test]
@@ -478,6 +502,8 @@ mod tests {
             "take 1 2 3",
             "start 1 99999999999 0",
             "warp 1 2",
+            "dropreq 1 2",
+            "end 1 2 3 4 5 six",
             "\u{0}\u{1}",
         ] {
             assert!(decode(line).is_err(), "{line:?} should not decode");

@@ -125,7 +125,14 @@ pub fn play_run(app: &mut App, run: RunId, spec: &RunSpec, t0: u64, wall: u64) -
                 Record::Finished { t: t0 + wall, worker: w },
             ]);
         }
-        records.push(Record::End { t: t0 + wall, pid, cpu_ns: wall, max_rss_kb: 3_300, switches: 0 });
+        records.push(Record::End {
+            t: t0 + wall,
+            pid,
+            cpu_ns: wall,
+            max_rss_kb: 3_300,
+            switches: 0,
+            drop_requests: Some(0),
+        });
         effects.extend(send(app, run, stream, records));
     }
     for stream in 0..processes as usize {
@@ -175,7 +182,6 @@ pub fn handover_records(
             continue;
         }
         let next = first + (holder - first + 1) % threads;
-        records.push(Record::DropRequest { t: now - 100_000, worker: next });
         records.push(Record::Release { t: now, worker: holder, reason: ReleaseReason::DropRequest });
         records.push(Record::Wait { t: now, worker: holder });
         records.push(Record::Take { t: now + 50_000, worker: next });
@@ -239,7 +245,9 @@ pub fn baseline_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Eff
     };
     header(app, run, 0, hello);
     let done = t + wall;
-    send(
+    // The run is over once its work is done (its `end` record), not only
+    // when its stream closes: the models may start from either.
+    let mut effects = send(
         app,
         run,
         0,
@@ -249,10 +257,18 @@ pub fn baseline_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Eff
             Record::Take { t: t + MS, worker: 0 },
             Record::Progress { t: done, worker: 0, done: ITERATIONS, total: ITERATIONS },
             Record::Finished { t: done, worker: 0 },
-            Record::End { t: done, pid: 900, cpu_ns: wall, max_rss_kb: 3_300, switches: 0 },
+            Record::End {
+                t: done,
+                pid: 900,
+                cpu_ns: wall,
+                max_rss_kb: 3_300,
+                switches: 0,
+                drop_requests: Some(0),
+            },
         ],
     );
-    end(app, run, 0, Ok(()))
+    effects.extend(end(app, run, 0, Ok(())));
+    effects
 }
 
 /// An OS sample of the default race: both cores busy, three processes.

@@ -1,17 +1,20 @@
 //! The worker process: `gilscope worker …`, started by the supervisor.
 //!
 //! It runs one simulated interpreter and streams its records on stdout in the
-//! wire format. It exits when its stdin reaches end of file: the parent holds
-//! the other end, so a parent that dies takes its workers with it.
+//! wire format. Its workers start their work when `go` arrives on stdin (the
+//! start gun: every worker of the race has started by then). It exits when
+//! its stdin reaches end of file: the parent holds the other end, so a
+//! parent that dies takes its workers with it.
 
 use std::io::{BufWriter, Read, Write};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::clock::{now_ns, process_usage};
 use crate::protocol::{Hello, Record, Runtime, Timeline, VERSION};
-use crate::sim::interpreter::Interpreter;
+use crate::sim::interpreter::{Interpreter, StartGun};
 use crate::sim::workload::{Role, WorkParams};
 
 /// The worker's command line. Built by [`WorkerArgs::to_args`], read by clap:
@@ -110,18 +113,38 @@ impl WorkerArgs {
     }
 }
 
+/// Records a worker may queue before its interpreter waits for the writer:
+/// a flood slows the worker down instead of growing its memory.
+const QUEUE: usize = 64 * 1024;
+
+/// The longest a written record waits in the buffer before it is flushed:
+/// far below a frame (33 ms), and many records go out in one write.
+const FLUSH_WITHIN: Duration = Duration::from_millis(2);
+
 /// Runs the worker process to its end. Never returns.
 pub fn main(args: &WorkerArgs) -> ! {
-    // Exit as soon as the parent lets go of our stdin (or dies).
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
+    let gun = Arc::new(StartGun::default());
+    // `go` on stdin fires the start gun; end of file means the parent let go
+    // of our stdin (or died): exit at once.
+    let stdin_gun = Arc::clone(&gun);
+    std::thread::spawn(move || {
+        let (mut line, mut chunk) = (Vec::new(), [0u8; 64]);
         let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        while let Ok(n @ 1..) = stdin.read(&mut chunk) {
+            for &byte in &chunk[..n] {
+                if byte != b'\n' {
+                    line.push(byte);
+                } else if std::mem::take(&mut line) == b"go" {
+                    stdin_gun.fire();
+                }
+            }
+            line.truncate(16);
+        }
         std::process::exit(3);
     });
 
     let interpreter = args.interpreter();
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (tx, rx) = crossbeam_channel::bounded(QUEUE);
     let hello = Hello {
         version: VERSION,
         pid: std::process::id(),
@@ -132,45 +155,72 @@ pub fn main(args: &WorkerArgs) -> ! {
         timeline: Timeline::Exact,
         gils: interpreter.own_gils.then_some(interpreter.roles.len() as u32),
     };
-    let writer = std::thread::spawn(move || write_stream(&hello, &rx));
-    let switches = match interpreter.run(&tx) {
-        Ok(switches) => switches,
+    let writer = std::thread::spawn(move || write_stream(std::io::stdout().lock(), &hello, &rx));
+    let counts = match interpreter.run(&tx, &gun) {
+        Ok(counts) => counts,
         Err(message) => {
             // Say why before going: the queue drains and flushes within
-            // microseconds (other workers may still be running, so the
+            // milliseconds (other workers may still be running, so the
             // writer is not joined).
             let _ = tx.send(Record::Error { message });
             let deadline = std::time::Instant::now() + Duration::from_secs(1);
             while !tx.is_empty() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(FLUSH_WITHIN * 10);
             std::process::exit(1);
         }
     };
     let (cpu_ns, max_rss_kb) = process_usage();
-    let _ = tx.send(Record::End { t: now_ns(), pid: std::process::id(), cpu_ns, max_rss_kb, switches });
+    let _ = tx.send(Record::End {
+        t: now_ns(),
+        pid: std::process::id(),
+        cpu_ns,
+        max_rss_kb,
+        switches: counts.switches,
+        drop_requests: Some(counts.drop_requests),
+    });
     drop(tx);
     let written = writer.join().unwrap_or(false);
     std::process::exit(i32::from(!written));
 }
 
-/// Writes the header and then every record, flushing whenever the queue runs
-/// dry so the parent sees events within microseconds, not at exit.
-/// Returns false when stdout is gone.
-fn write_stream(hello: &Hello, rx: &Receiver<Record>) -> bool {
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+/// Writes the header and then every record. Records are buffered and go
+/// out in one write once none has come for a while or the oldest has waited
+/// [`FLUSH_WITHIN`]: the parent sees events within milliseconds, in a few
+/// writes instead of one per record. Returns false when `out` (stdout) is gone.
+pub fn write_stream(out: impl Write, hello: &Hello, rx: &Receiver<Record>) -> bool {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
     if writeln!(out, "{hello}").and_then(|()| out.flush()).is_err() {
         return false;
     }
-    while let Ok(record) = rx.recv() {
-        if writeln!(out, "{record}").is_err() {
-            return false;
-        }
-        if rx.is_empty() && out.flush().is_err() {
-            return false;
+    // When the oldest record not yet written out arrived.
+    let mut oldest: Option<Instant> = None;
+    loop {
+        let next = match oldest {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(since) => rx.recv_deadline(since + FLUSH_WITHIN),
+        };
+        match next {
+            Ok(record) => {
+                if writeln!(out, "{record}").is_err() {
+                    return false;
+                }
+                // A steady stream never leaves the queue empty: flush by age too.
+                if oldest.get_or_insert_with(Instant::now).elapsed() >= FLUSH_WITHIN {
+                    if out.flush().is_err() {
+                        return false;
+                    }
+                    oldest = None;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if out.flush().is_err() {
+                    return false;
+                }
+                oldest = None;
+            }
+            Err(RecvTimeoutError::Disconnected) => return out.flush().is_ok(),
         }
     }
-    out.flush().is_ok()
 }

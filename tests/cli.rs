@@ -169,3 +169,40 @@ fn many_short_lived_worker_processes_all_start() {
     let report = json(&["--model", "processes", "--workers", "64", "--iterations", "1000"]);
     assert_eq!(report["runs"][0]["processes"], 64);
 }
+
+/// Runs gilscope with its stdout read by `reader` (which may stop reading
+/// early); its exit status and stderr.
+fn with_reader(
+    args: &[&str],
+    reader: impl FnOnce(std::process::ChildStdout),
+) -> (std::process::ExitStatus, String) {
+    let mut child = common::gilscope()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gilscope");
+    reader(child.stdout.take().expect("piped stdout"));
+    let out = child.wait_with_output().expect("wait for gilscope");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_not_with_a_panic() {
+    use std::io::BufRead;
+    let run: &[&str] = &["run", "--workers", "1", "--iterations", "1000"];
+    let calibrate: &[&str] = &["calibrate", "--iterations", "10000"];
+    for args in [run, calibrate] {
+        // `gilscope … | true`: nobody reads at all.
+        let (status, err) = with_reader(args, drop);
+        assert!(matches!(status.code(), Some(0 | 141)), "{args:?} | true: {status} {err}");
+        assert!(err.is_empty(), "{args:?} | true said: {err}");
+        // `gilscope … | head -1`: one line read, then the pipe closes.
+        let (status, err) = with_reader(args, |out| {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        });
+        assert!(matches!(status.code(), Some(0 | 141)), "{args:?} | head -1: {status} {err}");
+        assert!(err.is_empty(), "{args:?} | head -1 said: {err}");
+    }
+}

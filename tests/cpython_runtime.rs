@@ -16,7 +16,7 @@ use gilscope::experiment::tally::{Lane, Tally};
 use gilscope::protocol::Runtime;
 
 mod common;
-use common::{alive, scratch, wait_until};
+use common::{alive, next_reports, scratch, wait_until};
 
 fn python3() -> Python {
     Python::probe(std::path::Path::new("python3")).expect("python3 is on every machine; these tests need it")
@@ -96,28 +96,32 @@ fn calibrate_stores_cpythons_cost_and_runs_use_it() {
 }
 
 /// Starts a `CPython` multiprocessing run and waits until its workers progress.
-fn cpython_run_in_progress() -> (supervisor::Running, crossbeam_channel::Receiver<supervisor::Report>, Tally)
-{
+fn cpython_run_in_progress() -> (supervisor::Running, crossbeam_channel::Receiver<supervisor::Event>, Tally) {
     let mut plan = Plan::with_program(PathBuf::from(env!("CARGO_BIN_EXE_gilscope")));
     plan.python = Some(python3());
     let spec = RunSpec {
         experiment: Experiment { iterations: 400_000_000, runtime: Runtime::Cpython, ..Experiment::new(2) },
         model: Model::Processes,
     };
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let running = supervisor::start(&plan.launches(&spec).expect("launches"), 1, &tx).expect("start python");
+    let (tx, rx) = supervisor::channel();
+    let launches = plan.launches(&spec).expect("launches");
+    let running = supervisor::start_one(1, launches, Duration::from_secs(30), &tx);
     let mut tally = Tally::new(spec, running.requested_at, running.streams());
     let deadline = Instant::now() + Duration::from_secs(20);
     while tally.workers.iter().any(|w| w.done == 0 || w.pid.is_none()) {
         assert!(Instant::now() < deadline, "the CPython workers never made progress");
-        tally.apply(rx.recv_timeout(Duration::from_secs(20)).expect("no word from python"));
+        for report in next_reports(&rx, Duration::from_secs(20)) {
+            tally.apply(report);
+        }
     }
     (running, rx, tally)
 }
 
-fn finish(rx: &crossbeam_channel::Receiver<supervisor::Report>, tally: &mut Tally) {
+fn finish(rx: &crossbeam_channel::Receiver<supervisor::Event>, tally: &mut Tally) {
     while !tally.is_over() {
-        tally.apply(rx.recv_timeout(Duration::from_secs(10)).expect("the run hung after a worker died"));
+        for report in next_reports(rx, Duration::from_secs(10)) {
+            tally.apply(report);
+        }
     }
 }
 

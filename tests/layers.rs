@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["worker"],
     &["sim"],
     &["protocol"],
-    &["cache", "format", "clock"],
+    &["cache", "format", "clock", "children", "signals"],
 ];
 
 fn layer(module: &str) -> usize {

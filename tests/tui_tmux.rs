@@ -320,3 +320,90 @@ fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
     tmux.keys(&["q"]);
     tmux.wait_gone(Duration::from_secs(5));
 }
+
+/// Starts 256 workers per model and, once the race's first worker process
+/// is up (the others still starting), does `stop` to gilscope; checks that it
+/// is gone at once and leaves no worker.
+fn stopping_a_256_worker_start(name: &str, stop: impl FnOnce(&Tmux)) {
+    let tmux = Tmux::start(name, "--workers 256 --pace 4 --iterations 4000000", None);
+    let screen = tmux.wait_for("press space", Duration::from_secs(10));
+    // More workers than cores: the models take turns unless told to race.
+    if screen.contains("mode one at a time") {
+        tmux.keys(&["m"]);
+        tmux.wait_for("mode race", Duration::from_secs(5));
+    }
+    tmux.keys(&["Space"]);
+    // The lone worker of the baseline comes first; then the race starts.
+    let start = Instant::now();
+    while !tmux.workers().iter().any(|p| p.cmdline.iter().any(|a| a.starts_with("--process-requested-at"))) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the race never started:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let app = tmux.app().expect("the app runs");
+    let asked = Instant::now();
+    stop(&tmux);
+    while std::path::Path::new(&format!("/proc/{}", app.pid)).exists()
+        && state(Path::new(&format!("/proc/{}", app.pid))) != Some('Z')
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "gilscope still runs {:?} after being told to stop",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tmux.assert_no_worker_left(Duration::from_secs(3));
+}
+
+#[test]
+fn q_during_a_256_worker_start_quits_at_once_and_leaves_no_worker() {
+    stopping_a_256_worker_start("q-256", |tmux| tmux.keys(&["q"]));
+}
+
+#[test]
+fn sigterm_and_sighup_during_a_256_worker_start_end_gilscope_at_once_and_leave_no_worker() {
+    for (name, sig) in [("term-256", libc::SIGTERM), ("hup-256", libc::SIGHUP)] {
+        stopping_a_256_worker_start(name, |tmux| signal(tmux.app().expect("the app runs").pid, sig));
+    }
+}
+
+#[test]
+fn termination_signals_exit_with_128_plus_their_number_and_restore_the_terminal() {
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129), (libc::SIGINT, 130)] {
+        let after = "echo \"gilscope exited: $?\"; sleep 60";
+        let tmux = Tmux::start("exit-code", SLOW, Some(after));
+        tmux.start_run();
+        signal(tmux.app().expect("the app runs").pid, sig);
+        let screen = tmux.wait_for("gilscope exited", Duration::from_secs(5));
+        assert!(screen.contains(&format!("gilscope exited: {code}")), "signal {sig}:\n{screen}");
+        let alternate = tmux.run(&["display-message", "-p", "-t", "main", "#{alternate_on}"]);
+        assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0", "the alternate screen was left");
+        tmux.assert_no_worker_left(Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn the_live_view_refuses_to_run_blind_when_stdout_is_not_a_terminal() {
+    let tmux = Tmux::start("blind", "> /dev/null", Some("echo \"gilscope exited: $?\"; sleep 60"));
+    let screen = tmux.wait_for("gilscope exited", Duration::from_secs(5));
+    assert!(screen.contains("gilscope exited: 2"), "{screen}");
+    let said: Vec<&str> = screen.lines().filter(|l| l.starts_with("gilscope:")).collect();
+    assert_eq!(said.len(), 1, "one line:\n{screen}");
+    assert!(said[0].contains("terminal") && said[0].contains("gilscope run"), "{screen}");
+}
+
+#[test]
+fn python_is_not_asked_until_c_is_pressed() {
+    let dir = common::scratch("lazy-probe");
+    let mark = dir.join("asked");
+    let fake = common::script(&dir, "python3", &format!("touch '{}'; exec python3 \"$@\"", mark.display()));
+    let tmux = Tmux::start("lazy-probe", &format!("--python '{}'", fake.display()), None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!mark.exists(), "the simulated runtime asked python at start");
+    tmux.keys(&["c"]);
+    tmux.wait_for("runtime cpython", Duration::from_secs(15));
+    assert!(mark.exists(), "c switched to CPython without asking python");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+}

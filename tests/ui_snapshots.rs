@@ -192,7 +192,14 @@ fn the_real_cpython_finished_shows_its_own_inferred_switch_count() {
         Record::Progress { t: t_end, worker: 1, done: ITERATIONS, total: ITERATIONS },
         Record::Finished { t: t_end - 2 * MS, worker: 1 },
         Record::Finished { t: t_end, worker: 0 },
-        Record::End { t: t_end, pid: 2001, cpu_ns: 580 * MS, max_rss_kb: 9_900, switches: 117 },
+        Record::End {
+            t: t_end,
+            pid: 2001,
+            cpu_ns: 580 * MS,
+            max_rss_kb: 9_900,
+            switches: 117,
+            drop_requests: None,
+        },
     ]);
     send(&mut app, threads, 0, rest);
     end(&mut app, threads, 0, Ok(()));
@@ -202,10 +209,24 @@ fn the_real_cpython_finished_shows_its_own_inferred_switch_count() {
         children.extend([
             Record::Progress { t: p_end, worker, done: ITERATIONS, total: ITERATIONS },
             Record::Finished { t: p_end, worker },
-            Record::End { t: p_end, pid, cpu_ns: 300 * MS, max_rss_kb: 9_700, switches: 0 },
+            Record::End {
+                t: p_end,
+                pid,
+                cpu_ns: 300 * MS,
+                max_rss_kb: 9_700,
+                switches: 0,
+                drop_requests: None,
+            },
         ]);
     }
-    children.push(Record::End { t: p_end, pid: 3000, cpu_ns: 40 * MS, max_rss_kb: 9_800, switches: 0 });
+    children.push(Record::End {
+        t: p_end,
+        pid: 3000,
+        cpu_ns: 40 * MS,
+        max_rss_kb: 9_800,
+        switches: 0,
+        drop_requests: None,
+    });
     send(&mut app, procs, 0, children);
     end(&mut app, procs, 0, Ok(()));
     app.update(t_end + S, Msg::Tick);
@@ -271,7 +292,14 @@ fn finished_shows_wall_times_speedups_and_the_winner() {
             vec![
                 Record::Progress { t: at, worker, done: ITERATIONS, total: ITERATIONS },
                 Record::Finished { t: at, worker },
-                Record::End { t: at, pid, cpu_ns: 3_700 * MS, max_rss_kb: 3_400, switches: 0 },
+                Record::End {
+                    t: at,
+                    pid,
+                    cpu_ns: 3_700 * MS,
+                    max_rss_kb: 3_400,
+                    switches: 0,
+                    drop_requests: None,
+                },
             ],
         );
         end(&mut app, procs, stream, Ok(()));
@@ -290,7 +318,14 @@ fn finished_shows_wall_times_speedups_and_the_winner() {
             Record::Progress { t: t_end, worker: 0, done: ITERATIONS, total: ITERATIONS },
             Record::Finished { t: t_end - 4 * MS, worker: 1 },
             Record::Finished { t: t_end, worker: 0 },
-            Record::End { t: t_end, pid: 2001, cpu_ns: 7_400 * MS, max_rss_kb: 3_500, switches: 1_390 },
+            Record::End {
+                t: t_end,
+                pid: 2001,
+                cpu_ns: 7_400 * MS,
+                max_rss_kb: 3_500,
+                switches: 1_390,
+                drop_requests: None,
+            },
         ],
     );
     end(&mut app, threads, 0, Ok(()));
@@ -322,7 +357,8 @@ fn io_bound_lanes_show_the_threads_blocked_in_io() {
     app.update(T0, Msg::Started { run, requested_at: T0, pids: vec![900] });
     hello(&mut app, run, 0, 900, 0, 1);
     let wall = 1_300 * MS;
-    send(
+    // The run is over at its `end` record: the models start from there.
+    let mut effects = send(
         &mut app,
         run,
         0,
@@ -330,10 +366,18 @@ fn io_bound_lanes_show_the_threads_blocked_in_io() {
             Record::Started { t: T0 + MS, worker: 0, requested: T0 },
             Record::Progress { t: T0 + wall, worker: 0, done: 20, total: 20 },
             Record::Finished { t: T0 + wall, worker: 0 },
-            Record::End { t: T0 + wall, pid: 900, cpu_ns: 300 * MS, max_rss_kb: 3_000, switches: 0 },
+            Record::End {
+                t: T0 + wall,
+                pid: 900,
+                cpu_ns: 300 * MS,
+                max_rss_kb: 3_000,
+                switches: 0,
+                drop_requests: None,
+            },
         ],
     );
-    let models = starts(&end(&mut app, run, 0, Ok(())));
+    effects.extend(end(&mut app, run, 0, Ok(())));
+    let models = starts(&effects);
     let t1 = T0 + 1_400 * MS;
     let (threads, procs) = (models[0].0, models[1].0);
     app.update(t1, Msg::Started { run: threads, requested_at: t1, pids: vec![2001] });
@@ -497,7 +541,14 @@ fn the_io_workload_shows_the_io_workers_baseline_not_a_cpu_ones() {
             Record::Started { t: t + MS, worker: 0, requested: t },
             Record::Progress { t: t + 1_300 * MS, worker: 0, done: 20, total: 20 },
             Record::Finished { t: t + 1_300 * MS, worker: 0 },
-            Record::End { t: t + 1_300 * MS, pid: 901, cpu_ns: 300 * MS, max_rss_kb: 3_000, switches: 0 },
+            Record::End {
+                t: t + 1_300 * MS,
+                pid: 901,
+                cpu_ns: 300 * MS,
+                max_rss_kb: 3_000,
+                switches: 0,
+                drop_requests: None,
+            },
         ],
     );
     end(&mut app, io[0].0, 0, Ok(()));

@@ -2,7 +2,7 @@
 """gilscope's instrumented CPython worker (standard library only).
 
 Runs one workload under `threading` or `multiprocessing` and writes gilscope's
-wire format (docs/wire-format.md, version 1) on stdout: a header line written
+wire format (docs/wire-format.md, version 2) on stdout: a header line written
 by the top process, then one record per line. Started as
 
     python3 gilscope_worker.py --model threads|processes --workers N
@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 PIPE_BUF = 4096
 # Aim for one stamp about every 100 µs of running: well under a 1 ms lane
 # cell, and cheap (the whole instrumentation costs about 4 % of the loop).
@@ -666,7 +666,7 @@ def parse_args(argv):
 
     p = Parser(
         prog="gilscope_worker.py",
-        description="gilscope's instrumented CPython worker (wire format 1).",
+        description="gilscope's instrumented CPython worker (wire format 2).",
         allow_abbrev=False,
     )
     p.add_argument("--model", choices=["threads", "processes", "subinterpreters"], default="threads")

@@ -103,11 +103,31 @@ pub struct App {
     pub quitting: bool,
     /// The user chose the mode with `m`; until then it follows the cores.
     mode_chosen: bool,
-    /// The scoreboard is shown instead of the panels' figures.
-    pub scoreboard: bool,
+    /// What the panels show under their timelines.
+    pub below: Below,
     /// Earlier sessions' results, newest first, shown under the current one.
     pub history: Vec<Earlier>,
+    /// The interpreter was asked whether it can run, and has not answered yet.
+    asking_python: bool,
     next_run: RunId,
+}
+
+/// What the panels show under their timelines (key `b`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Below {
+    /// Each model's figures.
+    Figures,
+    /// The article's claims, measured: one row per model.
+    Scoreboard,
+}
+
+impl Below {
+    fn other(self) -> Self {
+        match self {
+            Below::Figures => Below::Scoreboard,
+            Below::Scoreboard => Below::Figures,
+        }
+    }
 }
 
 /// A finished session, remembered after the settings moved on.
@@ -147,8 +167,9 @@ impl App {
             notice: None,
             quitting: false,
             mode_chosen: false,
-            scoreboard: false,
+            below: Below::Figures,
             history: Vec::new(),
+            asking_python: false,
             next_run: 1,
         }
     }
@@ -333,6 +354,7 @@ impl App {
                 }
                 self.advance(&mut effects);
             }
+            Msg::PythonAnswered(answer) => self.python_answered(answer, &mut effects),
             Msg::Tick => {}
             Msg::Viewport { lane_cells } => self.lane_cells = lane_cells.max(1),
             Msg::Interpreters { subinterpreters, free_threaded } => {
@@ -409,7 +431,7 @@ impl App {
                 let next = self.experiment.start_method.next();
                 self.change(effects, |e| e.start_method = next);
             }
-            Action::Scoreboard => self.scoreboard = !self.scoreboard,
+            Action::Scoreboard => self.below = self.below.other(),
             Action::Mode => {
                 let before = self.settings();
                 self.mode = match self.mode {
@@ -444,10 +466,17 @@ impl App {
     fn next_runtime(&mut self, effects: &mut Vec<Effect>) {
         let runtimes = &self.options.runtimes;
         if runtimes.len() < 2 {
-            self.notice = Some(match &self.options.cpython_unavailable {
-                Some(why) => format!("no real CPython: {why}"),
-                None => format!("only the {} runtime is available", self.experiment.runtime.as_str()),
-            });
+            match &self.options.cpython_unavailable {
+                Some(why) => self.notice = Some(format!("no real CPython: {why}")),
+                // Not asked yet: the interpreter is asked now, the switch
+                // follows its answer.
+                None if !self.asking_python => {
+                    self.asking_python = true;
+                    self.notice = Some("asking the Python interpreter whether it can run…".to_owned());
+                    effects.push(Effect::AskPython);
+                }
+                None => {}
+            }
             return;
         }
         let at = runtimes.iter().position(|r| *r == self.experiment.runtime).unwrap_or(0);
@@ -457,6 +486,23 @@ impl App {
         let zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
         self.view = View { zoom, ..View::default() };
         self.change(effects, |e| e.runtime = next);
+    }
+
+    fn python_answered(&mut self, answer: Result<(), String>, effects: &mut Vec<Effect>) {
+        self.asking_python = false;
+        match answer {
+            Ok(()) => {
+                self.notice = None;
+                if !self.options.runtimes.contains(&Runtime::Cpython) {
+                    self.options.runtimes.push(Runtime::Cpython);
+                }
+                self.next_runtime(effects);
+            }
+            Err(why) => {
+                self.notice = Some(format!("no real CPython: {why}"));
+                self.options.cpython_unavailable = Some(why);
+            }
+        }
     }
 
     fn quit(&mut self, effects: &mut Vec<Effect>) {

@@ -23,6 +23,9 @@ pub enum Msg {
         run: RunId,
         why: String,
     },
+    /// The interpreter asked for by [`Effect::AskPython`] answered (`Ok`), or
+    /// why it cannot serve as the real `CPython`.
+    PythonAnswered(Result<(), String>),
     /// Time passed (the timeline scrolls).
     Tick,
     /// The last frame's lanes were this many cells wide.
@@ -51,5 +54,8 @@ pub enum Effect {
     Kill(RunId),
     /// Sample these processes from now on (empty: none).
     Watch(Vec<u32>),
+    /// Find out whether the real `CPython` can run (the answer comes back
+    /// as [`Msg::PythonAnswered`]): asked only once the user wants it.
+    AskPython,
     Quit,
 }

@@ -294,6 +294,24 @@ fn question_mark_pages_through_the_help_and_esc_closes_it_without_quitting() {
 }
 
 #[test]
+fn c_asks_python_once_and_switches_when_it_answers() {
+    let mut app = app();
+    assert_eq!(ch(&mut app, 'c'), vec![Effect::AskPython]);
+    assert_eq!(ch(&mut app, 'c'), vec![], "asked once, while no answer came");
+    assert_eq!(app.experiment.runtime, Runtime::Sim);
+    app.update(1, Msg::PythonAnswered(Ok(())));
+    assert_eq!(app.experiment.runtime, Runtime::Cpython);
+    ch(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Sim, "both runtimes are offered from now on");
+    let mut app = self::app();
+    ch(&mut app, 'c');
+    app.update(1, Msg::PythonAnswered(Err("python3 is Python 3.6.15".into())));
+    assert_eq!(app.experiment.runtime, Runtime::Sim);
+    assert_eq!(ch(&mut app, 'c'), vec![], "not asked again");
+    assert_eq!(app.notice.as_deref(), Some("no real CPython: python3 is Python 3.6.15"));
+}
+
+#[test]
 fn c_says_why_the_real_cpython_is_not_there() {
     let mut app = App::new(
         Experiment::new(2),
@@ -476,7 +494,10 @@ fn inferred_hand_overs_wait_for_the_processes_own_count() {
         record(&mut run, Record::Finished { t: 0, worker });
     }
     assert_eq!(run.switches(), Switches::Inferred(None));
-    record(&mut run, Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42 });
+    record(
+        &mut run,
+        Record::End { t: 0, pid: 7, cpu_ns: 1, max_rss_kb: 1, switches: 42, drop_requests: None },
+    );
     run.apply(Report::Ended { run: 1, stream: 0, outcome: Ok(()) });
     assert_eq!(run.switches(), Switches::Inferred(Some(42)));
 }

@@ -6,10 +6,12 @@
 //! reports, OS samples, termination signals and a frame tick. The tick only
 //! exists while something moves on screen, so an idle gilscope sleeps.
 //!
-//! Runs are started here, on the main thread, because their processes get
-//! `PR_SET_PDEATHSIG` tied to the thread that spawned them.
+//! Runs start on threads of their own (the supervisor's), which live as long
+//! as their processes: the main loop never waits for a process to start, so
+//! it keeps drawing and answers `q` at once whatever is starting.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -20,12 +22,15 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
 use crate::cli::ExperimentArgs;
 use crate::clock::now_ns;
+use crate::commands::say;
 use crate::cpython::{Python, discover};
 use crate::experiment::matrix::Need;
 use crate::experiment::plan::Plan;
-use crate::experiment::supervisor::{self, Report, RunId, Running};
+use crate::experiment::silence_limit;
+use crate::experiment::supervisor::{self, RunId, RunStart, Running};
 use crate::monitor::{self, Sample};
 use crate::protocol::Runtime;
+use crate::signals;
 
 /// Reports handled in one go before the screen gets a chance to redraw:
 /// 128 workers send about 60,000 a second.
@@ -39,63 +44,58 @@ pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
 
 /// `gilscope` without a subcommand.
 pub fn main(args: &ExperimentArgs) -> ExitCode {
+    // Drawn into a pipe or a file, the screen would be lost and the keys
+    // would go nowhere.
+    if !std::io::stdout().is_terminal() {
+        say("the live view needs a terminal on stdout; `gilscope run` prints its figures anywhere");
+        return ExitCode::from(2);
+    }
     let mut plan = match Plan::measure() {
         Ok(plan) => plan,
         Err(why) => {
-            eprintln!("gilscope: {why}");
+            say(&why);
             return ExitCode::FAILURE;
         }
     };
+    let mut notice = plan.notes.first().cloned();
     // The runtime key (`c`) switches between the simulation and the real
-    // interpreter whenever one answers; --runtime picks the one to start on.
+    // interpreter. The interpreter is asked whether it can run only when it
+    // is wanted: now if --runtime names it, else when `c` is first pressed.
     let first = args.runtime.runtimes()[0];
     let (found_tx, found_rx) = crossbeam_channel::bounded(1);
-    let (runtimes, cpython_unavailable) = match Python::probe(&args.python) {
-        Ok(python) => {
-            // Interpreters for the models this one cannot run are looked for
-            // meanwhile: probing each takes a while, the first frame should not wait.
-            let main = python.clone();
-            let _ = std::thread::Builder::new().name("discover".into()).spawn(move || {
-                let find = |need: Need| {
-                    if need.fits(&main) { Some(main.clone()) } else { discover::find(|p| need.fits(p)) }
-                };
-                let _ = found_tx.send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
-            });
-            plan.python = Some(python);
-            let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
-            (vec![first, other], None)
+    let runtimes = if args.runtime.runtimes().contains(&Runtime::Cpython) {
+        match Python::probe(&args.python) {
+            Ok(python) => {
+                notice = plan.use_python(python.clone()).or(notice);
+                discover_for(python, found_tx.clone());
+                let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
+                vec![first, other]
+            }
+            Err(why) => {
+                say(&format!("--python: {why}"));
+                return ExitCode::from(2);
+            }
         }
-        Err(why) if first == Runtime::Cpython || args.runtime.runtimes().contains(&Runtime::Cpython) => {
-            eprintln!("gilscope: --python: {why}");
-            return ExitCode::from(2);
-        }
-        Err(why) => (vec![Runtime::Sim], Some(why)),
+    } else {
+        vec![Runtime::Sim]
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
-    let options = Options {
-        color,
-        runtimes,
-        cpython_unavailable,
-        cores: crate::cli::cores(),
-        cpython_subinterpreters: false,
-        cpython_free_threaded: false,
-    };
+    let options = Options { color, runtimes, cores: crate::cli::cores(), ..Options::default() };
     let mut app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    app.notice = notice;
     if let Some(models) = args.chosen_models() {
         app.models = models;
     }
 
-    let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = terminate_tx.try_send(());
-    }) {
-        eprintln!("gilscope: cannot handle termination signals ({e}); q still quits");
-    }
+    let terminate = signals::watch().unwrap_or_else(|e| {
+        say(&format!("cannot handle termination signals ({e}); q still quits"));
+        never()
+    });
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (sample_tx, sample_rx) = crossbeam_channel::bounded(4);
     if let Err(e) = monitor::spawn(watch_rx, sample_tx) {
-        eprintln!("gilscope: cannot start the OS sampler: {e}");
+        say(&format!("cannot start the OS sampler: {e}"));
         return ExitCode::FAILURE;
     }
 
@@ -103,9 +103,7 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         Ok(terminal) => terminal,
         Err(e) => {
             ratatui::restore();
-            eprintln!(
-                "gilscope: the interactive view needs a terminal ({e}); `gilscope run` works without one"
-            );
+            say(&format!("the interactive view needs a terminal ({e}); `gilscope run` works without one"));
             return ExitCode::FAILURE;
         }
     };
@@ -113,28 +111,59 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         Ok(input) => input,
         Err(e) => {
             ratatui::restore();
-            eprintln!("gilscope: cannot read the keyboard: {e}");
+            say(&format!("cannot read the keyboard: {e}"));
             return ExitCode::FAILURE;
         }
     };
+    let (answers_tx, answers) = crossbeam_channel::bounded(1);
     let mut world = World {
         plan,
+        python: args.python.clone(),
+        answers: answers_tx,
+        found: found_tx,
         runs: HashMap::new(),
         watch: watch_tx,
-        reports: crossbeam_channel::unbounded(),
-        found: found_rx,
+        events: supervisor::channel(),
     };
-    let outcome = main_loop(&mut terminal, app, &mut world, &input, &sample_rx, &terminate_rx);
+    let channels = Channels { input, samples: sample_rx, terminate, answers, found: found_rx };
+    let outcome = main_loop(&mut terminal, app, &mut world, channels);
     // Workers first: killing them takes no terminal.
     world.runs.clear();
     ratatui::restore();
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        // Ended by a signal: the status a shell expects of it.
+        Ok(Some(signal)) => ExitCode::from(signals::exit_status(signal)),
         Err(e) => {
-            eprintln!("gilscope: the terminal failed: {e}");
+            say(&format!("the terminal failed: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where the main loop's messages come from, beside the workers' reports.
+struct Channels {
+    input: Receiver<Event>,
+    samples: Receiver<Sample>,
+    /// Termination signals, by number.
+    terminate: Receiver<libc::c_int>,
+    /// The interpreter's answer, when it was asked whether it can run.
+    answers: Receiver<Result<Python, String>>,
+    /// The interpreters for the models the chosen one cannot run, once looked for.
+    found: Receiver<Found>,
+}
+
+/// Interpreters for subinterpreters with a GIL each, and for free-threading.
+type Found = (Option<Python>, Option<Python>);
+
+/// Looks, on a thread of its own, for interpreters that run the models
+/// `main` cannot: probing each takes a while, and the screen goes on meanwhile.
+fn discover_for(main: Python, found: Sender<Found>) {
+    let _ = std::thread::Builder::new().name("discover".into()).spawn(move || {
+        let find =
+            |need: Need| if need.fits(&main) { Some(main.clone()) } else { discover::find(|p| need.fits(p)) };
+        let _ = found.try_send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
+    });
 }
 
 /// Reads terminal events on a thread of its own: `event::read` blocks.
@@ -153,48 +182,32 @@ fn spawn_input() -> std::io::Result<Receiver<Event>> {
 /// What the effects act on: the machine's side of the app.
 struct World {
     plan: Plan,
+    /// The interpreter `c` asks for (`--python`).
+    python: std::path::PathBuf,
+    answers: Sender<Result<Python, String>>,
     /// Dropping a `Running` kills its processes.
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
-    reports: (Sender<Report>, Receiver<Report>),
-    /// The interpreters found for subinterpreters and free-threading, once looked for.
-    found: Receiver<(Option<Python>, Option<Python>)>,
+    /// Where the interpreters found for subinterpreters and free-threading go.
+    found: Sender<Found>,
+    events: (Sender<supervisor::Event>, Receiver<supervisor::Event>),
 }
 
 impl World {
     /// Carries out effects, feeding what they cause back into the app.
-    /// `show` draws the app before processes are started: starting many
-    /// takes a while, and the screen should say so meanwhile.
-    /// Returns false once the app asked to quit.
-    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>, show: &mut dyn FnMut(&App)) -> bool {
+    /// Runs asked for together start together, as one race, on threads of
+    /// their own: this returns at once, and their processes come up as
+    /// `Event::Started`. Returns false once the app asked to quit.
+    fn carry_out(&mut self, app: &mut App, effects: Vec<Effect>) -> bool {
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
         let mut go_on = true;
-        let mut shown = false;
+        let mut race = Vec::new();
         while let Some(effect) = queue.pop_front() {
             match effect {
-                Effect::Start { run, spec } => {
-                    if !shown {
-                        show(app);
-                        shown = true;
-                    }
-                    let started = self
-                        .plan
-                        .launches(&spec)
-                        .and_then(|l| supervisor::start(&l, run, &self.reports.0).map_err(|e| e.to_string()));
-                    let msg = match started {
-                        Ok(running) => {
-                            let msg = Msg::Started {
-                                run,
-                                requested_at: running.requested_at,
-                                pids: running.pids().to_vec(),
-                            };
-                            self.runs.insert(run, running);
-                            msg
-                        }
-                        Err(why) => Msg::StartFailed { run, why },
-                    };
-                    queue.extend(app.update(now_ns(), msg));
-                }
+                Effect::Start { run, spec } => match self.plan.launches(&spec) {
+                    Ok(launches) => race.push(RunStart { run, launches, silence: silence_limit(&spec) }),
+                    Err(why) => queue.extend(app.update(now_ns(), Msg::StartFailed { run, why })),
+                },
                 Effect::Pause(run) => {
                     if let Some(r) = self.runs.get(&run) {
                         r.pause();
@@ -213,27 +226,60 @@ impl World {
                 Effect::Watch(pids) => {
                     let _ = self.watch.send(pids);
                 }
+                Effect::AskPython => self.ask_python(),
                 Effect::Quit => go_on = false,
+            }
+        }
+        if go_on && !race.is_empty() {
+            for running in supervisor::start(race, &self.events.0) {
+                self.runs.insert(running.run, running);
             }
         }
         go_on
     }
+
+    /// What one event of the supervisor means to the app.
+    fn hear(&self, event: supervisor::Event, msgs: &mut Vec<Msg>) {
+        match event {
+            supervisor::Event::Started { run, pids } => {
+                // A run killed while it started is no news.
+                if let Some(running) = self.runs.get(&run) {
+                    msgs.push(Msg::Started { run, requested_at: running.requested_at, pids });
+                }
+            }
+            supervisor::Event::StartFailed { run, why } => msgs.push(Msg::StartFailed { run, why }),
+            supervisor::Event::Reports(reports) => msgs.extend(reports.into_iter().map(Msg::Report)),
+        }
+    }
 }
 
+impl World {
+    /// Asks the interpreter whether it can run, on a thread of its own (it
+    /// may take up to `cpython::PROBE_LIMIT`): the screen goes on meanwhile.
+    /// The thread waits for the interpreter, so the interpreter's
+    /// `PR_SET_PDEATHSIG` holds as long as it runs.
+    fn ask_python(&self) {
+        let (path, answers) = (self.python.clone(), self.answers.clone());
+        let asked = std::thread::Builder::new().name("ask-python".into()).spawn(move || {
+            let _ = answers.send(Python::probe(&path));
+        });
+        if let Err(e) = asked {
+            let _ = self.answers.try_send(Err(format!("cannot ask it: {e}")));
+        }
+    }
+}
+
+/// Runs the app until it quits; the termination signal that made it quit, if one did.
 fn main_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
     world: &mut World,
-    input: &Receiver<Event>,
-    samples: &Receiver<Sample>,
-    terminate: &Receiver<()>,
-) -> std::io::Result<()> {
-    let reports = world.reports.1.clone();
-    let mut found = world.found.clone();
-    // A channel that closed is replaced by one that never fires, so the
-    // select does not spin on it.
-    let mut input = input.clone();
-    let mut samples = samples.clone();
+    channels: Channels,
+) -> std::io::Result<Option<libc::c_int>> {
+    let events = world.events.1.clone();
+    let Channels { mut input, mut samples, terminate, answers, mut found } = channels;
+    let mut signalled = None;
+    let mut calibration_note = None;
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     loop {
@@ -259,10 +305,11 @@ fn main_loop(
         // batch: one wakeup a frame instead of one per record (thousands a
         // second). Their times come from the workers' clocks, so waiting
         // changes no figure. Otherwise each report is taken as it comes.
-        let report_wakeups = if animating { never() } else { reports.clone() };
-        let msg = select! {
+        let event_wakeups = if animating { never() } else { events.clone() };
+        let mut msgs = Vec::new();
+        select! {
             recv(input) -> event => match event {
-                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => Msg::Key(key),
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => msgs.push(Msg::Key(key)),
                 Ok(Event::Resize(..)) => {
                     dirty = true;
                     continue;
@@ -271,47 +318,61 @@ fn main_loop(
                 // The terminal is gone: nobody is left to watch.
                 Err(_) => {
                     input = never();
-                    Msg::Terminate
+                    msgs.push(Msg::Terminate);
                 }
             },
-            recv(report_wakeups) -> report => match report {
-                Ok(report) => Msg::Report(report),
+            recv(event_wakeups) -> event => match event {
+                Ok(event) => world.hear(event, &mut msgs),
                 Err(_) => continue,
             },
-            recv(samples) -> sample => if let Ok(sample) = sample { Msg::Sample(sample) } else {
+            recv(samples) -> sample => if let Ok(sample) = sample { msgs.push(Msg::Sample(sample)) } else {
                 samples = never();
                 continue;
             },
-            recv(terminate) -> _ => Msg::Terminate,
+            recv(terminate) -> signal => {
+                signalled = signal.ok();
+                msgs.push(Msg::Terminate);
+            }
+            recv(answers) -> answer => match answer {
+                Ok(Ok(python)) => {
+                    discover_for(python.clone(), world.found.clone());
+                    calibration_note = world.plan.use_python(python);
+                    msgs.push(Msg::PythonAnswered(Ok(())));
+                }
+                Ok(Err(why)) => msgs.push(Msg::PythonAnswered(Err(why))),
+                Err(_) => continue,
+            },
             recv(found) -> interpreters => {
                 found = never();
                 let Ok((newer, free_threaded)) = interpreters else { continue };
-                let msg = Msg::Interpreters { subinterpreters: newer.is_some(), free_threaded: free_threaded.is_some() };
+                msgs.push(Msg::Interpreters { subinterpreters: newer.is_some(), free_threaded: free_threaded.is_some() });
                 world.plan.newer_python = newer;
                 world.plan.free_threaded_python = free_threaded;
-                msg
-            },
-            recv(tick) -> _ => Msg::Tick,
-        };
+            }
+            recv(tick) -> _ => msgs.push(Msg::Tick),
+        }
+        // Everything the workers said meanwhile, up to a batch: the channel
+        // is drained as fast as they write, and the screen still redraws.
+        if matches!(
+            msgs.first(),
+            Some(Msg::Report(_) | Msg::Started { .. } | Msg::StartFailed { .. } | Msg::Tick)
+        ) {
+            while msgs.len() < REPORT_BATCH {
+                let Ok(event) = events.try_recv() else { break };
+                world.hear(event, &mut msgs);
+            }
+        }
         let now = now_ns();
-        let batch = matches!(msg, Msg::Report(_) | Msg::Tick);
-        let mut effects = app.update(now, msg);
-        if batch {
-            for report in reports.try_iter().take(REPORT_BATCH) {
-                effects.extend(app.update(now, Msg::Report(report)));
-            }
+        let mut effects = Vec::new();
+        for msg in msgs {
+            effects.extend(app.update(now, msg));
         }
-        let mut draw_error = None;
-        let mut show = |app: &App| {
-            if let Err(e) = terminal.draw(|frame| crate::ui::render(frame, app)) {
-                draw_error = Some(e);
-            }
-        };
-        if !world.carry_out(&mut app, effects, &mut show) {
-            return Ok(());
+        // What the interpreter's answer means for the calibration, said once the switch is made.
+        if let Some(note) = calibration_note.take() {
+            app.notice = Some(note);
         }
-        if let Some(e) = draw_error {
-            return Err(e);
+        if !world.carry_out(&mut app, effects) {
+            return Ok(signalled);
         }
         // Whatever came in may show; a tick only comes while something moves.
         dirty = true;

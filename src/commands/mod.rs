@@ -5,3 +5,15 @@
 pub mod calibrate;
 pub mod live;
 pub mod run;
+
+use std::io::Write;
+
+/// Says one line to the user on stderr, as `gilscope: line`. A stderr that
+/// cannot be written to (closed, full) is no reason to stop.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "gilscope: {line}");
+}
+
+/// The exit status when stdout was closed before the report was written,
+/// as if gilscope had died of SIGPIPE (what a shell shows for `… | head`).
+pub const CLOSED_STDOUT: u8 = 141;

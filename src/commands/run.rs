@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
+use crate::commands::say;
 use crate::cpython::Python;
 use crate::experiment::baseline;
 use crate::experiment::calibration::Calibration;
@@ -48,6 +49,9 @@ struct JsonReport<'a> {
 /// `python` is the interpreter already probed, when a `CPython` run is asked for.
 pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String> {
     let mut plan = Plan::measure()?;
+    for note in &plan.notes {
+        say(note);
+    }
     let mut runs = args.runs(plan.iteration_ns())?;
     let mut notes = String::new();
     if runs.iter().any(|r| r.experiment.runtime == Runtime::Cpython) {
@@ -55,29 +59,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             Some(python) => python,
             None => Python::probe(&args.experiment.python)?,
         };
-        let fitted = matrix::fit_to_python(&mut runs, &args.choice(), &python)?;
-        for note in &fitted.notes {
-            let _ = writeln!(notes, "{note}");
-        }
-        plan.newer_python = fitted.newer;
-        plan.free_threaded_python = fitted.free_threaded;
-        if plan.calibration.is_none() {
-            // Without it the simulation's iterations would not cost what CPython's do.
-            let calibration = Calibration::measure(&python, 1_000_000, 3)?;
-            let path = calibration.store()?;
-            let _ = writeln!(
-                notes,
-                "calibrated: {} spends {:.1} ns per loop iteration (stored in {})",
-                python.describe(),
-                calibration.iteration_ns,
-                path.display()
-            );
-            for run in &mut runs {
-                run.experiment.iteration_ns = calibration.iteration_ns;
-            }
-            plan.calibrated(calibration);
-        }
-        plan.python = Some(python);
+        notes = prepare_cpython(args, python, &mut plan, &mut runs)?;
     }
     let experiment = runs.first().map(|r| r.experiment.clone()).ok_or("nothing to run")?;
     // The runtimes the runs use: a model no interpreter here can run may
@@ -150,6 +132,44 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
         }
         Ok(text.trim_end().to_owned())
     }
+}
+
+/// Fits the runs to the interpreter `python` (and the ones found beside it),
+/// and calibrates the simulation against it if nothing was stored; the
+/// lines the user should read first.
+fn prepare_cpython(
+    args: &RunArgs,
+    python: Python,
+    plan: &mut Plan,
+    runs: &mut Vec<RunSpec>,
+) -> Result<String, String> {
+    let mut notes = String::new();
+    let fitted = matrix::fit_to_python(runs, &args.choice(), &python)?;
+    for note in &fitted.notes {
+        let _ = writeln!(notes, "{note}");
+    }
+    plan.newer_python = fitted.newer;
+    plan.free_threaded_python = fitted.free_threaded;
+    if plan.calibration.is_none() {
+        // Without it the simulation's iterations would not cost what CPython's do.
+        let calibration = Calibration::measure(&python, 1_000_000, 3)?;
+        let path = calibration.store()?;
+        let _ = writeln!(
+            notes,
+            "calibrated: {} spends {:.1} ns per loop iteration (stored in {})",
+            python.describe(),
+            calibration.iteration_ns,
+            path.display()
+        );
+        for run in runs.iter_mut() {
+            run.experiment.iteration_ns = calibration.iteration_ns;
+        }
+        plan.calibrated(calibration);
+    }
+    if let Some(note) = plan.use_python(python) {
+        say(&note);
+    }
+    Ok(notes)
 }
 
 /// Times `rounds` rounds, interleaved: in each, the baseline of every

@@ -1,11 +1,14 @@
 //! How long one loop iteration takes, on this machine, in both runtimes:
 //! what `gilscope calibrate` measures and stores, and the one place it is
-//! read back from disk.
+//! read back from disk. A stored calibration is a file anyone may have
+//! edited: it is used only when its figures are plausible, and it names the
+//! interpreter it was measured on.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Cache;
 use crate::cpython::Python;
 use crate::sim::workload::measure_units_per_ns;
 
@@ -22,24 +25,88 @@ pub struct Calibration {
     pub sim_units_per_ns: Option<f64>,
 }
 
+/// What one `CPython` loop iteration may plausibly cost, in ns: a fast
+/// machine's 3.12 takes about 20, a slow one's 3.8 a few hundred.
+pub const ITERATION_NS: std::ops::RangeInclusive<f64> = 5.0..=5_000.0;
+/// The simulation's cost units per ns: one unit is a dependent square root,
+/// a few ns on any machine gilscope runs on.
+pub const UNITS_PER_NS: std::ops::RangeInclusive<f64> = 0.01..=10.0;
+
+const FILE: &str = "calibration.json";
+
+/// What is stored, read back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stored {
+    None,
+    Sound(Calibration),
+    /// Unreadable or implausible: why, in a line for the user.
+    Refused(String),
+}
+
 impl Calibration {
-    fn file() -> PathBuf {
-        crate::cache::dir().join("calibration.json")
+    /// The stored calibration. A refused cache folder is an error; a file
+    /// that is corrupt or out of range is refused with a reason, and the next
+    /// calibration replaces it.
+    pub fn load() -> Result<Stored, String> {
+        let Some(cache) = Cache::existing()? else { return Ok(Stored::None) };
+        let where_ = cache.path(FILE);
+        let bytes = match cache.read(FILE, 64 * 1024) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Stored::None),
+            Err(why) => return Ok(Stored::Refused(format!("ignored {FILE}: {why}"))),
+        };
+        let calibration: Calibration = match serde_json::from_slice(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Stored::Refused(format!(
+                    "ignored the corrupt {} ({e}); the next `gilscope calibrate` replaces it",
+                    where_.display()
+                )));
+            }
+        };
+        Ok(match calibration.implausible() {
+            Some(why) => Stored::Refused(format!(
+                "ignored {}: {why}; run `gilscope calibrate` to measure again",
+                where_.display()
+            )),
+            None => Stored::Sound(calibration),
+        })
     }
 
-    /// The stored calibration, if any (a broken file counts as none).
-    pub fn load() -> Option<Calibration> {
-        let text = std::fs::read_to_string(Self::file()).ok()?;
-        serde_json::from_str(&text).ok().filter(|c: &Calibration| c.iteration_ns > 0.0)
+    /// Why these figures cannot be right, if they cannot.
+    fn implausible(&self) -> Option<String> {
+        if !ITERATION_NS.contains(&self.iteration_ns) {
+            return Some(format!(
+                "{} ns per iteration is outside {}–{} ns",
+                self.iteration_ns,
+                ITERATION_NS.start(),
+                ITERATION_NS.end()
+            ));
+        }
+        match self.sim_units_per_ns {
+            Some(units) if !UNITS_PER_NS.contains(&units) => Some(format!(
+                "{units} simulated cost units per ns is outside {}–{}",
+                UNITS_PER_NS.start(),
+                UNITS_PER_NS.end()
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether this was measured on `python`: the same path as given, the same version.
+    pub fn measured_on(&self, python: &Python) -> bool {
+        self.python == python.path.display().to_string() && self.version == python.version
+    }
+
+    /// "python3 3.11.7": the interpreter it was measured on.
+    pub fn interpreter(&self) -> String {
+        format!("{} {}", self.python, self.version)
     }
 
     pub fn store(&self) -> Result<PathBuf, String> {
-        let path = Self::file();
-        let fail = |e: String| format!("cannot store the calibration in {}: {e}", path.display());
-        std::fs::create_dir_all(crate::cache::dir()).map_err(|e| fail(e.to_string()))?;
+        let fail = |e: String| format!("cannot store the calibration: {e}");
         let text = serde_json::to_string_pretty(self).map_err(|e| fail(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| fail(e.to_string()))?;
-        Ok(path)
+        Cache::create().and_then(|cache| cache.write(FILE, text.as_bytes())).map_err(fail)
     }
 
     /// Measures `python`'s plain sqrt loop: the median of `rounds` bare runs
@@ -54,11 +121,15 @@ impl Calibration {
         }
         times.sort_unstable();
         units.sort_by(f64::total_cmp);
-        Ok(Calibration {
+        let calibration = Calibration {
             python: python.path.display().to_string(),
             version: python.version.clone(),
             iteration_ns: times[times.len() / 2] as f64 / iterations.max(1) as f64,
             sim_units_per_ns: Some(units[units.len() / 2]),
-        })
+        };
+        match calibration.implausible() {
+            Some(why) => Err(format!("{} measured {why}: is it really CPython?", python.describe())),
+            None => Ok(calibration),
+        }
     }
 }

@@ -84,11 +84,12 @@ mod tests {
     #[test]
     fn our_own_memory_is_read_and_unique_memory_grows_with_what_we_touch() {
         let me = std::process::id();
-        let before = Memory::of(me).unwrap_or_default();
         let block = vec![7u8; 32 << 20];
         std::hint::black_box(&block);
         let after = Memory::of(me).unwrap_or_default();
         assert!(after.rss_kb >= after.pss_kb && after.pss_kb >= after.uss_kb, "{after:?}");
-        assert!(after.uss_kb >= before.uss_kb + 30 * 1024, "{before:?} → {after:?}");
+        // Other tests in this process allocate and free meanwhile: only the
+        // block this one holds is sure to be there.
+        assert!(after.uss_kb >= 32 * 1024, "a 32 MiB block touched, yet {after:?}");
     }
 }

@@ -29,11 +29,13 @@ use crate::experiment::load::LoadMeter;
 use crate::experiment::memory::Peaks;
 use crate::experiment::plan::Plan;
 use crate::experiment::spec::RunSpec;
+use crate::experiment::supervisor::Event;
 use crate::experiment::tally::{RunResult, Tally};
 
 /// A run that says nothing for this long is taken for hung (longer when
-/// every worker may be asleep in one I/O wait).
-fn silence_limit(spec: &RunSpec) -> Duration {
+/// every worker may be asleep in one I/O wait). Headless runs and the live
+/// view both hand it to the supervisor.
+pub fn silence_limit(spec: &RunSpec) -> Duration {
     let e = &spec.experiment;
     Duration::from_secs(30).max(e.io_wait * 2 * e.pace.max(1) + e.switch_interval)
 }
@@ -59,22 +61,28 @@ pub fn time_run(spec: &RunSpec, plan: &Plan) -> Result<Timed, String> {
 pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
     spec.check()?;
     let launches = plan.launches(spec)?;
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mut running = supervisor::start(&launches, 0, &tx).map_err(|e| e.to_string())?;
+    let (tx, rx) = supervisor::channel();
+    let mut running = supervisor::start_one(0, launches, silence_limit(spec), &tx);
     drop(tx);
     let mut tally = Tally::new(spec.clone(), running.requested_at, running.streams());
-    let limit = silence_limit(spec);
+    // The supervisor fails a silent run itself; this only guards against a
+    // supervisor that stopped talking altogether.
+    let limit = silence_limit(spec) * 2;
     // The processes' memory is read now and then while they run (a tenth of
     // a second: often enough to catch a run's peak, cheap enough not to matter).
     let mut memory = Peaks::default();
     let mut last_word = std::time::Instant::now();
-    let mut pids: Vec<u32> = running.pids().to_vec();
+    let mut pids: Vec<u32> = Vec::new();
     while !tally.is_over() {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(report) => {
+            Ok(Event::Reports(reports)) => {
                 last_word = std::time::Instant::now();
-                tally.apply(report);
+                for report in reports {
+                    tally.apply(report);
+                }
             }
+            Ok(Event::Started { pids: started, .. }) => pids.extend(started),
+            Ok(Event::StartFailed { why, .. }) => return Err(format!("{} run failed: {why}", spec.label())),
             Err(RecvTimeoutError::Timeout) if last_word.elapsed() >= limit => {
                 tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns());
             }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cpython::Python;
-use crate::experiment::calibration::Calibration;
+use crate::experiment::calibration::{Calibration, Stored};
 use crate::experiment::matrix::{no_gil_off, no_subinterpreters};
 use crate::experiment::spec::{DEFAULT_ITERATION_NS, Model, RunSpec};
 use crate::experiment::supervisor::Launch;
@@ -26,6 +26,9 @@ pub struct Plan {
     pub free_threaded_python: Option<Python>,
     /// What `gilscope calibrate` stored, read once here.
     pub calibration: Option<Calibration>,
+    /// What the user should hear about the calibration: a stored one
+    /// refused, or one measured on another interpreter than the one in use.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -35,7 +38,15 @@ impl Plan {
     /// measured now (~20 ms).
     pub fn measure() -> Result<Self, String> {
         let program = std::env::current_exe().map_err(|e| format!("cannot find the gilscope binary: {e}"))?;
-        let calibration = Calibration::load();
+        let mut notes = Vec::new();
+        let calibration = match Calibration::load()? {
+            Stored::Sound(calibration) => Some(calibration),
+            Stored::None => None,
+            Stored::Refused(why) => {
+                notes.push(why);
+                None
+            }
+        };
         let units_per_ns =
             calibration.as_ref().and_then(|c| c.sim_units_per_ns).unwrap_or_else(measure_units_per_ns);
         Ok(Plan {
@@ -45,6 +56,7 @@ impl Plan {
             newer_python: None,
             free_threaded_python: None,
             calibration,
+            notes,
         })
     }
 
@@ -57,7 +69,24 @@ impl Plan {
             newer_python: None,
             free_threaded_python: None,
             calibration: None,
+            notes: Vec::new(),
         }
+    }
+
+    /// Runs the `CPython` runtime on `python` from now on. Returns a line for
+    /// the user when the stored calibration was measured on another
+    /// interpreter (it is still used: it is the best figure there is).
+    pub fn use_python(&mut self, python: Python) -> Option<String> {
+        let note = self.calibration.as_ref().filter(|c| !c.measured_on(&python)).map(|c| {
+            format!(
+                "the calibration was measured on {}, not on {} (in use); run `gilscope calibrate --python {}` to measure it",
+                c.interpreter(),
+                python.describe(),
+                python.path.display()
+            )
+        });
+        self.python = Some(python);
+        note
     }
 
     /// What one loop iteration costs: `CPython`'s, as calibrated, else the default.
@@ -105,29 +134,38 @@ impl Plan {
                 return Err("the hybrid model runs on the simulated runtime only".to_owned());
             }
         };
-        let mut env = Vec::new();
+        // Isolated (-I): nothing is imported from the working folder or from
+        // beside the script, and PYTHON* variables are ignored. The children
+        // multiprocessing starts stay isolated: fork copies the flags, and
+        // spawn and forkserver pass -I (and -X gil) on to the interpreters
+        // they start (`subprocess._args_from_interpreter_flags`, 3.8–3.13).
+        let mut interpreter_args = vec!["-I".to_owned()];
         if spec.gil_off() {
             if !python.free_threaded_build {
                 return Err(no_gil_off(python));
             }
-            env.push(("PYTHON_GIL".to_owned(), "0".to_owned()));
+            interpreter_args.extend(["-X".to_owned(), "gil=0".to_owned()]);
         }
         // With the GIL asked for, the interpreter keeps its own default: a
         // free-threaded build runs without it, and the run is labelled so.
         let workload = e.workload.name();
-        let mut args = vec![
-            python.script.display().to_string(),
-            format!("--model={model}"),
-            format!("--workers={}", e.workers),
-            "--first-worker=0".to_owned(),
-            format!("--workload={workload}"),
-            format!("--iterations={}", e.iterations),
-            format!("--requests={}", e.requests),
-            // The same wait as the simulation's, to the nanosecond.
-            format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
-            format!("--reply-iterations={}", e.reply_iterations),
-            format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
-        ];
+        let mut args = [
+            interpreter_args,
+            vec![
+                python.script.display().to_string(),
+                format!("--model={model}"),
+                format!("--workers={}", e.workers),
+                "--first-worker=0".to_owned(),
+                format!("--workload={workload}"),
+                format!("--iterations={}", e.iterations),
+                format!("--requests={}", e.requests),
+                // The same wait as the simulation's, to the nanosecond.
+                format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
+                format!("--reply-iterations={}", e.reply_iterations),
+                format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
+            ],
+        ]
+        .concat();
         match spec.model {
             Model::Processes => args.push(format!("--start-method={}", e.start_method.name())),
             Model::Subinterpreters { shared_gil: true } => args.push("--shared-gil".to_owned()),
@@ -136,8 +174,9 @@ impl Plan {
         Ok(vec![Launch {
             program: python.path.clone(),
             args,
-            env,
+            env: Vec::new(),
             requested_at_flag: Some("--spawned-at".to_owned()),
+            workers: e.workers,
         }])
     }
 
@@ -166,6 +205,7 @@ impl Plan {
                     process_requested_at: None,
                 };
                 Launch {
+                    workers: args.roles.len() as u32,
                     program: self.program.clone(),
                     args: args.to_args(),
                     env: Vec::new(),

@@ -15,7 +15,9 @@ use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::stats::{Histogram, percentile};
 use crate::experiment::supervisor::Report;
 use crate::experiment::track::Track;
+use crate::format::thousands;
 use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
+use crate::sim::workload::Role;
 
 /// What a worker is doing, as its lane shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct WorkerTrack {
     pub cpu_ns: Option<u64>,
     /// When the current wait for the GIL began.
     wait_since: Option<u64>,
+    /// Records about this worker so far.
+    records: u64,
 }
 
 impl WorkerTrack {
@@ -60,6 +64,7 @@ impl WorkerTrack {
             finished_at: None,
             cpu_ns: None,
             wait_since: None,
+            records: 0,
         }
     }
 
@@ -87,6 +92,8 @@ pub struct ProcessEnd {
     pub cpu_ns: u64,
     pub max_rss_kb: u64,
     pub switches: u64,
+    /// Where the interpreter counts them (the simulation does).
+    pub drop_requests: Option<u64>,
 }
 
 /// Everything known about one run so far.
@@ -151,9 +158,19 @@ impl Tally {
         }
     }
 
-    /// True once every stream ended, cleanly or not.
+    /// True once the run failed, every stream ended, or the work is done:
+    /// whatever a worker would still send could only be a record too many.
     pub fn is_over(&self) -> bool {
-        self.streams_ended >= self.streams || self.failure.is_some()
+        self.streams_ended >= self.streams || self.failure.is_some() || self.complete()
+    }
+
+    /// Every worker finished, and every process that ran one or started a
+    /// stream sent its `end`.
+    fn complete(&self) -> bool {
+        self.hellos.len() >= self.streams
+            && self.workers.iter().all(|w| w.finished_at.is_some())
+            && self.workers.iter().filter_map(|w| w.pid).all(|pid| self.ends.contains_key(&pid))
+            && self.hellos.values().all(|h| self.ends.contains_key(&h.pid))
     }
 
     pub fn succeeded(&self) -> bool {
@@ -276,7 +293,68 @@ impl Tally {
         self.workers.get_mut(w as usize)
     }
 
+    /// How much work worker `w` was given: iterations, or requests.
+    fn work_of(&self, w: u32) -> u64 {
+        let e = &self.spec.experiment;
+        match e.workload.role(w) {
+            Role::Cpu => e.iterations,
+            Role::Io => u64::from(e.requests),
+        }
+    }
+
+    /// The most records worker `w`'s work can produce: at most a GIL hand-over
+    /// (release, wait, take) and a progress record per loop iteration, a few
+    /// records per I/O request, and a handful more. Generous on purpose: it
+    /// only stops a stream that would never end.
+    fn record_limit(&self, w: u32) -> u64 {
+        let e = &self.spec.experiment;
+        let iterations = match e.workload.role(w) {
+            Role::Cpu => e.iterations,
+            Role::Io => u64::from(e.requests).saturating_mul(e.reply_iterations.saturating_add(8)),
+        };
+        iterations.saturating_mul(5).saturating_add(256)
+    }
+
+    /// Why `record` cannot be part of this run's work, if it cannot.
+    fn impossible(&self, record: &Record) -> Option<String> {
+        let Some(w) = record.worker() else {
+            return match *record {
+                Record::End { pid, .. } if self.ends.contains_key(&pid) => {
+                    Some(format!("process {pid} sent two end records"))
+                }
+                _ => None,
+            };
+        };
+        let track = self.workers.get(w as usize)?;
+        if track.finished_at.is_some() {
+            return Some(format!("worker {w} sent a record after it finished"));
+        }
+        if track.records >= self.record_limit(w) {
+            return Some(format!(
+                "worker {w} sent more records than its work can produce ({})",
+                thousands(self.record_limit(w))
+            ));
+        }
+        match *record {
+            Record::Started { .. } if track.started_at.is_some() => Some(format!("worker {w} started twice")),
+            Record::Progress { done, total, .. } if total != self.work_of(w) => Some(format!(
+                "worker {w} reported {} of {} units of work, but was asked for {}",
+                thousands(done),
+                thousands(total),
+                thousands(self.work_of(w))
+            )),
+            _ => None,
+        }
+    }
+
     fn record(&mut self, record: &Record) {
+        if let Some(why) = self.impossible(record) {
+            let t = self.last_event;
+            return self.fail(why, t);
+        }
+        if let Some(w) = record.worker().and_then(|w| self.workers.get_mut(w as usize)) {
+            w.records += 1;
+        }
         if let Some(t) = record.time() {
             self.last_event = self.last_event.max(t);
         }
@@ -353,12 +431,11 @@ impl Tally {
                     w.cpu_ns = Some(cpu_ns);
                 }
             }
-            Record::End { pid, cpu_ns, max_rss_kb, switches, .. } => {
-                self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches });
+            Record::End { pid, cpu_ns, max_rss_kb, switches, drop_requests, .. } => {
+                self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches, drop_requests });
             }
-            // The stream's end reports an error with the exit status; a drop
-            // request changes no lane.
-            Record::DropRequest { .. } | Record::Error { .. } => {}
+            // The stream's end reports an error with the exit status.
+            Record::Error { .. } => {}
         }
     }
 
@@ -417,6 +494,20 @@ impl Tally {
         self.ends.values().map(|e| e.switches).sum()
     }
 
+    /// How often a waiter asked a GIL's holder to drop it, where the
+    /// interpreters counted (None for the real `CPython`, which cannot tell).
+    pub fn drop_requests(&self) -> Option<u64> {
+        self.ends.values().map(|e| e.drop_requests).sum()
+    }
+
+    /// From the first worker's request to the last worker's first
+    /// instruction: how long starting them all took (they wait for each
+    /// other, then begin their work together).
+    pub fn starting_ns(&self) -> Option<u64> {
+        let last = self.workers.iter().map(|w| w.started_at).collect::<Option<Vec<u64>>>()?;
+        Some(last.into_iter().max()?.saturating_sub(self.first_request?))
+    }
+
     /// The run's results, once it finished cleanly: one round, its speedup
     /// and cleanliness left for whoever compares it with a baseline.
     pub fn result(&self) -> Option<RunResult> {
@@ -459,9 +550,11 @@ impl Tally {
             cpu_s: cpu_ns as f64 / 1e9,
             start_us: self.start_cost_ns().unwrap_or(0) as f64 / 1e3,
             start_us_max: starts.iter().copied().max().unwrap_or(0) as f64 / 1e3,
+            started_s: self.starting_ns().unwrap_or(0) as f64 / 1e9,
             peak_rss_kb: self.ends.values().map(|e| e.max_rss_kb).sum(),
             memory: self.memory,
             gil_switches: self.switches(),
+            gil_drop_requests: self.drop_requests(),
             gil_waits: self.waits,
             gil_wait_mean_ms: self.mean_wait_ns() as f64 / 1e6,
             gil_wait_max_ms: self.wait_max_ns as f64 / 1e6,
@@ -515,12 +608,18 @@ pub struct RunResult {
     pub start_us: f64,
     /// The longest single worker's request → first instruction.
     pub start_us_max: f64,
+    /// From the first worker's request to the last one's first instruction:
+    /// how long starting them all took. The workers wait for each other
+    /// there, then begin together; the wall time includes it.
+    pub started_s: f64,
     /// Sum of the processes' peak resident memory (each one's own high-water mark).
     pub peak_rss_kb: u64,
     /// Resident, proportional and unique memory of the processes at their
     /// peak, as /proc read them while the run went (headless runs).
     pub memory: Option<Memory>,
     pub gil_switches: u64,
+    /// Drop requests the interpreters counted (the simulation's; None for `CPython`).
+    pub gil_drop_requests: Option<u64>,
     pub gil_waits: u64,
     pub gil_wait_mean_ms: f64,
     pub gil_wait_max_ms: f64,

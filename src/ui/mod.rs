@@ -180,7 +180,7 @@ pub fn render(frame: &mut Frame, app: &App) {
 
     header::render(frame, head, app, theme);
     cores::render(frame, cores_area, app, theme);
-    if app.scoreboard {
+    if app.below == crate::app::Below::Scoreboard {
         let top = places.first().map_or(summary_area.y, |r| r.y);
         let area = Rect { y: top, height: summary_area.y.saturating_sub(top), ..summary_area };
         scoreboard::render(frame, area, app, theme);

@@ -66,3 +66,38 @@ pub fn pyenv_python(prefix: &str) -> PathBuf {
     found.sort();
     found.pop().unwrap_or_else(|| panic!("this test needs pyenv's Python {prefix}, and it is not installed"))
 }
+
+/// An executable shell script `name` in `dir`: a stand-in for an
+/// interpreter or a worker that misbehaves on purpose.
+pub fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write a script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+    path
+}
+
+/// Waits for `child` at most `limit`; kills it if it runs longer. Its output,
+/// and whether it ended by itself in time.
+pub fn output_within(mut child: std::process::Child, limit: Duration) -> (std::process::Output, bool) {
+    let in_time = wait_until(limit, || child.try_wait().ok().flatten().is_some());
+    if !in_time {
+        let _ = child.kill();
+    }
+    (child.wait_with_output().expect("wait for gilscope"), in_time)
+}
+
+/// The next reports of a supervised run, waiting at most `limit` for them
+/// (the event that says its processes started brings none).
+pub fn next_reports(
+    events: &crossbeam_channel::Receiver<gilscope::experiment::supervisor::Event>,
+    limit: Duration,
+) -> Vec<gilscope::experiment::supervisor::Report> {
+    use gilscope::experiment::supervisor::Event;
+    match events.recv_timeout(limit) {
+        Ok(Event::Reports(reports)) => reports,
+        Ok(Event::Started { .. }) => Vec::new(),
+        Ok(Event::StartFailed { why, .. }) => panic!("the run did not start: {why}"),
+        Err(e) => panic!("no word from the run in {limit:?}: {e}"),
+    }
+}
