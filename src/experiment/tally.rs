@@ -365,7 +365,10 @@ impl Tally {
                     w.requested = Some(requested);
                     w.started_at = Some(t);
                 }
-                self.enter(worker, t, Lane::Waiting);
+                // Started, but its work begins at the start gun, once every
+                // worker of the race has started: until its first wait or
+                // take, it neither runs nor waits for a GIL.
+                self.enter(worker, t, Lane::NotStarted);
             }
             Record::Process { worker, pid, .. } => {
                 if let Some(w) = self.worker(worker) {
@@ -703,7 +706,9 @@ mod tests {
         rec(&mut t, Record::Finished { t: 4_000, worker: 0 });
         assert_eq!(t.workers[0].lane(), Lane::Finished);
         let mix = t.workers[0].track.cell(0, 0, 99_999);
-        assert!(mix.run > 0.0 && mix.io > 0.0 && mix.wait > 0.0, "{mix:?}");
+        assert!(mix.run > 0.0 && mix.io > 0.0, "{mix:?}");
+        // From its start to its first take it waited for the start gun, not for a GIL.
+        assert_eq!(mix.wait, 0.0, "{mix:?}");
         assert_eq!(t.workers[0].start_cost_ns(), Some(400));
         assert_eq!(t.wall_ns(99_999), 2_900, "from the first request to the last finish");
     }
