@@ -68,8 +68,16 @@ pub fn kill_every_group() {
     }
 }
 
+/// How much lower than gilscope's own the children's scheduling priority is
+/// (nice levels). On a machine with far more runnable workers than cores, a
+/// key would otherwise wait for its turn among all of them (256 workers on
+/// 2 cores: seconds) and so would the terminal that draws the answer. The
+/// workers all have the same priority, so they share the cores as before;
+/// on a machine with nothing else to run it changes no timing.
+pub const WORKER_NICENESS: libc::c_int = 19;
+
 /// Makes `command` start in process group `group` (0: a new group the child
-/// leads) with `PR_SET_PDEATHSIG`.
+/// leads) with `PR_SET_PDEATHSIG`, [`WORKER_NICENESS`] below gilscope.
 pub fn tie(command: &mut Command, group: libc::pid_t) {
     let parent = std::process::id();
     command.process_group(group);
@@ -84,6 +92,8 @@ pub fn tie(command: &mut Command, group: libc::pid_t) {
                     libc::_exit(1);
                 }
             }
+            // A failure leaves the child at gilscope's priority: still correct.
+            libc::nice(WORKER_NICENESS);
             Ok(())
         });
     }
@@ -209,5 +219,25 @@ mod tests {
         assert_eq!(finished.status.code(), Some(3));
         assert_eq!(finished.stdout, b"out\n\0\0\0\0\0\0\0\0\0\0\0\0");
         assert_eq!(finished.stderr, b"err\n");
+    }
+
+    /// The nice value of process `pid`, from /proc/PID/stat.
+    fn niceness(pid: u32) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+        let after_name = stat.rsplit_once(')').expect("a stat line").1;
+        // Fields after the name start at field 3; nice is field 19.
+        after_name.split_whitespace().nth(16).and_then(|n| n.parse().ok()).expect("a nice field")
+    }
+
+    #[test]
+    fn a_tied_child_runs_at_a_lower_priority_than_gilscope() {
+        let mut command = Command::new("sleep");
+        command.arg("5");
+        tie(&mut command, 0);
+        let mut child = command.spawn().expect("start sleep");
+        let (ours, its) = (niceness(std::process::id()), niceness(child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(its, (ours + WORKER_NICENESS).min(19), "gilscope at {ours}");
     }
 }

@@ -23,6 +23,16 @@ pub const RUN_INTERVAL: Duration = Duration::from_millis(500);
 /// With nothing to watch only the core bars need refreshing.
 pub const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Resident/proportional/unique memory (`smaps_rollup`) walks a process's
+/// page tables: the costliest reading by far (256 processes: most of the
+/// monitor's CPU). Each sample reads it for this many processes, in turn,
+/// and keeps the others' last reading.
+pub const MEMORY_READS_PER_SAMPLE: usize = 16;
+
+/// How much lower than the main thread's the monitor's scheduling priority
+/// is: on a machine short of cores, a key's answer comes before a sample.
+const MONITOR_NICENESS: libc::c_int = 5;
+
 /// Worker threads are named `worker-N` (by the simulated interpreter, and by
 /// the `CPython` worker through prctl), so the OS can tell them apart from a
 /// process's helper threads.
@@ -69,6 +79,10 @@ impl Sample {
 /// change; it stops when either channel closes.
 pub fn spawn(watch: Receiver<Vec<u32>>, samples: Sender<Sample>) -> std::io::Result<()> {
     std::thread::Builder::new().name("monitor".into()).spawn(move || {
+        // SAFETY: lowers this thread's own priority (a tid is a valid `who`).
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, MONITOR_NICENESS);
+        }
         // Without sysinfo there is nothing to show; the app says "no reading".
         let Ok(mut system) = System::new() else { return };
         sample_forever(&mut system, &watch, &samples);
@@ -94,7 +108,7 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let mut sample = read(system, &watched.pids, &mut watched.seen, &mut watched.named);
+        let mut sample = read(system, &mut watched);
         sample.outside_cores = load.map(|m| m.outside_cores() as f32);
         load = LoadMeter::start();
         watched.saw(&sample);
@@ -115,6 +129,9 @@ struct Watched {
     gone: Vec<u32>,
     seen: HashMap<u32, CpuReading>,
     named: Named,
+    /// Each process's latest memory reading, and where the next turn starts.
+    memory: HashMap<u32, Memory>,
+    memory_turn: usize,
 }
 
 impl Watched {
@@ -142,7 +159,16 @@ impl Watched {
     fn forget_others(&mut self) {
         let pids = &self.pids;
         self.seen.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
+        self.memory.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
         self.named.0.retain(|(pid, _)| pids.contains(&Pid::from_u32(*pid)));
+    }
+
+    /// Whether this sample reads the memory of the process at `index` among
+    /// `count`: every one while they are few, else [`MEMORY_READS_PER_SAMPLE`]
+    /// of them in turn.
+    fn memory_turn(&self, index: usize, count: usize) -> bool {
+        count <= MEMORY_READS_PER_SAMPLE
+            || (index + count - self.memory_turn % count) % count < MEMORY_READS_PER_SAMPLE
     }
 }
 
@@ -158,30 +184,32 @@ struct CpuReading {
 #[derive(Debug, Default)]
 struct Named(std::collections::HashSet<(u32, u32)>);
 
-fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>, named: &mut Named) -> Sample {
+fn read(system: &mut System, watched: &mut Watched) -> Sample {
+    let pids = watched.pids.clone();
+    let count = pids.len();
     system.refresh_cpu_usage();
     let cores = system.cpus().iter().map(sysinfo::Cpu::usage).collect();
     let mut processes = Vec::new();
     if !pids.is_empty() {
         system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(pids),
+            ProcessesToUpdate::Some(&pids),
             true,
             ProcessRefreshKind::nothing().with_cpu().with_memory().with_tasks(),
         );
-        for pid in pids {
+        for (index, pid) in pids.iter().enumerate() {
             let Some(process) = system.process(*pid) else { continue };
             let tasks = process.tasks();
             // On Linux the task list leaves the main thread out.
             let threads = tasks.map_or(1, |t| t.len() as u32 + 1);
             let worker_threads = std::iter::once(pid)
                 .chain(tasks.into_iter().flatten())
-                .filter(|tid| named.is_worker(*pid, **tid))
+                .filter(|tid| watched.named.is_worker(*pid, **tid))
                 .count() as u32;
             // The rate comes from our own two readings of the CPU time, not
             // from `cpu_usage()`: sysinfo takes a process whose first reading
             // was zero (one just started) for unread, and would say 0 % twice.
             let now = CpuReading { cpu_ms: process.accumulated_cpu_time(), at: Instant::now() };
-            let before = seen.insert(pid.as_u32(), now);
+            let before = watched.seen.insert(pid.as_u32(), now);
             let cpu_cores = before.map(|b| {
                 let wall_ms = now.at.duration_since(b.at).as_secs_f32() * 1e3;
                 now.cpu_ms.saturating_sub(b.cpu_ms) as f32 / wall_ms.max(1.0)
@@ -192,9 +220,18 @@ fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>, 
                 rss_bytes: process.memory(),
                 threads,
                 worker_threads,
-                memory: Memory::of(pid.as_u32()),
+                memory: if watched.memory_turn(index, count) {
+                    let read = Memory::of(pid.as_u32());
+                    if let Some(m) = read {
+                        watched.memory.insert(pid.as_u32(), m);
+                    }
+                    read
+                } else {
+                    watched.memory.get(&pid.as_u32()).copied()
+                },
             });
         }
+        watched.memory_turn = (watched.memory_turn + MEMORY_READS_PER_SAMPLE) % count.max(1);
     }
     Sample { at: now_ns(), cores, processes, outside_cores: None }
 }
@@ -235,12 +272,30 @@ mod tests {
         let Ok(mut system) = System::new() else { panic!("sysinfo cannot read this system") };
         let mut watched = Watched::default();
         assert!(watched.ask(vec![me, dead]));
-        let sample = read(&mut system, &watched.pids, &mut watched.seen, &mut watched.named);
+        let sample = read(&mut system, &mut watched);
         watched.saw(&sample);
         assert_eq!(watched.pids, [Pid::from_u32(me)], "the ended process is dropped");
         assert!(!watched.ask(vec![me, dead]), "nothing new to read");
         assert_eq!(watched.pids, [Pid::from_u32(me)], "and not read again when asked again");
         assert!(watched.seen.keys().all(|pid| *pid == me));
+    }
+
+    #[test]
+    fn memory_is_read_for_every_process_in_turn_sixteen_a_sample() {
+        let watched = Watched::default();
+        assert!((0..10).all(|i| watched.memory_turn(i, 10)), "few processes: all of them each time");
+        let mut read = vec![0; 40];
+        let mut watched = Watched::default();
+        for _ in 0..5 {
+            let turn: Vec<usize> = (0..40).filter(|&i| watched.memory_turn(i, 40)).collect();
+            assert_eq!(turn.len(), MEMORY_READS_PER_SAMPLE, "{turn:?}");
+            for i in turn {
+                read[i] += 1;
+            }
+            watched.memory_turn = (watched.memory_turn + MEMORY_READS_PER_SAMPLE) % 40;
+        }
+        // 5 samples × 16 = 80 readings over 40 processes: each read twice.
+        assert!(read.iter().all(|&n| n == 2), "{read:?}");
     }
 
     #[test]
@@ -260,12 +315,11 @@ mod tests {
                 .expect("spawn a test thread")
         };
         let Ok(mut system) = System::new() else { panic!("sysinfo cannot read this system") };
-        let pids = [Pid::from_u32(me)];
-        let mut seen = HashMap::new();
-        let mut named = Named::default();
-        let first = read(&mut system, &pids, &mut seen, &mut named);
+        let mut watched = Watched::default();
+        watched.ask(vec![me]);
+        let first = read(&mut system, &mut watched);
         std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL * 2);
-        let second = read(&mut system, &pids, &mut seen, &mut named);
+        let second = read(&mut system, &mut watched);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = spin.join();
 

@@ -281,11 +281,14 @@ fn main_loop(
     let mut signalled = None;
     let mut calibration_note = None;
     let mut dirty = true;
+    // A key's answer is drawn at once, not at the next frame's turn.
+    let mut key_pressed = false;
     let mut last_frame: Option<Instant> = None;
     loop {
         let frame = app.frame_interval();
         let since = last_frame.map_or(frame, |t| t.elapsed());
-        if dirty && since >= frame {
+        if dirty && (since >= frame || key_pressed) {
+            key_pressed = false;
             let mut cells = app.lane_cells;
             terminal.draw(|frame| {
                 cells = crate::ui::lane_cells(&app, frame.area());
@@ -309,7 +312,10 @@ fn main_loop(
         let mut msgs = Vec::new();
         select! {
             recv(input) -> event => match event {
-                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => msgs.push(Msg::Key(key)),
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                    key_pressed = true;
+                    msgs.push(Msg::Key(key));
+                }
                 Ok(Event::Resize(..)) => {
                     dirty = true;
                     continue;

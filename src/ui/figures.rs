@@ -59,13 +59,22 @@ fn cells(
         Switches::Inferred(None) => ("…".to_owned(), None),
         Switches::Inferred(Some(n)) => (format!("~{n} (inferred)"), Some(format!("~{n}"))),
     };
-    let start = tally.start_cost_ns().map_or("…".to_owned(), |ns| duration_label(ns as f64 / 1e9));
+    // Each worker's share of the start, and how long starting them all
+    // took: the race's clock runs from the first request, so it includes it.
+    let each = tally.start_cost_ns().map(|ns| duration_label(ns as f64 / 1e9));
+    let (start, start_short) = match (each, tally.starting_ns()) {
+        (Some(each), Some(all)) if run.spec.experiment.workers > 1 => {
+            (format!("{each} each, all {}", duration_label(all as f64 / 1e9)), Some(each))
+        }
+        (Some(each), _) => (each, None),
+        (None, _) => ("…".to_owned(), None),
+    };
     [
         ("time", duration_label(wall), None),
         ("done", format!("{:.0}%", tally.progress() * 100.0), None),
         ("cpu", cpu, None),
         ("memory", memory, None),
-        ("start", start, None),
+        ("start", start, start_short),
         ("switches", switches, short),
     ]
 }
