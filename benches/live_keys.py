@@ -2,8 +2,8 @@
 """Key-to-screen latency and CPU of the live view during a big race.
 
 gilscope runs on a pseudo-terminal of the given size, read by this script as
-a terminal emulator reads it. `?` is pressed: the time until the help's text
-keys page arrives on the terminal is the key's latency, the way a user
+a terminal emulator reads it. `?` is pressed: the time until a word of the
+help's keys page arrives on the terminal is the key's latency, the way a user
 sees it, without a multiplexer in between. The help is closed again,
 unmeasured.
 
