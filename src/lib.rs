@@ -6,8 +6,9 @@
 //! Data flows one way: workers → supervisor → tally → what the user sees.
 //! The layers, from the bottom: `clock`, `protocol`, `format`, `cache`;
 //! `sim` and `worker` (the simulated interpreter); `cpython`; `experiment`;
-//! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`); `commands`
-//! on top. A module imports only from layers below it.
+//! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`) beside
+//! `recording` (sessions kept in files, replayed into an app); `commands` on
+//! top. A module imports only from layers below it.
 
 pub mod app;
 pub(crate) mod cache;
@@ -19,6 +20,7 @@ pub mod experiment;
 pub(crate) mod format;
 pub mod monitor;
 pub mod protocol;
+pub mod recording;
 pub mod scenario;
 pub mod sim;
 pub mod ui;

@@ -28,8 +28,16 @@ fn main() -> ExitCode {
         Some(Command::Calibrate(args)) => report(commands::calibrate::execute(&args)),
         Some(Command::Run(args)) => {
             // Flags that are each fine but do not fit together are usage errors too.
-            if let Err(why) = args.runs(DEFAULT_ITERATION_NS) {
-                eprintln!("gilscope: {why}");
+            let runs = match args.runs(DEFAULT_ITERATION_NS) {
+                Ok(runs) => runs,
+                Err(why) => {
+                    eprintln!("gilscope: {why}");
+                    return ExitCode::from(2);
+                }
+            };
+            // A recording replays in the live view: its models share one experiment.
+            if let (Some(_), Err(why)) = (&args.record, gilscope::recording::replayable(&runs)) {
+                eprintln!("gilscope: --record: {why}");
                 return ExitCode::from(2);
             }
             // A missing interpreter is a bad --python: say so before running anything.
@@ -46,6 +54,21 @@ fn main() -> ExitCode {
             };
             report(commands::run::execute(&args, python))
         }
+        Some(Command::Lesson(args)) => {
+            if args.list {
+                println!("{}", gilscope::app::lesson::list());
+                return ExitCode::SUCCESS;
+            }
+            match gilscope::app::lesson::numbered(args.number) {
+                Ok(index) => commands::live::lesson(&args.experiment, index),
+                Err(why) => {
+                    eprintln!("gilscope: {why}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some(Command::Replay(args)) => commands::replay::main(&args),
+        Some(Command::Export(args)) => commands::export::main(&args),
         None => commands::live::main(&cli.experiment),
     }
 }

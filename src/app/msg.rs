@@ -31,6 +31,11 @@ pub enum Msg {
     },
     /// SIGTERM or SIGHUP.
     Terminate,
+    /// A key pressed by whoever watches a replay: it steers the replay,
+    /// never the recorded run (whose own keys come as `Key`).
+    Viewer(KeyEvent),
+    /// The loop saved the session on screen (to this path), or could not (why).
+    Saved(Result<String, String>),
 }
 
 /// What the main loop must do for the app.
@@ -45,5 +50,7 @@ pub enum Effect {
     Kill(RunId),
     /// Sample these processes from now on (empty: none).
     Watch(Vec<u32>),
+    /// Write the session on screen to a recording file.
+    Save,
     Quit,
 }

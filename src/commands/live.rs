@@ -8,6 +8,9 @@
 //!
 //! Runs are started here, on the main thread, because their processes get
 //! `PR_SET_PDEATHSIG` tied to the thread that spawned them.
+//!
+//! Every message reaches the app through a recording tape, so a finished
+//! session can be saved (`R`) and replayed (`gilscope replay`).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -25,6 +28,8 @@ use crate::experiment::plan::Plan;
 use crate::experiment::supervisor::{self, Report, RunId, Running};
 use crate::monitor::{self, Sample};
 use crate::protocol::Runtime;
+use crate::recording::tape::{Context, Tape};
+use crate::recording::{Machine, new_file_name};
 
 /// Reports handled in one go before the screen gets a chance to redraw:
 /// 128 workers send about 60,000 a second.
@@ -38,6 +43,15 @@ pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
 
 /// `gilscope` without a subcommand.
 pub fn main(args: &ExperimentArgs) -> ExitCode {
+    open(args, None)
+}
+
+/// `gilscope lesson N`: the live view, opened at lesson `index` (from 0).
+pub fn lesson(args: &ExperimentArgs, index: usize) -> ExitCode {
+    open(args, Some(index))
+}
+
+fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     let mut plan = match Plan::measure() {
         Ok(plan) => plan,
         Err(why) => {
@@ -62,7 +76,15 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
     let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
-    let app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    let mut app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    if let Some(index) = lesson {
+        // Nothing runs yet: opening a lesson only sets the settings.
+        app.open_lesson(index, &mut Vec::new());
+    }
+    let context = Context {
+        machine: Machine::here(crate::cli::cores()),
+        python: plan.python.as_ref().map(|p| (p.path.display().to_string(), p.version.clone())),
+    };
 
     let (terminate_tx, terminate_rx) = crossbeam_channel::bounded(1);
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
@@ -96,8 +118,14 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut world =
-        World { plan, runs: HashMap::new(), watch: watch_tx, reports: crossbeam_channel::unbounded() };
+    let mut world = World {
+        plan,
+        runs: HashMap::new(),
+        watch: watch_tx,
+        reports: crossbeam_channel::unbounded(),
+        tape: Tape::default(),
+        context,
+    };
     let outcome = main_loop(&mut terminal, app, &mut world, &input, &sample_rx, &terminate_rx);
     // Workers first: killing them takes no terminal.
     world.runs.clear();
@@ -112,7 +140,7 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
 }
 
 /// Reads terminal events on a thread of its own: `event::read` blocks.
-fn spawn_input() -> std::io::Result<Receiver<Event>> {
+pub(super) fn spawn_input() -> std::io::Result<Receiver<Event>> {
     let (tx, rx) = crossbeam_channel::bounded(64);
     std::thread::Builder::new().name("input".into()).spawn(move || {
         while let Ok(event) = event::read() {
@@ -131,6 +159,9 @@ struct World {
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
     reports: (Sender<Report>, Receiver<Report>),
+    /// Keeps the session on screen, to save it.
+    tape: Tape,
+    context: Context,
 }
 
 impl World {
@@ -165,7 +196,7 @@ impl World {
                         }
                         Err(why) => Msg::StartFailed { run, why },
                     };
-                    queue.extend(app.update(now_ns(), msg));
+                    queue.extend(self.tape.feed(app, now_ns(), msg));
                 }
                 Effect::Pause(run) => {
                     if let Some(r) = self.runs.get(&run) {
@@ -185,10 +216,22 @@ impl World {
                 Effect::Watch(pids) => {
                     let _ = self.watch.send(pids);
                 }
+                Effect::Save => {
+                    let saved = self.save(app);
+                    queue.extend(app.update(now_ns(), Msg::Saved(saved)));
+                }
                 Effect::Quit => go_on = false,
             }
         }
         go_on
+    }
+
+    /// Saves the finished session to a new file in the current folder.
+    fn save(&self, app: &App) -> Result<String, String> {
+        let recording = self.tape.recording(app, &self.context)?;
+        let path = new_file_name(std::path::Path::new("."));
+        recording.save(&path)?;
+        Ok(path.display().to_string())
     }
 }
 
@@ -258,10 +301,10 @@ fn main_loop(
         };
         let now = now_ns();
         let batch = matches!(msg, Msg::Report(_) | Msg::Tick);
-        let mut effects = app.update(now, msg);
+        let mut effects = world.tape.feed(&mut app, now, msg);
         if batch {
             for report in reports.try_iter().take(REPORT_BATCH) {
-                effects.extend(app.update(now, Msg::Report(report)));
+                effects.extend(world.tape.feed(&mut app, now, Msg::Report(report)));
             }
         }
         let mut draw_error = None;
