@@ -1,10 +1,15 @@
-//! The classroom, from fixed message scripts: every lesson reaches its
+//! The classroom: from fixed message scripts, every lesson reaches its
 //! result, the narration freezes with a paused run, a recorded session
-//! replays to the screen it came from, and its trace holds together.
+//! replays to the screen it came from, and its trace holds together; with
+//! the binary, `run --record` / `--trace`, `export`, and the one-line errors
+//! for files that are not recordings this gilscope can read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
 
 use std::collections::BTreeMap;
+use std::process::Output;
+
+mod common;
 
 use gilscope::app::lesson::LESSONS;
 use gilscope::app::{App, Effect, Mode, Msg, Options};
@@ -111,8 +116,14 @@ fn every_lesson_starts_and_reaches_its_result() {
         let mut pending = starts(&key(&mut app, ' '));
         let mut t = T0;
         while let Some((run, spec)) = pending.pop() {
-            pending.extend(starts(&play(&mut app, run, &spec, t, 2 * S)));
-            t += 3 * S;
+            // CPU workers that share a GIL take turns: each takes 2 s of it.
+            let e = &spec.experiment;
+            let cpu = (0..e.workers).filter(|w| e.workload.role(*w) == Role::Cpu).count() as u64;
+            let sharing =
+                if spec.contends_for_a_gil() { cpu / u64::from(spec.model.processes(e.workers)) } else { 1 };
+            let wall = 2 * S * sharing.max(1);
+            pending.extend(starts(&play(&mut app, run, &spec, t, wall)));
+            t += wall + S;
         }
         assert!(!app.busy(), "{}: the session finished", lesson.title);
         let session = app.session.as_ref().unwrap();
@@ -478,4 +489,108 @@ fn check_trace(recording: &Recording, trace: &serde_json::Value) {
         checked += 1;
     }
     assert!(checked > 0, "some worker finished");
+}
+
+fn gilscope(args: &[&str]) -> Output {
+    common::gilscope().args(args).output().expect("start gilscope")
+}
+
+fn one_line_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("gilscope: ") && !err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn run_records_every_round_which_replays_and_exports_to_the_trace_run_wrote() {
+    let dir = common::scratch("record");
+    let (file, traced, exported) = (dir.join("quick.gilrec"), dir.join("run.json"), dir.join("export.json"));
+    let (file_s, traced_s, exported_s) =
+        (file.to_str().unwrap(), traced.to_str().unwrap(), exported.to_str().unwrap());
+    let out = gilscope(&[
+        "run",
+        "--workers",
+        "2",
+        "--iterations",
+        "300000",
+        "--rounds",
+        "2",
+        "--record",
+        file_s,
+        "--trace",
+        traced_s,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recording = Recording::load(&file).expect("the recording reads back");
+    assert_eq!(recording.header.source, "run");
+    assert!(recording.header.machine.cores >= 1);
+    let starts = recording.entries.iter().filter(|e| matches!(e.event, Event::Start { .. })).count();
+    assert_eq!(starts, 2 * 3, "two rounds of a baseline run and two models");
+    // Replayed, the rounds are two sessions: the first in the history.
+    let mut player = Player::new(recording.clone(), &Options::default()).expect("it replays");
+    player.play_all().expect("to its end");
+    let app = player.app();
+    assert_eq!(app.history.len(), 1, "round 1 went to the history");
+    let session = app.session.as_ref().expect("round 2");
+    let compared = session.compare(&app.baseline, app.cores());
+    assert!(compared.results.iter().all(Option::is_some), "both models finished in the replay");
+    // The trace `run` wrote, and the one `export` writes from the file, are the same.
+    let out = gilscope(&["export", file_s, "--trace", exported_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).expect("a trace parses as JSON")
+    };
+    let (a, b) = (read(&traced), read(&exported));
+    assert_eq!(a["traceEvents"], b["traceEvents"]);
+    check_trace(&recording, &a);
+}
+
+#[test]
+fn a_file_that_is_not_a_whole_recording_gets_a_one_line_error_and_no_panic() {
+    let dir = common::scratch("bad");
+    let live = recorded_session();
+    let mut whole = Vec::new();
+    saved(&live).write(&mut whole).unwrap();
+    let text = String::from_utf8(whole).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let newer = lines[0].replace("\"version\":1", "\"version\":7");
+    let cases = [
+        ("foreign.txt", "just some notes\n".to_owned(), 2, "not a gilscope recording"),
+        ("cut.gilrec", lines[..lines.len() / 2].join("\n"), 1, "cut short"),
+        ("mid-line.gilrec", text[..text.len() - 20].to_owned(), 1, "cut short"),
+        ("newer.gilrec", format!("{newer}\n{}", lines[1..].join("\n")), 2, "newer gilscope"),
+        ("empty.gilrec", String::new(), 2, "empty"),
+    ];
+    for (name, content, code, says) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let path = path.to_str().unwrap();
+        for command in [vec!["replay", path], vec!["export", path, "--trace", "/dev/null"]] {
+            let out = gilscope(&command);
+            assert_eq!(out.status.code(), Some(code), "{command:?}");
+            let err = one_line_error(&out);
+            assert!(err.contains(says), "{command:?}: {err}");
+        }
+    }
+    let out = gilscope(&["replay", dir.join("missing.gilrec").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    one_line_error(&out);
+}
+
+#[test]
+fn record_refuses_runs_the_live_view_cannot_replay_and_lessons_refuse_what_cannot_run() {
+    let out = gilscope(&["run", "--model", "all", "--record", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("--record"));
+    let out = gilscope(&["lesson", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("no lesson 99"));
+    let sub = LESSONS.iter().position(|l| l.unavailable.is_some()).unwrap() + 1;
+    let out = gilscope(&["lesson", &sub.to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("cannot run"));
+    let out = gilscope(&["lesson", "--list"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), LESSONS.len());
 }

@@ -458,12 +458,13 @@ impl Model {
         let share = |ns: u64| format!("{:.0}%", ns as f64 * 100.0 / life.max(1) as f64);
         let io_role = self.spec.experiment.workload.role(worker) == Role::Io;
         let versions = if io_role {
+            let gil = if waited == 0 {
+                "never waiting for the GIL".to_owned()
+            } else {
+                format!("{} waiting for the GIL", ms(waited))
+            };
             vec![
-                format!(
-                    "{lane} finished its requests after {after}: {} in I/O, {} waiting for the GIL",
-                    ms(in_io),
-                    ms(waited)
-                ),
+                format!("{lane} finished its requests after {after}: {} in I/O, {gil}", ms(in_io)),
                 format!("{lane} finished its requests after {after}: {} in I/O", ms(in_io)),
             ]
         } else if s.inferred() {
@@ -529,8 +530,12 @@ pub fn ms(ns: u64) -> String {
 
 /// What the finished models' figures say, from the comparison (speedups
 /// against their limits), longest version first; empty when there is
-/// nothing to say (no model finished cleanly).
+/// nothing to say, or when a figure is in doubt (a busy machine, an
+/// impossible result): the verdict then says why, and nothing is explained.
 pub fn results(results: &[RunResult], e: &Experiment) -> Vec<String> {
+    if results.iter().any(|r| !r.clean) {
+        return Vec::new();
+    }
     match e.workload {
         Workload::Cpu => cpu_results(results),
         Workload::Io => io_results(results),
@@ -863,6 +868,11 @@ mod tests {
             "multiprocessing finished 1.93× faster than threading: 2 GILs kept 1.93 cores busy, 1 GIL only 1.00 cores (speedup 1.93× of at most 2×)"
         );
         assert!(said.windows(2).all(|w| w[0].chars().count() > w[1].chars().count()), "{said:?}");
+        let mut busy = result("processes", "multiprocessing", 2, 3.63, 1.93);
+        busy.clean = false;
+        assert!(
+            results(&[result("threads", "threading", 1, 7.0, 1.0), busy], &Experiment::new(2)).is_empty()
+        );
     }
 
     #[test]

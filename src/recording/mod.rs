@@ -317,7 +317,7 @@ struct BeginLine {
     /// The zoom level the session opened at (None: the whole run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     zoom: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     touched: bool,
 }
 
@@ -561,7 +561,10 @@ impl Recording {
         let written = std::fs::File::create(&part).and_then(|file| {
             let mut out = std::io::BufWriter::new(file);
             self.write(&mut out)?;
-            out.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()
+            // No fsync: it can take seconds on a busy disk, and the live view
+            // waits for the save; the rename alone keeps a half-written file
+            // from ever bearing the name.
+            out.into_inner().map_err(std::io::IntoInnerError::into_error).map(drop)
         });
         if let Err(e) = written.and_then(|()| std::fs::rename(&part, path)) {
             let _ = std::fs::remove_file(&part);

@@ -113,7 +113,15 @@ impl Player {
             .iter()
             .find(|e| matches!(e.event, Event::Begin(Begin::Session { .. } | Begin::Round(_))))
             .map_or(first, |e| e.at);
-        let end_at = recording.entries.last().map_or(start_at, |e| e.at).max(start_at);
+        // The replay lasts until the last thing that happened: the OS
+        // samples and ticks of an idle screen after it are fed at the end.
+        let end_at = recording
+            .entries
+            .iter()
+            .rev()
+            .find(|e| !matches!(e.event, Event::Msg(Msg::Sample(_) | Msg::Tick)))
+            .map_or(start_at, |e| e.at)
+            .max(start_at);
         app.playback = Some(Playback { speed: 1.0, at_ns: 0, length_ns: end_at - start_at, paused: false });
         let mut player = Player {
             main: Feeder::new(app),
@@ -143,8 +151,10 @@ impl Player {
         self.next >= self.entries.len()
     }
 
-    /// Feeds every message that arrived at or before `t`.
+    /// Feeds every message that arrived at or before `t` (all of them from
+    /// the end on).
     pub fn play_until(&mut self, t: u64) -> Result<(), String> {
+        let t = if t >= self.end_at { u64::MAX } else { t };
         while let Some(entry) = self.entries.get(self.next).filter(|e| e.at <= t) {
             let entry = entry.clone();
             self.next += 1;
