@@ -102,6 +102,9 @@ pub struct Slicer {
     pub holds: Vec<Hold>,
     /// `(t, worker)`: the worker asked the holder to drop the GIL.
     pub drop_requests: Vec<(u64, u32)>,
+    /// The OS process each worker said it runs in (a stream may speak for
+    /// several, as `CPython`'s multiprocessing parent does).
+    pub pids: BTreeMap<u32, u32>,
     /// Since when each worker holds the GIL, while it does. Per worker,
     /// because an inferred stream sends each thread's records in batches.
     holding: BTreeMap<u32, u64>,
@@ -147,10 +150,12 @@ impl Slicer {
                 w.close(t);
                 w.finished = Some(t);
             }
+            Record::Process { worker, pid, .. } => {
+                self.pids.insert(worker, pid);
+            }
             Record::Reply { .. }
             | Record::Progress { .. }
             | Record::Cpu { .. }
-            | Record::Process { .. }
             | Record::End { .. }
             | Record::Error { .. } => {}
         }
@@ -179,11 +184,23 @@ impl Slicer {
         }
     }
 
-    /// The holds in time order with any overlap cut away, so they make one
-    /// lane: inferred timelines can put two threads' stamps a little over
-    /// each other. (With the GIL off holds overlap freely: no lane to draw.)
-    pub fn gil_lane(&self) -> Vec<Hold> {
-        let mut holds = self.holds.clone();
+    /// The processes whose GIL several workers share, each with its workers.
+    pub fn shared_gils(&self) -> BTreeMap<u32, Vec<u32>> {
+        let mut by_pid: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (&worker, &pid) in &self.pids {
+            by_pid.entry(pid).or_default().push(worker);
+        }
+        by_pid.retain(|_, workers| workers.len() > 1);
+        by_pid
+    }
+
+    /// The holds of `workers` (threads of one process) in time order, with
+    /// any overlap cut away so they make one lane: inferred timelines can put
+    /// two threads' stamps a little over each other. (With the GIL off holds
+    /// overlap freely: no lane to draw.)
+    pub fn gil_lane(&self, workers: &[u32]) -> Vec<Hold> {
+        let mut holds: Vec<Hold> =
+            self.holds.iter().filter(|h| workers.contains(&h.worker)).copied().collect();
         holds.sort_by_key(|h| h.from);
         let mut lane: Vec<Hold> = Vec::with_capacity(holds.len());
         for mut h in holds {
@@ -296,6 +313,19 @@ mod tests {
             holds: vec![Hold { worker: 1, from: 50, to: 90 }, Hold { worker: 0, from: 0, to: 60 }],
             ..Slicer::default()
         };
-        assert_eq!(s.gil_lane(), [Hold { worker: 0, from: 0, to: 60 }, Hold { worker: 1, from: 60, to: 90 }]);
+        assert_eq!(
+            s.gil_lane(&[0, 1]),
+            [Hold { worker: 0, from: 0, to: 60 }, Hold { worker: 1, from: 60, to: 90 }]
+        );
+    }
+
+    #[test]
+    fn only_workers_of_one_process_share_a_gil() {
+        let s = slice(&[
+            Record::Process { t: 0, worker: 0, pid: 10 },
+            Record::Process { t: 0, worker: 1, pid: 11 },
+            Record::Process { t: 0, worker: 2, pid: 11 },
+        ]);
+        assert_eq!(s.shared_gils(), BTreeMap::from([(11, vec![1, 2])]));
     }
 }

@@ -28,8 +28,16 @@ struct TracedRun {
     streams: BTreeMap<usize, (Option<Hello>, Slicer)>,
 }
 
-/// Thread ids: worker `w` is `w + 1`; the GIL of stream `s` is `GIL_TID + s`.
+/// Thread ids: worker `w` is `w + 1`; the GIL of the process whose first
+/// worker is `w` is `GIL_TID + w`.
 const GIL_TID: u64 = 1_000_000;
+
+/// A GIL that several threads of one OS process share.
+struct Gil<'a> {
+    os_pid: u32,
+    workers: &'a [u32],
+    inferred: bool,
+}
 
 /// The recording as a trace-event JSON document.
 pub fn trace(recording: &Recording) -> Value {
@@ -50,10 +58,12 @@ pub fn trace(recording: &Recording) -> Value {
         events
             .push(json!({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}}));
         let prefix = run.spec.model.lane_prefix();
-        for (stream, (hello, slicer)) in &run.streams {
+        for (hello, slicer) in run.streams.values() {
             worker_events(&mut events, pid, prefix, slicer, clock);
-            if let Some(hello) = hello.as_ref().filter(|h| h.gil && h.threads > 1) {
-                gil_events(&mut events, pid, prefix, GIL_TID + *stream as u64, hello, slicer, clock);
+            let Some(hello) = hello.as_ref().filter(|h| h.gil) else { continue };
+            for (os_pid, workers) in slicer.shared_gils() {
+                let gil = Gil { os_pid, workers: &workers, inferred: hello.timeline != Timeline::Exact };
+                gil_events(&mut events, pid, prefix, &gil, slicer, clock);
             }
         }
     }
@@ -162,28 +172,22 @@ fn worker_events(events: &mut Vec<Value>, pid: u64, prefix: &str, slicer: &Slice
 }
 
 /// A track for a GIL that several workers share: who held it when.
-fn gil_events(
-    events: &mut Vec<Value>,
-    pid: u64,
-    prefix: &str,
-    tid: u64,
-    hello: &Hello,
-    slicer: &Slicer,
-    us: Micros,
-) {
-    let name = if hello.timeline == Timeline::Exact {
-        format!("GIL of process {}", hello.pid)
+fn gil_events(events: &mut Vec<Value>, pid: u64, prefix: &str, gil: &Gil<'_>, slicer: &Slicer, us: Micros) {
+    let first = u64::from(gil.workers.iter().copied().min().unwrap_or(0));
+    let tid = GIL_TID + first;
+    let name = if gil.inferred {
+        format!("GIL of process {} (inferred)", gil.os_pid)
     } else {
-        format!("GIL of process {} (inferred)", hello.pid)
+        format!("GIL of process {}", gil.os_pid)
     };
     events.push(json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}));
-    // Just above the process's first worker.
-    let sort = 2 * u64::from(hello.first_worker) + 1;
+    // Just above the process's first worker (worker w sorts at 2w + 2).
+    let sort = 2 * first + 1;
     events.push(
         json!({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": sort}}),
     );
     let mut last_end = 0;
-    for hold in slicer.gil_lane() {
+    for hold in slicer.gil_lane(gil.workers) {
         let (from, to) = (us.at(hold.from).max(last_end), us.at(hold.to));
         if to > from {
             let holder = format!("{prefix}{} holds it", hold.worker);
