@@ -594,3 +594,23 @@ fn record_refuses_runs_the_live_view_cannot_replay_and_lessons_refuse_what_canno
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), LESSONS.len());
 }
+
+#[test]
+fn r_saves_only_a_finished_run_and_the_notice_says_where() {
+    let app = App::new(demo(), Options { cores: 2, ..Options::default() }, T0);
+    let mut live = Live { app, tape: Tape::default() };
+    live.key(' ');
+    let press_r = |live: &mut Live| {
+        let at = live.app.now;
+        live.feed(at, Msg::Key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::NONE)))
+    };
+    assert!(!press_r(&mut live).contains(&Effect::Save), "a run going on is not saved");
+    let err = live.tape.recording(&live.app, &context()).unwrap_err();
+    assert!(err.contains("still going"), "{err}");
+    let mut live = recorded_session();
+    assert!(press_r(&mut live).contains(&Effect::Save));
+    let at = live.app.now;
+    live.app.update(at, Msg::Saved(Ok("./gilscope-2025-01-01-000000.gilrec".into())));
+    let bottom = draw(&live.app, 100, 30).join("\n");
+    assert!(bottom.contains("saved to ./gilscope-2025-01-01-000000.gilrec"), "{bottom}");
+}

@@ -288,7 +288,7 @@ impl App {
             Msg::Viewer(key) => self.viewer_key(key, &mut effects),
             Msg::Saved(outcome) => {
                 self.notice = Some(match outcome {
-                    Ok(path) => format!("saved to {path} (gilscope replay {path})"),
+                    Ok(path) => format!("saved to {path}: `gilscope replay` shows it again"),
                     Err(why) => format!("not saved: {why}"),
                 });
             }

@@ -214,11 +214,12 @@ impl Narrator {
 }
 
 impl Model {
-    /// "T1", "P0", or "hybrid 2×2: T1" where lanes of two models look alike.
+    /// "T1", "P0": the worker's lane as the panel names it.
     fn lane(&self, worker: u32) -> String {
         format!("{}{worker}", self.spec.model.lane_prefix())
     }
 
+    /// A sentence, behind "hybrid 2×2: " where two models' lanes look alike.
     fn say(&self, at: u64, interest: u8, versions: Vec<String>) -> Said {
         let versions = versions.into_iter().map(|v| format!("{}{v}", self.qualifier)).collect();
         Said::new(at, interest, versions)
@@ -298,7 +299,10 @@ impl Model {
         let e = &self.spec.experiment;
         let first_of_process =
             self.streams.get(&stream).and_then(|s| s.hello.as_ref()).map(|h| h.first_worker);
-        let new_process = self.spec.model.processes(e.workers) > 1 && first_of_process == Some(worker);
+        // A worker starts a process of its own where the model gives each
+        // one a process, or where it is the first of its process's threads.
+        let new_process = !self.spec.model.shares_processes(e.workers)
+            || (self.spec.model.processes(e.workers) > 1 && first_of_process == Some(worker));
         let cost = ms(t.saturating_sub(requested));
         let lane = self.lane(worker);
         let what = if new_process { "a whole new process" } else { "a new thread in a running process" };
@@ -330,7 +334,8 @@ impl Model {
                 let holder = dropped.map(|d| d.holder).or(previous.filter(|p| *p != worker));
                 Some(self.convoy(t, worker, io, replied, holder))
             }
-            (Some((io, None)), _) => Some(self.free_reply(t, worker, io)),
+            // Only the lock's own takes say the GIL was free (or that there is none).
+            (Some((io, None)), _) if exact_gil || gil_off => Some(self.free_reply(t, worker, io, gil_off)),
             (None, Some(dropped)) if exact_gil && dropped.holder != worker => {
                 self.forced_switch(t, worker, waited, dropped)
             }
@@ -403,8 +408,9 @@ impl Model {
     }
 
     /// "T2 got its reply after 750 ms and took the GIL at once; 3 other requests were out meanwhile"
-    fn free_reply(&self, t: u64, worker: u32, io: u64) -> Said {
+    fn free_reply(&self, t: u64, worker: u32, io: u64, gil_off: bool) -> Said {
         let lane = self.lane(worker);
+        let went_on = if gil_off { "ran on at once (no GIL)" } else { "took the GIL at once" };
         let reply = ms(t.saturating_sub(io));
         let others = self.workers.iter().filter(|(w, s)| **w != worker && s.doing == Doing::Io).count();
         let meanwhile = match others {
@@ -416,8 +422,8 @@ impl Model {
             t,
             1,
             vec![
-                format!("{lane} got its reply after {reply} and took the GIL at once{meanwhile}"),
-                format!("{lane} got its reply after {reply} and took the GIL at once"),
+                format!("{lane} got its reply after {reply} and {went_on}{meanwhile}"),
+                format!("{lane} got its reply after {reply} and {went_on}"),
             ],
         )
     }
@@ -820,6 +826,25 @@ mod tests {
             n.hear(0, &Report::Record { run: 1, stream, record: Record::Take { t: 5 * MS, worker } });
         }
         assert_eq!(n.said().map(Said::text), Some("all 2 processes ran at once: each has a GIL of its own"));
+    }
+
+    #[test]
+    fn a_start_says_what_it_cost_a_thread_or_a_whole_process() {
+        let mut n = narrator(Model::Processes, Experiment::new(2));
+        // One stream speaking for two processes, as CPython's multiprocessing parent does.
+        n.hear(0, &hello(2, true));
+        hear(&mut n, &[Record::Started { t: 20 * MS, worker: 1, requested: 8 * MS }]);
+        assert_eq!(
+            n.said().map(Said::text),
+            Some("P1 started 12 ms after it was asked for: a whole new process")
+        );
+        let mut n = narrator(Model::Threads, Experiment::new(2));
+        n.hear(0, &hello(2, true));
+        hear(&mut n, &[Record::Started { t: 100_060_000, worker: 1, requested: 100 * MS }]);
+        assert_eq!(
+            n.said().map(Said::text),
+            Some("T1 started 0.06 ms after it was asked for: a new thread in a running process")
+        );
     }
 
     fn result(model: &'static str, label: &str, processes: u32, wall_s: f64, cores_used: f64) -> RunResult {

@@ -29,8 +29,9 @@ use crate::recording::{
     model_name,
 };
 
-/// Messages a session may keep before it is too long to record (about 80 MB).
-pub const MAX_ENTRIES: usize = 1_000_000;
+/// Messages a session may keep before it is too long to record: about
+/// 50 MB (an entry takes about 100 bytes), a minute of 16 paced workers.
+pub const MAX_ENTRIES: usize = 500_000;
 
 /// Where a recording is made, for its header.
 #[derive(Clone, Debug)]
