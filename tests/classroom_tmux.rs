@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+const TAG_VAR: &str = "GILSCOPE_TEST_TAG";
+
 /// A tmux server of our own; its sessions run gilscope in `dir`.
 struct Tmux {
     socket: String,
@@ -38,17 +40,42 @@ impl Tmux {
     }
 
     /// Session `name` runs `gilscope <args>` in a 100×30 terminal, then
-    /// says how it exited and stays open.
+    /// says how it exited and stays open. Its processes carry the session's
+    /// name in `GILSCOPE_TEST_TAG`, so they can be found.
     fn start(&self, name: &str, args: &str) {
         let bin = env!("CARGO_BIN_EXE_gilscope");
         let cache = self.dir.join("cache");
         let command = format!(
-            "env XDG_CACHE_HOME='{}' '{bin}' {args}; echo \"gilscope exited: $?\"; sleep 60",
+            "env {TAG_VAR}={} XDG_CACHE_HOME='{}' '{bin}' {args}; echo \"gilscope exited: $?\"; sleep 60",
+            self.tag(name),
             cache.display()
         );
         let dir = self.dir.to_str().unwrap();
         let out = self.run(&["new-session", "-d", "-s", name, "-x", "100", "-y", "30", "-c", dir, &command]);
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn tag(&self, session: &str) -> String {
+        format!("{}-{session}", self.socket)
+    }
+
+    /// The command lines of the live processes session `name` started.
+    fn processes(&self, session: &str) -> Vec<String> {
+        let needle = format!("{TAG_VAR}={}", self.tag(session));
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+            if !environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_owned());
+        }
+        found
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
@@ -114,8 +141,24 @@ fn a_run_saved_with_r_replays_to_the_same_results_without_a_worker() {
     tmux.keys("live", &["q"]);
     tmux.wait_for("live", "gilscope exited: 0", Duration::from_secs(5));
 
-    tmux.start("replay", &format!("replay {name} --speed 8"));
-    let replay = tmux.wait_for("replay", "replay ended", Duration::from_secs(30));
+    tmux.start("replay", &format!("replay {name} --speed 2"));
+    // While it plays, gilscope is alone: no worker, no python.
+    let (start, mut seen) = (Instant::now(), false);
+    let replay = loop {
+        let processes = tmux.processes("replay");
+        assert!(
+            processes.iter().all(|p| p.contains("gilscope") && p.contains(" replay ")),
+            "only the replay runs: {processes:?}"
+        );
+        seen |= processes.len() == 1;
+        let screen = tmux.screen("replay");
+        if screen.contains("replay ended") {
+            break screen;
+        }
+        assert!(start.elapsed() < Duration::from_mins(1), "the replay did not end:\n{screen}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(seen, "the replay was seen running, alone");
     assert_eq!(results(&replay), live_results, "the same figures and verdict:\n{replay}");
     // The viewer cannot change the recorded run, and is told so.
     tmux.keys("replay", &["w"]);
