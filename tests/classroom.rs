@@ -297,21 +297,66 @@ fn recorded_session() -> Live {
     let (threads, procs) = (models[0].0, models[1].0);
     live.start(threads, t1, &[2001], &[(0, 2)]);
     live.start(procs, t1, &[3001, 3002], &[(0, 1), (1, 1)]);
-    let run_for = 4 * S;
+    let t_end = race_with_a_pause(&mut live, t1, threads, procs);
+    assert!(!live.app.busy(), "the race finished");
+    live.sample(t_end + S, 8.0, 0.02);
+    live.key('z');
+    live
+}
+
+/// The race of the second session, paused 2 s in for 3 s, with ticks and
+/// OS samples; returns when the threads finished.
+fn race_with_a_pause(live: &mut Live, t1: u64, threads: RunId, procs: RunId) -> u64 {
+    // Threads under one GIL take twice as long as processes, as they would.
+    let (threads_for, procs_for) = (7 * S, 3_600 * MS);
     let pause_at = t1 + 2 * S;
     let gap = 3 * S;
-    let mut all: Vec<(RunId, usize, Record)> = Vec::new();
-    all.extend(threading_records(t1, t1 + run_for, 2001).into_iter().map(|r| (threads, 0, r)));
+    // Each stream's records, its end, then None: the stream closes.
+    let finish = |t: u64, worker: u32, pid: u32, end: bool| {
+        let mut records = vec![
+            Record::Progress { t, worker, done: ITERATIONS, total: ITERATIONS },
+            Record::Finished { t: t + u64::from(worker) * MS, worker },
+        ];
+        if end {
+            // The threads' process used one core; each worker process one.
+            let (cpu_ns, switches) = if pid == 2001 { (threads_for, 1_250) } else { (procs_for, 0) };
+            records.push(Record::End { t: t + MS, pid, cpu_ns, max_rss_kb: 3_400, switches });
+        }
+        records
+    };
+    let mut all: Vec<(RunId, usize, Option<Record>)> = Vec::new();
+    let mut threading = threading_records(t1, t1 + threads_for, 2001);
+    threading.extend(finish(t1 + threads_for, 0, 2001, false));
+    threading.extend(finish(t1 + threads_for, 1, 2001, true));
+    all.extend(threading.into_iter().map(|r| (threads, 0, Some(r))));
+    all.push((threads, 0, None));
     for (w, pid) in [(0, 3001), (1, 3002)] {
-        all.extend(
-            process_records(t1, t1 + run_for, w, pid, 0.7).into_iter().map(|r| (procs, w as usize, r)),
-        );
+        let mut records = process_records(t1, t1 + procs_for, w, pid, 0.7);
+        records.extend(finish(t1 + procs_for, w, pid, true));
+        all.extend(records.into_iter().map(|r| (procs, w as usize, Some(r))));
+        all.push((procs, w as usize, None));
     }
-    all.sort_by_key(|(_, _, r)| r.time().unwrap_or(0));
+    // In time order; a stream closes after its last record.
+    let last = |stream: &[(RunId, usize, Option<Record>)], run, s| {
+        stream
+            .iter()
+            .filter(|(r, st, _)| *r == run && *st == s)
+            .filter_map(|(_, _, rec)| rec.as_ref()?.time())
+            .max()
+    };
+    let ends: Vec<u64> = all
+        .iter()
+        .map(|(run, s, rec)| {
+            rec.as_ref().and_then(Record::time).or_else(|| last(&all, *run, *s)).unwrap_or(0)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|&i| (ends[i], all[i].2.is_none()));
     let mut paused = false;
     let mut next_tick = t1;
-    for (run, stream, record) in all {
-        let t = record.time().unwrap_or(0);
+    for i in order {
+        let (run, stream, record) = all[i].clone();
+        let t = ends[i];
         if t > pause_at && !paused {
             live.key(' ');
             // Reports still in the pipe come in while paused.
@@ -321,41 +366,25 @@ fn recorded_session() -> Live {
             paused = true;
         }
         // Records after the pause carry times after it: the workers were stopped.
-        let record = if t > pause_at { record.map_times(|t| t + gap) } else { record };
-        while next_tick < record.time().unwrap_or(0) {
+        let shifted = if t > pause_at { t + gap } else { t };
+        while next_tick < shifted {
             live.feed(next_tick, Msg::Tick);
             if (next_tick - t1).is_multiple_of(500 * MS) {
                 live.sample(next_tick, 97.0, 0.03);
             }
             next_tick += 100 * MS;
         }
-        live.records(run, stream, vec![record]);
-    }
-    let t_end = t1 + run_for + gap;
-    for (run, stream, worker, pid) in
-        [(threads, 0, 0, 2001), (threads, 0, 1, 2001), (procs, 0, 0, 3001), (procs, 1, 1, 3002)]
-    {
-        let mut records = vec![
-            Record::Progress { t: t_end, worker, done: ITERATIONS, total: ITERATIONS },
-            Record::Finished { t: t_end + u64::from(worker) * MS, worker },
-        ];
-        if run == procs || worker == 1 {
-            records.push(Record::End {
-                t: t_end + MS,
-                pid,
-                cpu_ns: run_for,
-                max_rss_kb: 3_400,
-                switches: 90,
-            });
+        match record {
+            Some(record) => {
+                let record = if t > pause_at { record.map_times(|t| t + gap) } else { record };
+                live.records(run, stream, vec![record]);
+            }
+            None => {
+                live.feed(shifted, Msg::Report(Report::Ended { run, stream, outcome: Ok(()) }));
+            }
         }
-        live.records(run, stream, records);
     }
-    live.ended(threads, 1);
-    live.ended(procs, 2);
-    assert!(!live.app.busy(), "the race finished");
-    live.sample(t_end + S, 8.0, 0.02);
-    live.key('z');
-    live
+    t1 + threads_for + gap
 }
 
 fn context() -> Context {
@@ -613,4 +642,25 @@ fn r_saves_only_a_finished_run_and_the_notice_says_where() {
     live.app.update(at, Msg::Saved(Ok("./gilscope-2025-01-01-000000.gilrec".into())));
     let bottom = draw(&live.app, 100, 30).join("\n");
     assert!(bottom.contains("saved to ./gilscope-2025-01-01-000000.gilrec"), "{bottom}");
+}
+
+/// The screens a class sees, as snapshots: review them with
+/// `INSTA_UPDATE=always cargo test --test classroom` and `git diff tests/snapshots/`.
+#[test]
+fn a_lesson_and_a_finished_replay_look_like_this() {
+    let snapshot = |name: &str, app: &App| {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|frame| gilscope::ui::render(frame, app)).unwrap();
+        insta::assert_snapshot!(name, terminal.backend());
+    };
+    let mut app = fresh(demo());
+    let convoy = LESSONS.iter().position(|l| l.title == "the convoy effect").unwrap();
+    app.open_lesson(convoy, &mut Vec::new());
+    snapshot("lesson_convoy_80x24", &app);
+    let mut player = Player::new(saved(&recorded_session()), &Options::default()).unwrap();
+    player.play_all().unwrap();
+    if let Some(p) = &mut player.app_mut().playback {
+        p.at_ns = p.length_ns;
+    }
+    snapshot("replay_ended_80x24", player.app());
 }
