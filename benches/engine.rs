@@ -30,6 +30,7 @@ use gilscope::sim::gil::Recorder;
 use gilscope::sim::interpreter::Interpreter;
 use gilscope::sim::workload::{Role, WorkParams};
 
+#[derive(Clone)]
 struct Discard;
 
 impl Recorder for Discard {
@@ -167,6 +168,7 @@ fn main() -> Result<(), String> {
         first_worker: 0,
         roles: vec![Role::Cpu; workers as usize],
         gil: true,
+        own_gils: false,
         switch_interval: Duration::from_millis(5),
         params: WorkParams {
             iterations: experiment.iterations,
@@ -195,11 +197,12 @@ fn main() -> Result<(), String> {
             n
         });
         let t = now_ns();
-        interpreter.run(tx)?;
+        interpreter.run(&tx)?;
+        drop(tx); // the writer drains and ends
         with.push((now_ns() - t) as f64);
         records = writer.join().unwrap_or(0);
         let t = now_ns();
-        interpreter.run(Discard)?;
+        interpreter.run(&Discard)?;
         without.push((now_ns() - t) as f64);
     }
     let (w, wo) = (median(with), median(without));

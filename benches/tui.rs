@@ -1,15 +1,17 @@
-//! The interactive view's own cost:
+//! The live view's own cost, as a user's terminal would pay it:
 //!
-//! 1. render: the time to draw one 200×60 frame (`ui::render` into ratatui's
-//!    `TestBackend`, diff included), mean over many frames, for the default
-//!    demo mid-run and for a heavy state (16 workers, 20 s of 1 ms switches,
-//!    the whole run in view);
-//! 2. cpu: the TUI process's own CPU time (utime + stime of /proc/<pid>/stat,
-//!    all its threads, not its workers) over one default demo run in tmux, as
-//!    a share of one core, per thread, with `top -b -d 1` sampling the same
-//!    process beside it for comparison.
+//! 1. frames: one frame drawn and written as escape codes (ratatui's diff
+//!    and crossterm's output into a sink, so the terminal's share of the work
+//!    is in), for the default demo mid-run and 16 workers' whole run;
+//! 2. stamina: 8 workers switching every 0.1 ms, fed ten simulated minutes
+//!    of records: the frame early (30 s in) and late (10 min in), at the
+//!    default zoom and at the whole run, and the app's memory;
+//! 3. many workers: 64, 128 and 256 workers racing, at 80×24 and 200×60: a
+//!    frame, and a key press to the next frame;
+//! 4. cpu: the live view's own CPU over a default demo run in tmux, and
+//!    htop's in a pane of the same size at the same moment (100 ms refresh).
 //!
-//! `cargo bench --bench tui [-- --frames N --no-cpu]`
+//! `cargo bench --bench tui [-- --frames N --minutes M --no-cpu]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
@@ -17,47 +19,66 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gilscope::app::{App, View, Zoom};
-use gilscope::scenario::{MS, S, race};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use gilscope::app::{App, Msg, View, Zoom};
+use gilscope::experiment::supervisor::Report;
+use gilscope::protocol::{Record, ReleaseReason};
+use gilscope::scenario::{MS, S, key, race};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 
-fn main() {
+fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    let frames = args
-        .iter()
-        .position(|a| a == "--frames")
+    args.iter()
+        .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    println!("render: one 200×60 frame, ui::render into TestBackend, mean of {frames} frames");
+        .unwrap_or(default)
+}
+
+fn main() {
+    let frames = arg("--frames", 500) as usize;
+    println!("frames: drawn and written as escape codes (diff included), mean / p95 of {frames}");
     for (name, mut app) in [
         ("default demo, mid-run", state(2, 3 * S, 5 * MS, Zoom::Level(7))),
-        ("16 workers, 20 s, whole run", heavy()),
+        ("16 workers, 20 s, whole run", state(16, 20 * S, MS, Zoom::WholeRun)),
     ] {
-        let (mean, max) = render_time(&mut app, frames);
-        println!("  {name:<30} mean {:>7.3} ms   max {:>7.3} ms", mean * 1e3, max * 1e3);
+        let (mean, p95) = frame_time(&mut app, 200, 60, frames);
+        println!("  {name:<30} 200×60 mean {:>7.3} ms   p95 {:>7.3} ms", mean * 1e3, p95 * 1e3);
     }
-    if !args.iter().any(|a| a == "--no-cpu") {
+    stamina(arg("--minutes", 10), frames);
+    many_workers(frames);
+    if !std::env::args().any(|a| a == "--no-cpu") {
         cpu_share();
     }
 }
 
-fn render_time(app: &mut App, frames: usize) -> (f64, f64) {
-    let mut terminal = Terminal::new(TestBackend::new(200, 60)).expect("a test terminal");
+/// A terminal of `width`×`height` whose output goes nowhere.
+fn terminal(width: u16, height: u16) -> Terminal<CrosstermBackend<std::io::Sink>> {
+    let viewport = Viewport::Fixed(Rect::new(0, 0, width, height));
+    Terminal::with_options(CrosstermBackend::new(std::io::sink()), TerminalOptions { viewport })
+        .expect("a terminal over a sink")
+}
+
+/// Mean and 95th percentile of a frame, the lanes scrolling as in a live run.
+fn frame_time(app: &mut App, width: u16, height: u16, frames: usize) -> (f64, f64) {
+    let mut terminal = terminal(width, height);
     let mut times = Vec::with_capacity(frames);
     let base = app.now;
     for i in 0..frames {
-        // A frame 33 ms after the last, so the lanes scroll as in a live run
-        // (within the data: past its end the lanes stay as they are).
         app.now = base + (i as u64 % 30) * 33 * MS;
         let start = Instant::now();
-        terminal.draw(|frame| gilscope::ui::render(frame, app)).expect("TestBackend cannot fail");
+        terminal.draw(|frame| gilscope::ui::render(frame, app)).expect("a sink cannot fail");
         times.push(start.elapsed().as_secs_f64());
     }
     app.now = base;
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    (mean, times.iter().copied().fold(0.0, f64::max))
+    summary(&mut times)
+}
+
+fn summary(times: &mut [f64]) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    (mean, times.get(times.len() * 95 / 100).copied().unwrap_or(0.0))
 }
 
 /// The race of `workers` workers, `elapsed` into it, the threads handing the
@@ -68,8 +89,105 @@ fn state(workers: u32, elapsed: u64, hold: u64, zoom: Zoom) -> App {
     app
 }
 
-fn heavy() -> App {
-    state(16, 20 * S, MS, Zoom::WholeRun)
+/// This process's resident memory, in MB.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Feeds the threading run of `app` hand-overs every `hold` ns among
+/// `workers` threads from `from` to `to`; returns the records sent.
+fn feed(app: &mut App, run: u64, workers: u32, from: u64, to: u64, hold: u64) -> u64 {
+    let mut sent = 0;
+    let mut t = from;
+    let mut holder = ((from / hold) % u64::from(workers)) as u32;
+    while t < to {
+        let next = (holder + 1) % workers;
+        t += hold;
+        for record in [
+            Record::DropRequest { t: t - hold / 10, worker: next },
+            Record::Release { t, worker: holder, reason: ReleaseReason::DropRequest },
+            Record::Wait { t, worker: holder },
+            Record::Take { t: t + 1_000, worker: next },
+        ] {
+            app.update(t, Msg::Report(Report::Record { run, stream: 0, record }));
+            sent += 1;
+        }
+        holder = next;
+    }
+    sent
+}
+
+/// Ten (simulated) minutes of 0.1 ms switching among 8 threads: is a late
+/// frame as cheap as an early one, and does memory stay bounded?
+fn stamina(minutes: u64, frames: usize) {
+    let workers = 8;
+    let hold = 100_000;
+    println!(
+        "\nstamina: {workers} threads switching every 0.1 ms, {minutes} simulated minutes fed record by record"
+    );
+    let before = rss_mb();
+    let (mut app, threads, _) = race(workers, 10 * MS, |_| hold);
+    let t0 = app.now;
+    let early = t0 + 30 * S;
+    let fed = Instant::now();
+    let mut records = feed(&mut app, threads, workers, t0, early, hold);
+    let measure = |app: &mut App, label: &str| {
+        for (zoom_name, zoom) in [("250 ms/cell", Zoom::Level(7)), ("whole run", Zoom::WholeRun)] {
+            app.view = View { zoom, ..View::default() };
+            let (mean, p95) = frame_time(app, 200, 60, frames / 2);
+            println!(
+                "  {label:<14} {zoom_name:<12} frame mean {:>7.3} ms  p95 {:>7.3} ms",
+                mean * 1e3,
+                p95 * 1e3
+            );
+        }
+    };
+    measure(&mut app, "30 s in");
+    let early_rss = rss_mb();
+    records += feed(&mut app, threads, workers, early, t0 + minutes * 60 * S, hold);
+    let per_record = fed.elapsed().as_secs_f64() / records as f64;
+    measure(&mut app, &format!("{minutes} min in"));
+    println!(
+        "  {records} records, {:.2} µs each to take in; memory {:.1} MB before, {:.1} MB at 30 s, {:.1} MB at {minutes} min",
+        per_record * 1e6,
+        before,
+        early_rss,
+        rss_mb()
+    );
+}
+
+/// Many workers: a frame, and a key to the next frame.
+fn many_workers(frames: usize) {
+    println!("\nmany workers: a race 2 s in, frame and key-to-frame (z, then the next frame)");
+    for workers in [64, 128, 256] {
+        let (mut app, _, _) = race(workers, 2 * S, |_| 5 * MS);
+        for (w, h) in [(80, 24), (200, 60)] {
+            let (mean, p95) = frame_time(&mut app, w, h, frames / 4);
+            let mut terminal = terminal(w, h);
+            let mut keyed = Vec::new();
+            for i in 0..frames / 4 {
+                let start = Instant::now();
+                key(&mut app, if i % 2 == 0 { 'z' } else { 'Z' });
+                terminal.draw(|frame| gilscope::ui::render(frame, &app)).expect("a sink cannot fail");
+                keyed.push(start.elapsed().as_secs_f64());
+            }
+            let (k_mean, k_p95) = summary(&mut keyed);
+            println!(
+                "  {workers:>3} workers {w:>3}×{h:<3} frame mean {:>7.3} ms p95 {:>7.3} ms · key→frame mean {:>7.3} ms p95 {:>7.3} ms",
+                mean * 1e3,
+                p95 * 1e3,
+                k_mean * 1e3,
+                k_p95 * 1e3
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------ cpu share
@@ -167,13 +285,25 @@ fn cpu_share() {
     std::thread::sleep(Duration::from_secs(5));
     let idle = (cpu_ticks(pid).0 - idle_before) as f64 / hz / idle_start.elapsed().as_secs_f64();
 
+    // htop beside it, in a pane of the same size, refreshing every 100 ms
+    // (the live view draws about 10 frames a second at the default zoom).
+    let htop = Command::new("htop").arg("--version").output().is_ok();
+    if htop {
+        tmux(&socket, &["new-session", "-d", "-s", "htop", "-x", "80", "-y", "24", "htop -d 1"]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let htop_pid = htop
+        .then(|| tmux(&socket, &["display-message", "-p", "-t", "htop", "#{pane_pid}"]))
+        .and_then(|p| p.trim().parse::<u32>().ok());
     let top = start_top(pid);
     let (before, threads_before) = cpu_ticks(pid);
+    let htop_before = htop_pid.map_or(0, |p| cpu_ticks(p).0);
     let run_start = Instant::now();
     tmux(&socket, &["send-keys", "-t", "bench", "Space"]);
-    wait_for("· speedup", Duration::from_mins(2));
+    wait_for(" → ", Duration::from_mins(2));
     let wall = run_start.elapsed().as_secs_f64();
     let (after, threads_after) = cpu_ticks(pid);
+    let htop_share = htop_pid.map(|p| (cpu_ticks(p).0 - htop_before) as f64 / hz / wall);
     let top_out = top.and_then(|mut t| {
         let _ = t.kill();
         t.wait_with_output().ok()
@@ -207,6 +337,14 @@ fn cpu_share() {
         .map(|(n, s)| format!("{n} {:.2} %", s / wall * 100.0))
         .collect();
     println!("  by thread (threads still alive at the end): {}", parts.join(" · "));
+    match htop_share {
+        Some(h) => println!(
+            "  htop -d 1 in an 80×24 pane over the same {wall:.1} s: {:.2} % of one core → the live view costs {:.2}× htop",
+            h * 100.0,
+            share / h.max(1e-9)
+        ),
+        None => println!("  htop is not installed (apt-get install htop) for the comparison"),
+    }
     match top_out {
         Some(out) => {
             let samples = top_samples(&String::from_utf8_lossy(&out.stdout), pid);
@@ -218,7 +356,7 @@ fn cpu_share() {
         }
         None => println!("  top could not run"),
     }
-    if let Some(line) = screen.lines().find(|l| l.contains("· speedup")) {
+    if let Some(line) = screen.lines().find(|l| l.contains("× of")) {
         println!("  the run's results line:{line}");
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::experiment::matrix::ModelChoice;
+use crate::experiment::matrix::{Choice, ModelChoice};
+use crate::experiment::model::{Model, StartMethod};
 use crate::experiment::spec::{
     self, DEFAULT_ITERATIONS, DEFAULT_REQUESTS, Experiment, MAX_PACE, MAX_WORKERS, Workload,
 };
@@ -79,6 +80,29 @@ pub struct ExperimentArgs {
     /// Slow every iteration down this many times (with more real CPU work) so a run can be watched
     #[arg(long, allow_hyphen_values = true, value_name = "X", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACE)))]
     pub pace: Option<u32>,
+    /// The models to compare, a comma list of threads, processes, subinterpreters, free-threaded
+    /// [default: threads,processes]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_model)]
+    pub models: Option<Vec<Model>>,
+    /// How the real `CPython`'s multiprocessing starts its processes
+    #[arg(long, value_enum, default_value_t = StartMethod::Fork)]
+    pub start_method: StartMethod,
+    /// The subinterpreters' GIL: one each (PEP 684), or all sharing the main one
+    #[arg(long, value_enum, default_value_t = GilSharing::Own)]
+    pub subinterpreter_gil: GilSharing,
+}
+
+/// Whether subinterpreters have a GIL each or share one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GilSharing {
+    Own,
+    Shared,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    Model::parse(s.trim()).ok_or_else(|| {
+        format!("unknown model {s:?}: use threads, processes, subinterpreters or free-threaded")
+    })
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -188,18 +212,44 @@ impl ExperimentArgs {
             io_wait: self.io_wait,
             pace: self.pace.unwrap_or(default_pace),
             runtime: self.runtime.runtimes()[0],
+            start_method: self.start_method,
             ..Experiment::new(self.workers.unwrap_or_else(cores))
         }
     }
 }
 
+impl ExperimentArgs {
+    /// The models asked for with `--models`, the subinterpreters' GIL
+    /// applied; None when the flag was not given.
+    pub fn chosen_models(&self) -> Option<Vec<Model>> {
+        let shared_gil = self.subinterpreter_gil == GilSharing::Shared;
+        let models = self.models.as_ref()?;
+        let mut out: Vec<Model> = Vec::new();
+        for &model in models {
+            let model = match model {
+                Model::Subinterpreters { .. } => Model::Subinterpreters { shared_gil },
+                other => other,
+            };
+            if !out.contains(&model) {
+                out.push(model);
+            }
+        }
+        Some(out)
+    }
+}
+
 impl RunArgs {
+    /// What the models flags asked for: `--models` wins over `--model`.
+    pub fn choice(&self) -> Choice {
+        self.experiment.chosen_models().map_or(Choice::Named(self.model), Choice::Models)
+    }
+
     /// The runs to make, in order, with the default iteration cost: a usage
     /// error is known before anything is measured.
     pub fn runs(&self, iteration_ns: f64) -> Result<Vec<crate::experiment::spec::RunSpec>, String> {
         crate::experiment::matrix::runs(
             &self.experiment.experiment(1, iteration_ns),
-            self.model,
+            self.choice(),
             self.processes,
             self.experiment.runtime.runtimes(),
         )

@@ -15,6 +15,7 @@ use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToU
 
 use crate::clock::now_ns;
 use crate::experiment::load::LoadMeter;
+use crate::experiment::memory::Memory;
 
 /// How often a run is sampled: often enough that the bars move with the run,
 /// rarely enough that the sampling costs nothing worth measuring.
@@ -40,6 +41,8 @@ pub struct ProcessSample {
     /// Those of them named `worker-N`, the main thread included (a `CPython`
     /// multiprocessing child runs its worker there).
     pub worker_threads: u32,
+    /// Resident, proportional and unique memory (`smaps_rollup`).
+    pub memory: Option<Memory>,
 }
 
 /// Everything read in one refresh.
@@ -148,6 +151,7 @@ fn read(system: &mut System, pids: &[Pid], seen: &mut HashMap<u32, CpuReading>) 
                 rss_bytes: process.memory(),
                 threads,
                 worker_threads,
+                memory: Memory::of(pid.as_u32()),
             });
         }
     }

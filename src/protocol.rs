@@ -66,6 +66,9 @@ pub struct Hello {
     /// `first_worker .. first_worker + threads`.
     pub first_worker: u32,
     pub timeline: Timeline,
+    /// How many GILs its workers have among them, when not one per process:
+    /// an interpreter of its own per worker has one each (`gils=N`).
+    pub gils: Option<u32>,
 }
 
 /// Why a worker let go of the GIL.
@@ -233,10 +236,14 @@ impl fmt::Display for Hello {
             self.first_worker
         )?;
         match self.timeline {
-            Timeline::Exact => write!(f, " timeline=exact"),
+            Timeline::Exact => write!(f, " timeline=exact")?,
             Timeline::Inferred { resolution_ns } => {
-                write!(f, " timeline=inferred resolution_ns={resolution_ns}")
+                write!(f, " timeline=inferred resolution_ns={resolution_ns}")?;
             }
+        }
+        match self.gils {
+            Some(gils) => write!(f, " gils={gils}"),
+            None => Ok(()),
         }
     }
 }
@@ -274,6 +281,10 @@ impl fmt::Display for Record {
 
 // ---------------------------------------------------------------- decoder
 
+fn missing_value(name: &str, word: &str) -> DecodeError {
+    DecodeError(format!("header field {name} is not a number: {:?}", truncate(word)))
+}
+
 /// Reads a header line.
 pub fn decode_hello(line: &str) -> Result<Hello, DecodeError> {
     let mut words = line.split_ascii_whitespace();
@@ -293,7 +304,7 @@ pub fn decode_hello(line: &str) -> Result<Hello, DecodeError> {
         )));
     }
     let (mut pid, mut runtime, mut gil, mut threads, mut first) = (None, None, None, None, None);
-    let (mut timeline, mut resolution) = (None, None);
+    let (mut timeline, mut resolution, mut gils) = (None, None, None);
     for word in words {
         let (key, value) = word
             .split_once('=')
@@ -312,6 +323,7 @@ pub fn decode_hello(line: &str) -> Result<Hello, DecodeError> {
             "first" => first = value.parse().ok(),
             "timeline" => timeline = Some(value.to_owned()),
             "resolution_ns" => resolution = value.parse().ok(),
+            "gils" => gils = Some(value.parse().map_err(|_| missing_value("gils", word))?),
             // Later minor additions are ignored by older readers.
             _ => {}
         }
@@ -332,6 +344,7 @@ pub fn decode_hello(line: &str) -> Result<Hello, DecodeError> {
         threads: threads.ok_or_else(|| missing("threads"))?,
         first_worker: first.ok_or_else(|| missing("first"))?,
         timeline,
+        gils,
     })
 }
 
@@ -429,16 +442,19 @@ mod tests {
     #[test]
     fn headers_survive_a_round_trip() {
         for timeline in [Timeline::Exact, Timeline::Inferred { resolution_ns: 50_000 }] {
-            let hello = Hello {
-                version: VERSION,
-                pid: 42,
-                runtime: Runtime::Cpython,
-                gil: false,
-                threads: 4,
-                first_worker: 8,
-                timeline,
-            };
-            assert_eq!(decode_hello(&hello.to_string()), Ok(hello));
+            for gils in [None, Some(4)] {
+                let hello = Hello {
+                    version: VERSION,
+                    pid: 42,
+                    runtime: Runtime::Cpython,
+                    gil: false,
+                    threads: 4,
+                    first_worker: 8,
+                    timeline,
+                    gils,
+                };
+                assert_eq!(decode_hello(&hello.to_string()), Ok(hello));
+            }
         }
     }
 

@@ -26,7 +26,7 @@ pub const ITERATIONS: u64 = 4_000_000;
 pub fn fresh(experiment: Experiment) -> App {
     let mut app = App::new(
         experiment,
-        Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 2 },
+        Options { color: true, runtimes: vec![Runtime::Sim], cores: 2, ..Options::default() },
         T0,
     );
     app.update(T0, Msg::Sample(Sample { at: T0, cores: vec![3.0, 1.0], ..Sample::default() }));
@@ -77,6 +77,7 @@ pub fn sim_header(pid: u32, first_worker: u32, threads: u32) -> Hello {
         threads,
         first_worker,
         timeline: Timeline::Exact,
+        gils: None,
     }
 }
 
@@ -217,7 +218,8 @@ pub fn model_midway(app: &mut App, run: RunId, spec: &RunSpec, t: u64, until: u6
     app.update(t, Msg::Started { run, requested_at: t, pids: pids.clone() });
     for (p, pid) in (0..processes).zip(pids) {
         let stream = p as usize;
-        header(app, run, stream, Hello { gil: !spec.gil_off(), ..sim_header(pid, p * per, per) });
+        let gils = spec.model.own_interpreters().then(|| spec.model.gils(per));
+        header(app, run, stream, Hello { gil: !spec.gil_off(), gils, ..sim_header(pid, p * per, per) });
         let records = if spec.contends_for_a_gil() {
             handover_records(p * per, t, until, pid, per, hold_ns)
         } else {
@@ -261,6 +263,7 @@ pub fn sample_mid_run(at: u64) -> Sample {
         rss_bytes: 3_480_000,
         threads,
         worker_threads: workers,
+        memory: None,
     };
     Sample {
         at,

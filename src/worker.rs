@@ -25,6 +25,9 @@ pub struct WorkerArgs {
     pub roles: Vec<Role>,
     #[arg(long)]
     pub gil: bool,
+    /// Every worker in an interpreter of its own, with its own GIL.
+    #[arg(long)]
+    pub own_gils: bool,
     #[arg(long)]
     pub switch_interval_ns: u64,
     #[arg(long)]
@@ -78,6 +81,9 @@ impl WorkerArgs {
         if self.gil {
             args.push("--gil".to_owned());
         }
+        if self.own_gils {
+            args.push("--own-gils".to_owned());
+        }
         if let Some(t) = self.process_requested_at {
             args.push(format!("--process-requested-at={t}"));
         }
@@ -89,6 +95,7 @@ impl WorkerArgs {
             first_worker: self.first_worker,
             roles: self.roles.clone(),
             gil: self.gil,
+            own_gils: self.own_gils,
             switch_interval: Duration::from_nanos(self.switch_interval_ns),
             params: WorkParams {
                 iterations: self.iterations,
@@ -123,9 +130,10 @@ pub fn main(args: &WorkerArgs) -> ! {
         threads: interpreter.roles.len() as u32,
         first_worker: interpreter.first_worker,
         timeline: Timeline::Exact,
+        gils: interpreter.own_gils.then_some(interpreter.roles.len() as u32),
     };
     let writer = std::thread::spawn(move || write_stream(&hello, &rx));
-    let switches = match interpreter.run(tx.clone()) {
+    let switches = match interpreter.run(&tx) {
         Ok(switches) => switches,
         Err(message) => {
             // Say why before going: the queue drains and flushes within

@@ -151,3 +151,154 @@ fn killing_the_python_parent_fails_the_run_and_takes_its_children() {
     assert!(children.iter().all(|&c| !alive(c)), "CPython children {children:?} outlived their parent");
     drop(running);
 }
+
+/// The children of `pid` and theirs, from /proc.
+fn tree(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for task in tasks.flatten() {
+                if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                    for child in text.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                        out.push(child);
+                        todo.push(child);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_subinterpreter_model_runs_one_process_with_an_interpreter_per_worker() {
+    let cache = scratch("subinterpreters");
+    let mut app = common::gilscope()
+        .args(["run", "--models", "subinterpreters", "--runtime", "cpython", "--workers", "3"])
+        .args(["--iterations", "3000000", "--rounds", "1", "--json"])
+        .env("XDG_CACHE_HOME", &cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gilscope");
+    // While the model runs, the OS sees one interpreter process under gilscope.
+    let mut most = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_mins(1) && app.try_wait().ok().flatten().is_none() {
+        let pythons = tree(app.id())
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    c.contains("--model\0subinterpreters") || c.contains("--model=subinterpreters")
+                })
+            })
+            .count();
+        most = most.max(pythons);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = app.wait_with_output().expect("gilscope ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(most, 1, "one process for all the interpreters");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let run = &report["runs"][0];
+    assert_eq!(run["model"], "subinterpreters");
+    assert_eq!(run["processes"], 1, "{run}");
+    assert_eq!(run["gils"], 3, "an interpreter and a GIL per worker: {run}");
+    assert!(run["python"].as_str().is_some_and(|v| v.starts_with("3.1") && v >= "3.12"), "{run}");
+}
+
+#[test]
+fn fork_starts_a_process_faster_than_forkserver_and_forkserver_faster_than_spawn() {
+    let cache = scratch("start-methods");
+    let start_us = |method: &str| {
+        let out = gilscope(
+            &[
+                "run",
+                "--models",
+                "processes",
+                "--runtime",
+                "cpython",
+                "--start-method",
+                method,
+                "--workers",
+                "2",
+            ]
+            .iter()
+            .chain(&["--iterations", "200000", "--rounds", "3", "--json"])
+            .copied()
+            .collect::<Vec<_>>(),
+            &cache,
+        );
+        assert!(out.status.success(), "{method}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(report["runs"][0]["start_method"], method);
+        report["runs"][0]["start_us"].as_f64().unwrap_or(0.0)
+    };
+    let (fork, forkserver, spawn) = (start_us("fork"), start_us("forkserver"), start_us("spawn"));
+    assert!(
+        fork < forkserver && forkserver < spawn,
+        "fork {fork} µs, forkserver {forkserver} µs, spawn {spawn} µs"
+    );
+}
+
+#[test]
+fn a_python_older_than_3_12_gets_a_clear_message_for_subinterpreters() {
+    let cache = scratch("old-python");
+    let empty = scratch("no-pyenv");
+    let out = common::gilscope()
+        .args([
+            "run",
+            "--models",
+            "subinterpreters",
+            "--runtime",
+            "cpython",
+            "--python",
+            "/usr/bin/python3.11",
+        ])
+        .env("XDG_CACHE_HOME", &cache)
+        // Nowhere to find a newer one: no PATH but the system's, no pyenv.
+        .env("PATH", "/usr/bin:/bin")
+        .env("PYENV_ROOT", &empty)
+        .env("HOME", &empty)
+        .output()
+        .expect("start gilscope");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("3.11") && stderr.contains("install python3.12 or later"), "{stderr}");
+}
+
+#[test]
+fn killing_gilscope_mid_subinterpreter_run_leaves_no_interpreter_process() {
+    let cache = scratch("kill-subinterpreters");
+    let mut app = common::gilscope()
+        .args(["run", "--models", "subinterpreters", "--runtime", "cpython", "--workers", "2"])
+        .args(["--iterations", "50000000", "--rounds", "1"])
+        .env("XDG_CACHE_HOME", &cache)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gilscope");
+    let mut seen = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            seen = tree(app.id())
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.contains("subinterpreters"))
+                })
+                .collect();
+            !seen.is_empty()
+        }),
+        "the subinterpreter process never started"
+    );
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(app.id() as i32, libc::SIGKILL) };
+    let _ = app.wait();
+    assert!(
+        wait_until(Duration::from_secs(3), || seen.iter().all(|&p| !alive(p))),
+        "{seen:?} outlived gilscope"
+    );
+}

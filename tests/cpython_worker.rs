@@ -14,6 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use gilscope::protocol::{Hello, Record, ReleaseReason, Runtime, Timeline, decode, decode_hello};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/python/gilscope_worker.py");
@@ -27,7 +29,13 @@ const IO_MS: u64 = 5;
 const REPLY_ITERATIONS: u64 = 20_000;
 
 fn spawn(args: &[String]) -> Child {
-    Command::new("python3")
+    // Subinterpreters with a GIL each need 3.12 or later; python3 is 3.11 here.
+    let python = if args.iter().any(|a| a == "subinterpreters") {
+        common::pyenv_python("3.13").display().to_string()
+    } else {
+        "python3".to_owned()
+    };
+    Command::new(python)
         .arg(SCRIPT)
         .args(args)
         .stdin(Stdio::piped())
@@ -71,6 +79,7 @@ fn run(args: &[String]) -> Run {
 enum Model {
     Threads,
     Processes,
+    Subinterpreters,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -84,6 +93,7 @@ fn worker_args(model: Model, workload: Workload, workers: u32, first: u32) -> Ve
     let model = match model {
         Model::Threads => "threads",
         Model::Processes => "processes",
+        Model::Subinterpreters => "subinterpreters",
     };
     let workload = match workload {
         Workload::Cpu => "cpu",
@@ -167,6 +177,15 @@ fn check(model: Model, workload: Workload, workers: u32, first: u32) {
         Model::Threads => {
             assert_eq!(pids, BTreeSet::from([hello.pid]), "threads share the top process; {context}");
             assert_eq!(ends.len(), 1, "{context}");
+        }
+        Model::Subinterpreters => {
+            assert_eq!(
+                pids,
+                BTreeSet::from([hello.pid]),
+                "every interpreter runs in the one process; {context}"
+            );
+            assert_eq!(ends.len(), 1, "{context}");
+            assert_eq!(hello.gils, Some(workers), "a GIL per interpreter; {context}");
         }
         Model::Processes => {
             assert_eq!(pids.len(), workers as usize, "a process per worker; {context}");
@@ -318,6 +337,16 @@ fn io_under_processes() {
 #[test]
 fn mixed_under_processes() {
     check(Model::Processes, Workload::Mixed, 2, 2);
+}
+
+#[test]
+fn cpu_under_subinterpreters() {
+    check(Model::Subinterpreters, Workload::Cpu, 2, 0);
+}
+
+#[test]
+fn mixed_under_subinterpreters() {
+    check(Model::Subinterpreters, Workload::Mixed, 3, 1);
 }
 
 #[test]

@@ -162,6 +162,7 @@ fn cpython_mid_run() -> (App, u64, u64, u64) {
         rss_bytes: 9_800_000,
         threads,
         worker_threads: workers,
+        memory: None,
     };
     let os = vec![process(2001, 4, 2), process(3000, 2, 0), process(3001, 1, 1), process(3002, 1, 1)];
     app.update(
@@ -430,8 +431,7 @@ fn no_color_leaves_every_cell_uncoloured_and_every_state_its_own_symbol() {
     }
 }
 
-/// Three or four models at once, mid-race: a placeholder set until the
-/// subinterpreter and free-threaded models exist (hybrids of 2×2 and 1×4).
+/// Three or four models at once, mid-race.
 fn many_models(models: Vec<Model>) -> App {
     let mut app = fresh(Experiment { pace: 15, ..Experiment::new(4) });
     app.set_mode(Mode::Race); // these scenarios show both models at once
@@ -450,21 +450,26 @@ fn many_models(models: Vec<Model>) -> App {
 
 #[test]
 fn three_models_fit_on_the_smallest_screen_and_use_a_big_one() {
-    let app = many_models(vec![Model::Threads, Model::Processes, Model::Hybrid { processes: 2 }]);
+    let app =
+        many_models(vec![Model::Threads, Model::Processes, Model::Subinterpreters { shared_gil: false }]);
     snapshot("three_models", &app);
 }
 
 #[test]
 fn four_models_fit_on_the_smallest_screen_and_use_a_big_one() {
-    let app = many_models(vec![
-        Model::Threads,
-        Model::Processes,
-        Model::Hybrid { processes: 2 },
-        Model::Hybrid { processes: 1 },
-    ]);
+    let app = many_models(gilscope::experiment::model::NAMED.to_vec());
     snapshot("four_models", &app);
     let terminal = draw(&app, 200, 60);
     insta::assert_snapshot!("four_models_200x60", terminal.backend());
+}
+
+#[test]
+fn the_scoreboard_lists_every_model_with_its_start_cost_memory_and_gils() {
+    let mut app = many_models(gilscope::experiment::model::NAMED.to_vec());
+    key(&mut app, 'b');
+    snapshot("scoreboard", &app);
+    let terminal = draw(&app, 200, 60);
+    insta::assert_snapshot!("scoreboard_200x60", terminal.backend());
 }
 
 fn screen(app: &App, width: u16, height: u16) -> String {

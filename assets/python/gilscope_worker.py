@@ -29,7 +29,6 @@ release it, hand it to a waiting thread and so add a GIL switch of its own to
 the very timeline being measured.
 """
 
-import argparse
 import errno
 import math
 import os
@@ -470,7 +469,7 @@ def run_processes(cfg, out):
     import multiprocessing
     from multiprocessing.connection import wait
 
-    ctx = multiprocessing.get_context()
+    ctx = multiprocessing.get_context(cfg["start_method"])
     cfg["method"] = ctx.get_start_method()
     procs = []  # (w, Process)
 
@@ -518,13 +517,102 @@ def run_processes(cfg, out):
     return 0
 
 
+def interpreter_api():
+    """(create(own_gil) -> id, run(id, code) -> error text or None, destroy(id))
+    for this Python's subinterpreters; raises where there are none."""
+    if sys.version_info >= (3, 13):
+        import _interpreters as api
+
+        def create(own_gil):
+            return api.create(api.new_config("isolated" if own_gil else "legacy"))
+
+        def run(iid, code):
+            failure = api.exec(iid, code)
+            return None if failure is None else str(getattr(failure, "formatted", failure))
+
+        return create, run, api.destroy
+    if sys.version_info >= (3, 12):
+        import _xxsubinterpreters as api
+
+        def create(own_gil):
+            return api.create(isolated=own_gil)
+
+        def run(iid, code):
+            try:
+                api.run_string(iid, code)
+            except Exception as e:  # noqa: BLE001 - the interpreter's failure, reported
+                return describe(e)
+            return None
+
+        return create, run, api.destroy
+    raise RuntimeError(
+        f"Python {sys.version.split()[0]} has no subinterpreters with a GIL of their own (3.12 or later)"
+    )
+
+
+def interpreter_main(cfg, w, req):
+    """A worker inside an interpreter of its own: the same loop, the same records."""
+    t0 = now()
+    out = Out()
+    try:
+        sys.setswitchinterval(cfg["switch_interval_s"])
+        wk = Worker(w, worker_kind(cfg, w), cfg, out)
+        wk.req = req
+        wk.run(t0)
+    except BaseException as e:  # noqa: BLE001 - any failure ends the run
+        out.error(f"worker {w}: {describe(e)}")
+        raise
+
+
+def run_subinterpreters(cfg, out):
+    """N interpreters in this one process, one worker each, each driven by a
+    thread of the main interpreter (the call runs the worker to its end)."""
+    create, run, destroy = interpreter_api()
+    watch_stdin(out, lambda: None)
+    own_gil = not cfg["shared_gil"]
+    failures = []
+    threads = []
+    interpreters = []
+
+    def drive(iid, code):
+        failure = run(iid, code)
+        if failure is not None:
+            failures.append(failure)
+
+    for i in range(cfg["workers"]):
+        w = cfg["first"] + i
+        req = now()  # starting a worker is creating its interpreter
+        iid = create(own_gil)
+        interpreters.append(iid)
+        # The worker's code is this very file, loaded as a module inside the
+        # interpreter (its own copy of every module: nothing is shared).
+        code = (
+            "import importlib.util as _u\n"
+            f"_s = _u.spec_from_file_location('gilscope_worker', {cfg['script']!r})\n"
+            "_m = _u.module_from_spec(_s)\n"
+            "_s.loader.exec_module(_m)\n"
+            f"_m.interpreter_main({cfg!r}, {w}, {req})\n"
+        )
+        th = threading.Thread(target=drive, args=(iid, code), daemon=True)
+        th.name = f"gilscope-interpreter-{w}"
+        threads.append(th)
+        th.start()
+    for th in threads:
+        th.join()
+    if failures:
+        out.error(f"a subinterpreter failed: {' '.join(failures[0].split())}")
+        os._exit(1)
+    out.send([end_line(0)])
+    if sys.version_info >= (3, 13):
+        for iid in interpreters:
+            destroy(iid)
+        return 0
+    # 3.12's module cannot destroy an interpreter another thread ran (it
+    # hangs): the records are out, so leave without tearing them down.
+    os._exit(0)
+
+
 # ------------------------------------------------------------------ command line
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}\n")
-        sys.exit(2)
 
 
 def _int_at_least(low):
@@ -532,9 +620,9 @@ def _int_at_least(low):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+            raise _argparse().ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+            raise _argparse().ArgumentTypeError(f"{value} is below {low}")
         return value
 
     return parse
@@ -544,9 +632,9 @@ def _milliseconds(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise _argparse().ArgumentTypeError(f"{text!r} is not a number") from None
     if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
+        raise _argparse().ArgumentTypeError(f"{text!r} is not a number of milliseconds")
     return value
 
 
@@ -554,19 +642,40 @@ def _positive_seconds(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise _argparse().ArgumentTypeError(f"{text!r} is not a number") from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+        raise _argparse().ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
 
 
+def _argparse():
+    """argparse, imported only where arguments are parsed: a worker inside a
+    subinterpreter loads this file too, and should not pay for it."""
+    import argparse
+
+    return argparse
+
+
 def parse_args(argv):
+    argparse = _argparse()
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}\n")
+            sys.exit(2)
+
     p = Parser(
         prog="gilscope_worker.py",
         description="gilscope's instrumented CPython worker (wire format 1).",
         allow_abbrev=False,
     )
-    p.add_argument("--model", choices=["threads", "processes"], default="threads")
+    p.add_argument("--model", choices=["threads", "processes", "subinterpreters"], default="threads")
+    p.add_argument("--start-method", choices=["fork", "forkserver", "spawn"], default="fork")
+    p.add_argument(
+        "--shared-gil",
+        action="store_true",
+        help="subinterpreters share the main GIL (the legacy config) instead of one each",
+    )
     p.add_argument("--workers", type=_int_at_least(1), default=2)
     p.add_argument("--first-worker", type=_int_at_least(0), default=0)
     p.add_argument("--workload", choices=["cpu", "io", "mixed"], default="cpu")
@@ -618,17 +727,26 @@ def main(argv=None):
             "batch": max(1, round(PROGRESS_NS / resolution_ns)),
             "resolution_ns": resolution_ns,
             "top_pid": os.getpid(),
+            "start_method": args.start_method,
+            "shared_gil": args.shared_gil,
+            "script": os.path.abspath(__file__),
         }
+        # Interpreters of their own have a GIL each, unless they share the main one.
+        gils = ""
+        if args.model == "subinterpreters":
+            gils = f" gils={1 if args.shared_gil else args.workers}"
         out.send(
             [
                 f"gilscope {WIRE_VERSION} pid={os.getpid()} runtime=cpython"
                 f" gil={'on' if gil_enabled() else 'off'} threads={args.workers}"
                 f" first={args.first_worker} timeline=inferred"
-                f" resolution_ns={resolution_ns}\n"
+                f" resolution_ns={resolution_ns}{gils}\n"
             ]
         )
         if args.model == "threads":
             return run_threads(cfg, out)
+        if args.model == "subinterpreters":
+            return run_subinterpreters(cfg, out)
         return run_processes(cfg, out)
     except BaseException as e:  # noqa: BLE001 - report, then exit non-zero
         out.error(describe(e))

@@ -19,7 +19,12 @@ pub enum Action {
     ShorterSwitch,
     LongerSwitch,
     Workload,
-    Gil,
+    /// Takes model `n` of `model::NAMED` in or out of the comparison.
+    ToggleModel(usize),
+    /// The subinterpreters' GIL: one each, or shared.
+    SubinterpreterGil,
+    StartMethod,
+    Scoreboard,
     Mode,
     Slower,
     Faster,
@@ -104,9 +109,32 @@ pub const BINDINGS: &[Binding] = &[
         priority: 1,
     },
     Binding {
-        keys: &[key("g", &[KeyCode::Char('g')], Action::Gil)],
-        bar: "GIL",
-        help: "GIL on / off for the threading model (free-threaded CPython)",
+        keys: &[
+            key("1", &[KeyCode::Char('1')], Action::ToggleModel(0)),
+            key("2", &[KeyCode::Char('2')], Action::ToggleModel(1)),
+            key("3", &[KeyCode::Char('3')], Action::ToggleModel(2)),
+            key("4", &[KeyCode::Char('4')], Action::ToggleModel(3)),
+        ],
+        bar: "models",
+        help: "threading / multiprocessing / subinterpreters / free-threaded: in or out",
+        priority: 3,
+    },
+    Binding {
+        keys: &[key("g", &[KeyCode::Char('g')], Action::SubinterpreterGil)],
+        bar: "GILs",
+        help: "subinterpreters: a GIL each / all sharing one (the legacy control)",
+        priority: 4,
+    },
+    Binding {
+        keys: &[key("k", &[KeyCode::Char('k')], Action::StartMethod)],
+        bar: "start",
+        help: "multiprocessing's start method: fork → forkserver → spawn (real CPython)",
+        priority: 4,
+    },
+    Binding {
+        keys: &[key("b", &[KeyCode::Char('b')], Action::Scoreboard)],
+        bar: "scores",
+        help: "the scoreboard: start cost, memory, processes, threads, GILs, speedup",
         priority: 3,
     },
     Binding {
@@ -230,9 +258,19 @@ pub fn enabled(app: &App, action: Action) -> bool {
         Action::NextLesson => app.lesson_step(true).is_some(),
         Action::PreviousLesson => app.lesson_step(false).is_some(),
         Action::Save => app.session.as_ref().is_some_and(|s| !s.active()),
+        Action::ToggleModel(n) => {
+            // At least one model stays.
+            let model = crate::experiment::model::NAMED[n.min(3)];
+            !(app.models.len() == 1 && app.has_model(model))
+        }
+        Action::SubinterpreterGil => app.models.iter().any(|m| m.own_interpreters()),
+        Action::StartMethod => {
+            e.runtime == crate::protocol::Runtime::Cpython
+                && app.models.contains(&crate::experiment::spec::Model::Processes)
+        }
         Action::RunPause
         | Action::Workload
-        | Action::Gil
+        | Action::Scoreboard
         | Action::Mode
         | Action::Slower
         | Action::Faster

@@ -3,9 +3,8 @@
 //! Choosing one sets the settings (as the keys would) and shows the
 //! question; the teacher may still change anything by hand.
 //!
-//! A lesson whose model does not exist yet stays in the list, marked
-//! unavailable: when the model arrives, its entry names it in `models` and
-//! drops `unavailable`, and nothing else changes.
+//! A lesson that cannot run in this gilscope (its model missing) stays in
+//! the list with `unavailable` saying why; the keys step over it.
 
 use std::time::Duration;
 
@@ -104,7 +103,7 @@ pub const LESSONS: &[Lesson] = &[
         Duration::from_millis(100),
     ),
     Lesson {
-        gil: false,
+        models: &[Model::Threads, Model::FreeThreaded, Model::Processes],
         ..cpu(
             "GIL off",
             "GIL off (free-threaded): do threads keep up with processes now?",
@@ -112,7 +111,7 @@ pub const LESSONS: &[Lesson] = &[
         )
     },
     Lesson {
-        unavailable: Some("the subinterpreters model (PEP 684) is not in this gilscope yet"),
+        models: &[Model::Threads, Model::Subinterpreters { shared_gil: false }],
         ..cpu(
             "subinterpreters",
             "Subinterpreters, a GIL each (PEP 684): threads in parallel?",
@@ -146,12 +145,27 @@ impl Lesson {
 
 /// Lesson `n` as a person counts (from 1), if it can run here.
 pub fn numbered(n: usize) -> Result<usize, String> {
-    let index = n.checked_sub(1).filter(|&i| i < LESSONS.len()).ok_or_else(|| {
-        format!("there is no lesson {n}: they go from 1 to {} (gilscope lesson --list)", LESSONS.len())
+    numbered_in(LESSONS, n)
+}
+
+fn numbered_in(lessons: &[Lesson], n: usize) -> Result<usize, String> {
+    let index = n.checked_sub(1).filter(|&i| i < lessons.len()).ok_or_else(|| {
+        format!("there is no lesson {n}: they go from 1 to {} (gilscope lesson --list)", lessons.len())
     })?;
-    match LESSONS[index].unavailable {
-        Some(why) => Err(format!("lesson {n} ({}) cannot run: {why}", LESSONS[index].title)),
+    match lessons[index].unavailable {
+        Some(why) => Err(format!("lesson {n} ({}) cannot run: {why}", lessons[index].title)),
         None => Ok(index),
+    }
+}
+
+/// The next (or previous) lesson of `lessons` that can run, from `at`.
+fn step_in(lessons: &[Lesson], at: Option<usize>, forth: bool) -> Option<usize> {
+    let runnable = |i: &usize| lessons[*i].unavailable.is_none();
+    match (at, forth) {
+        (None, true) => (0..lessons.len()).find(runnable),
+        (None, false) => None,
+        (Some(at), true) => (at + 1..lessons.len()).find(runnable),
+        (Some(at), false) => (0..at.min(lessons.len())).rev().find(runnable),
     }
 }
 
@@ -184,13 +198,7 @@ impl App {
 
     /// The next (or previous) lesson that can run, from the current one.
     pub fn lesson_step(&self, forth: bool) -> Option<usize> {
-        let runnable = |i: &usize| LESSONS[*i].unavailable.is_none();
-        match (self.lesson, forth) {
-            (None, true) => (0..LESSONS.len()).find(runnable),
-            (None, false) => None,
-            (Some(at), true) => (at + 1..LESSONS.len()).find(runnable),
-            (Some(at), false) => (0..at).rev().find(runnable),
-        }
+        step_in(LESSONS, self.lesson, forth)
     }
 
     /// Opens lesson `index`: its settings as the keys would set them (a run
@@ -229,13 +237,16 @@ mod tests {
     }
 
     #[test]
-    fn a_lesson_that_cannot_run_says_why_and_others_are_numbered_from_one() {
+    fn a_lesson_that_cannot_run_says_why_the_keys_step_over_it_and_others_count_from_one() {
         assert_eq!(numbered(1), Ok(0));
         assert!(numbered(0).is_err());
         assert!(numbered(LESSONS.len() + 1).is_err_and(|e| e.contains("from 1 to")));
-        let sub = LESSONS.iter().position(|l| l.title == "subinterpreters").map(|i| i + 1);
-        let err = numbered(sub.unwrap_or(0)).unwrap_err();
-        assert!(err.contains("not in this gilscope yet"), "{err}");
-        assert!(list().contains("[unavailable"), "{}", list());
+        let missing = Lesson { unavailable: Some("its model is not in this gilscope"), ..LESSONS[0] };
+        let path = [LESSONS[0], missing, LESSONS[1]];
+        let err = numbered_in(&path, 2).unwrap_err();
+        assert_eq!(err, "lesson 2 (threads or processes) cannot run: its model is not in this gilscope");
+        assert_eq!(step_in(&path, Some(0), true), Some(2), "l steps over it");
+        assert_eq!(step_in(&path, Some(2), false), Some(0), "and so does L");
+        assert_eq!(step_in(&path, Some(2), true), None, "l stops at the last");
     }
 }

@@ -42,7 +42,7 @@ pub use crate::app::settings::{
     Zoom, step,
 };
 use crate::experiment::baseline::{Baseline, BaselineTime};
-use crate::experiment::spec::{Experiment, MAX_PACE, Model, Workload};
+use crate::experiment::spec::{Experiment, MAX_PACE, Model, RunSpec, Workload};
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::Tally;
 use crate::experiment::track::LEVELS_NS;
@@ -64,11 +64,22 @@ pub struct Options {
     pub cpython_unavailable: Option<String>,
     /// Logical cores, for the first screen before any sample arrives.
     pub cores: u32,
+    /// Some interpreter here runs subinterpreters with a GIL each (3.12+).
+    pub cpython_subinterpreters: bool,
+    /// Some interpreter here is a free-threaded build.
+    pub cpython_free_threaded: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { color: true, runtimes: vec![Runtime::Sim], cpython_unavailable: None, cores: 1 }
+        Options {
+            color: true,
+            runtimes: vec![Runtime::Sim],
+            cpython_unavailable: None,
+            cores: 1,
+            cpython_subinterpreters: false,
+            cpython_free_threaded: false,
+        }
     }
 }
 
@@ -97,6 +108,8 @@ pub struct App {
     pub quitting: bool,
     /// The user chose the mode with `m`; until then it follows the cores.
     mode_chosen: bool,
+    /// The scoreboard is shown instead of the panels' figures.
+    pub scoreboard: bool,
     /// Earlier sessions' results, newest first, shown under the current one.
     pub history: Vec<Earlier>,
     /// The lesson whose question is on screen (an index into `lesson::LESSONS`).
@@ -143,6 +156,7 @@ impl App {
             notice: None,
             quitting: false,
             mode_chosen: false,
+            scoreboard: false,
             history: Vec::new(),
             lesson: None,
             playback: None,
@@ -158,6 +172,54 @@ impl App {
 
     pub fn paused(&self) -> bool {
         self.session.as_ref().is_some_and(Session::paused)
+    }
+
+    /// The runs of the next session: each model under the runtime chosen, or
+    /// simulated where no interpreter here can run it (labelled so).
+    pub fn specs(&self) -> Vec<RunSpec> {
+        model_specs(&self.experiment, &self.models)
+            .into_iter()
+            .map(|mut spec| {
+                let cpython = spec.experiment.runtime == Runtime::Cpython;
+                let missing = match spec.model {
+                    Model::FreeThreaded => !self.options.cpython_free_threaded,
+                    Model::Subinterpreters { .. } => !self.options.cpython_subinterpreters,
+                    _ => false,
+                };
+                if cpython && missing {
+                    spec.experiment.runtime = Runtime::Sim;
+                }
+                spec
+            })
+            .collect()
+    }
+
+    /// Whether `model` (whatever its GIL sharing) is in the comparison.
+    pub fn has_model(&self, model: Model) -> bool {
+        self.models.iter().any(|m| std::mem::discriminant(m) == std::mem::discriminant(&model))
+    }
+
+    /// Takes model `n` of the named four in or out, keeping their order.
+    fn toggle_model(&mut self, n: usize, effects: &mut Vec<Effect>) {
+        let Some(&model) = crate::experiment::model::NAMED.get(n) else { return };
+        let before = self.settings();
+        let shared_gil = self.models.contains(&Model::Subinterpreters { shared_gil: true });
+        let model = match model {
+            Model::Subinterpreters { .. } => Model::Subinterpreters { shared_gil },
+            other => other,
+        };
+        if self.has_model(model) {
+            self.models.retain(|m| std::mem::discriminant(m) != std::mem::discriminant(&model));
+        } else {
+            self.models.push(model);
+            let order = |m: &Model| {
+                crate::experiment::model::NAMED
+                    .iter()
+                    .position(|n| std::mem::discriminant(n) == std::mem::discriminant(m))
+            };
+            self.models.sort_by_key(order);
+        }
+        self.changed_from(&before, effects);
     }
 
     /// Chooses how the models share the machine, as `m` does: from then on
@@ -284,6 +346,10 @@ impl App {
             }
             Msg::Tick => {}
             Msg::Viewport { lane_cells } => self.lane_cells = lane_cells.max(1),
+            Msg::Interpreters { subinterpreters, free_threaded } => {
+                self.options.cpython_subinterpreters = subinterpreters;
+                self.options.cpython_free_threaded = free_threaded;
+            }
             Msg::Terminate => self.quit(&mut effects),
             Msg::Viewer(key) => self.viewer_key(key, &mut effects),
             Msg::Saved(outcome) => {
@@ -348,14 +414,29 @@ impl App {
                 };
                 self.change(effects, |e| e.workload = next);
             }
-            Action::Gil => self.change(effects, |e| e.gil = !e.gil),
+            Action::ToggleModel(n) => self.toggle_model(n, effects),
+            Action::SubinterpreterGil => {
+                let before = self.settings();
+                for model in &mut self.models {
+                    if let Model::Subinterpreters { shared_gil } = model {
+                        *shared_gil = !*shared_gil;
+                    }
+                }
+                self.changed_from(&before, effects);
+            }
+            Action::StartMethod => {
+                let next = self.experiment.start_method.next();
+                self.change(effects, |e| e.start_method = next);
+            }
+            Action::Scoreboard => self.scoreboard = !self.scoreboard,
             Action::Mode => {
+                let before = self.settings();
                 self.mode = match self.mode {
                     Mode::Race => Mode::OneAtATime,
                     Mode::OneAtATime => Mode::Race,
                 };
                 self.mode_chosen = true;
-                self.change(effects, |_| {});
+                self.changed_from(&before, effects);
             }
             Action::Slower | Action::Faster => {
                 if let Some(next) = step(&PACE_STEPS, e.pace, action == Action::Slower) {
@@ -478,12 +559,22 @@ impl App {
     /// starts afresh; a finished one moves to the history, since its figures
     /// no longer match the header.
     fn change(&mut self, effects: &mut Vec<Effect>, edit: impl FnOnce(&mut Experiment)) {
-        let before = (self.experiment.clone(), self.mode);
+        let before = self.settings();
         edit(&mut self.experiment);
+        self.changed_from(&before, effects);
+    }
+
+    /// What a session is made of: a change to any of it is a new session.
+    fn settings(&self) -> (Experiment, Mode, Vec<Model>) {
+        (self.experiment.clone(), self.mode, self.models.clone())
+    }
+
+    /// The settings moved on from `before`: restart, stop or keep, as `change` says.
+    fn changed_from(&mut self, before: &(Experiment, Mode, Vec<Model>), effects: &mut Vec<Effect>) {
         if !self.mode_chosen {
             self.mode = fair_mode(self.experiment.workers, self.models.len(), self.cores());
         }
-        if (self.experiment.clone(), self.mode) == before {
+        if self.settings() == *before {
             return;
         }
         let restart = self.busy() && !self.paused();
@@ -511,7 +602,7 @@ impl App {
 
     fn start(&mut self, effects: &mut Vec<Effect>) {
         self.session =
-            Some(Session::new(self.experiment.clone(), self.mode, &self.models, &self.baseline, self.now));
+            Some(Session::new(self.experiment.clone(), self.mode, self.specs(), &self.baseline, self.now));
         self.view = View {
             zoom: if self.view.touched { self.view.zoom } else { self.default_zoom() },
             ..View::default()

@@ -29,6 +29,12 @@ pub enum Msg {
     Viewport {
         lane_cells: usize,
     },
+    /// Interpreters were found (or not) for the models the chosen one
+    /// cannot run: subinterpreters with a GIL each, free-threading.
+    Interpreters {
+        subinterpreters: bool,
+        free_threaded: bool,
+    },
     /// SIGTERM or SIGHUP.
     Terminate,
     /// A key pressed by whoever watches a replay: it steers the replay,

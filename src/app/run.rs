@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::experiment::comparison::Timed;
+use crate::experiment::memory::Peaks;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::{RunResult, Tally};
@@ -34,6 +35,9 @@ pub struct OsView {
     pub peak_worker_threads_per_process: u32,
     /// Resident memory of each process of the run, largest seen.
     pub peak_rss_each: BTreeMap<u32, u64>,
+    /// Resident, proportional and unique memory of the run's processes, at
+    /// their peaks.
+    pub memory: Peaks,
 }
 
 impl OsView {
@@ -206,8 +210,12 @@ impl Run {
     }
 
     fn note(&mut self, stream: usize, record: &Record) -> bool {
-        let exact_gil =
-            |t: &Tally| t.hellos.get(&stream).is_some_and(|h| h.gil && h.timeline == Timeline::Exact);
+        // Hand-overs of one lock: a process with a GIL per interpreter has none.
+        let exact_gil = |t: &Tally| {
+            t.hellos
+                .get(&stream)
+                .is_some_and(|h| h.gil && h.timeline == Timeline::Exact && h.gils.is_none_or(|g| g <= 1))
+        };
         match *record {
             // Only the lock's own takes, in the order it gave them out, are
             // hand-overs: an inferred stream comes in batches per worker, and
@@ -260,6 +268,9 @@ impl Run {
         for p in &seen {
             let peak = os.peak_rss_each.entry(p.pid).or_default();
             *peak = (*peak).max(p.rss_bytes);
+            if let Some(m) = p.memory {
+                os.memory.add(p.pid, m);
+            }
         }
         let mut worker_pids: Vec<u32> =
             self.tally.iter().flat_map(|t| &t.workers).filter_map(|w| w.pid).collect();

@@ -28,9 +28,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(experiment: Experiment, mode: Mode, models: &[Model], measured: &Baseline, now: u64) -> Self {
+    pub fn new(
+        experiment: Experiment,
+        mode: Mode,
+        specs: Vec<RunSpec>,
+        measured: &Baseline,
+        now: u64,
+    ) -> Self {
         let baseline = measured.missing(&experiment).into_iter().map(Run::new).collect();
-        let specs = model_specs(&experiment, models);
         let narration = Narrator::new(&specs);
         let models = specs.into_iter().map(Run::new).collect();
         Session { experiment, mode, baseline, models, clock: SessionClock::default(), origin: now, narration }

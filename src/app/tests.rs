@@ -119,7 +119,7 @@ fn brackets_step_the_switch_interval() {
 }
 
 #[test]
-fn w_cycles_the_workloads_and_g_toggles_the_gil() {
+fn w_cycles_the_workloads() {
     let mut app = app();
     ch(&mut app, 'w');
     assert_eq!(app.experiment.workload, Workload::Io);
@@ -127,10 +127,52 @@ fn w_cycles_the_workloads_and_g_toggles_the_gil() {
     assert_eq!(app.experiment.workload, Workload::Mixed);
     ch(&mut app, 'w');
     assert_eq!(app.experiment.workload, Workload::Cpu);
+}
+
+#[test]
+fn number_keys_take_models_in_and_out_in_their_order_and_one_always_stays() {
+    let mut app = app();
+    assert_eq!(app.models, [Model::Threads, Model::Processes]);
+    ch(&mut app, '4');
+    ch(&mut app, '3');
+    assert_eq!(
+        app.models,
+        [Model::Threads, Model::Processes, Model::Subinterpreters { shared_gil: false }, Model::FreeThreaded]
+    );
+    let specs = app.specs();
+    assert!(specs[3].gil_off() && !specs[0].gil_off(), "free-threading is its own model, not a toggle");
+    ch(&mut app, '1');
+    ch(&mut app, '2');
+    ch(&mut app, '3');
+    assert_eq!(app.models, [Model::FreeThreaded]);
+    ch(&mut app, '4');
+    assert_eq!(app.models, [Model::FreeThreaded], "the last model stays");
+}
+
+#[test]
+fn g_gives_the_subinterpreters_one_shared_gil_and_back() {
+    let mut app = app();
+    assert!(!bindings::enabled(&app, Action::SubinterpreterGil), "no subinterpreters, nothing to switch");
+    ch(&mut app, '3');
     ch(&mut app, 'g');
-    assert!(!app.experiment.gil);
-    let specs = model_specs(&app.experiment, &app.models);
-    assert!(specs[0].gil_off() && !specs[1].gil_off(), "one worker per process has no GIL to turn off");
+    assert!(app.models.contains(&Model::Subinterpreters { shared_gil: true }));
+    assert!(app.specs()[2].one_shared_gil(), "the legacy control: one GIL for all");
+    ch(&mut app, 'g');
+    assert!(app.models.contains(&Model::Subinterpreters { shared_gil: false }));
+}
+
+#[test]
+fn a_model_no_interpreter_here_can_run_is_simulated_on_the_real_runtime() {
+    let mut app = App::new(
+        Experiment::new(2),
+        Options { runtimes: vec![Runtime::Cpython, Runtime::Sim], cores: 4, ..Options::default() },
+        0,
+    );
+    app.experiment.runtime = Runtime::Cpython;
+    ch(&mut app, '4');
+    app.update(1, Msg::Interpreters { subinterpreters: true, free_threaded: false });
+    let runtimes: Vec<Runtime> = app.specs().iter().map(|s| s.experiment.runtime).collect();
+    assert_eq!(runtimes, [Runtime::Cpython, Runtime::Cpython, Runtime::Sim]);
 }
 
 #[test]
@@ -343,7 +385,14 @@ fn header(stream_pid: u32, gil: bool, threads: u32, first_worker: u32, timeline:
 }
 
 fn os_process(pid: u32, threads: u32, worker_threads: u32) -> crate::monitor::ProcessSample {
-    crate::monitor::ProcessSample { pid, cpu_cores: None, rss_bytes: 1 << 20, threads, worker_threads }
+    crate::monitor::ProcessSample {
+        pid,
+        cpu_cores: None,
+        rss_bytes: 1 << 20,
+        threads,
+        worker_threads,
+        memory: None,
+    }
 }
 
 fn os_sample(processes: Vec<crate::monitor::ProcessSample>) -> Sample {

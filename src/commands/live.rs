@@ -23,7 +23,8 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
 use crate::cli::ExperimentArgs;
 use crate::clock::now_ns;
-use crate::cpython::Python;
+use crate::cpython::{Python, discover};
+use crate::experiment::matrix::Need;
 use crate::experiment::plan::Plan;
 use crate::experiment::supervisor::{self, Report, RunId, Running};
 use crate::monitor::{self, Sample};
@@ -62,8 +63,18 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     // The runtime key (`c`) switches between the simulation and the real
     // interpreter whenever one answers; --runtime picks the one to start on.
     let first = args.runtime.runtimes()[0];
+    let (found_tx, found_rx) = crossbeam_channel::bounded(1);
     let (runtimes, cpython_unavailable) = match Python::probe(&args.python) {
         Ok(python) => {
+            // Interpreters for the models this one cannot run are looked for
+            // meanwhile: probing each takes a while, the first frame should not wait.
+            let main = python.clone();
+            let _ = std::thread::Builder::new().name("discover".into()).spawn(move || {
+                let find = |need: Need| {
+                    if need.fits(&main) { Some(main.clone()) } else { discover::find(|p| need.fits(p)) }
+                };
+                let _ = found_tx.send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
+            });
             plan.python = Some(python);
             let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
             (vec![first, other], None)
@@ -75,8 +86,18 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
         Err(why) => (vec![Runtime::Sim], Some(why)),
     };
     let color = colour_wanted(std::env::var_os("NO_COLOR").as_deref());
-    let options = Options { color, runtimes, cpython_unavailable, cores: crate::cli::cores() };
+    let options = Options {
+        color,
+        runtimes,
+        cpython_unavailable,
+        cores: crate::cli::cores(),
+        cpython_subinterpreters: false,
+        cpython_free_threaded: false,
+    };
     let mut app = App::new(args.experiment(DEFAULT_PACE, plan.iteration_ns()), options, now_ns());
+    if let Some(models) = args.chosen_models() {
+        app.models = models;
+    }
     if let Some(index) = lesson {
         // Nothing runs yet: opening a lesson only sets the settings.
         app.open_lesson(index, &mut Vec::new());
@@ -123,6 +144,7 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
         runs: HashMap::new(),
         watch: watch_tx,
         reports: crossbeam_channel::unbounded(),
+        found: found_rx,
         tape: Tape::default(),
         context,
     };
@@ -159,6 +181,8 @@ struct World {
     runs: HashMap<RunId, Running>,
     watch: Sender<Vec<u32>>,
     reports: (Sender<Report>, Receiver<Report>),
+    /// The interpreters found for subinterpreters and free-threading, once looked for.
+    found: Receiver<(Option<Python>, Option<Python>)>,
     /// Keeps the session on screen, to save it.
     tape: Tape,
     context: Context,
@@ -244,6 +268,7 @@ fn main_loop(
     terminate: &Receiver<()>,
 ) -> std::io::Result<()> {
     let reports = world.reports.1.clone();
+    let mut found = world.found.clone();
     // A channel that closed is replaced by one that never fires, so the
     // select does not spin on it.
     let mut input = input.clone();
@@ -297,6 +322,14 @@ fn main_loop(
                 continue;
             },
             recv(terminate) -> _ => Msg::Terminate,
+            recv(found) -> interpreters => {
+                found = never();
+                let Ok((newer, free_threaded)) = interpreters else { continue };
+                let msg = Msg::Interpreters { subinterpreters: newer.is_some(), free_threaded: free_threaded.is_some() };
+                world.plan.newer_python = newer;
+                world.plan.free_threaded_python = free_threaded;
+                msg
+            },
             recv(tick) -> _ => Msg::Tick,
         };
         let now = now_ns();

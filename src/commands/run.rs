@@ -14,6 +14,7 @@ use crate::experiment::calibration::Calibration;
 use crate::experiment::comparison::{BaselineRound, Rounds, Timed, summarize, verdict};
 use crate::experiment::matrix;
 use crate::experiment::plan::Plan;
+use crate::experiment::scoreboard;
 use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::tally::RunResult;
 use crate::experiment::{time_run, time_run_watched};
@@ -41,6 +42,8 @@ struct JsonReport<'a> {
     runs: &'a [RunResult],
     /// What the runs say together, or why nothing is said.
     verdict: Vec<String>,
+    /// The article's claims, measured here: one row per run.
+    scoreboard: Vec<scoreboard::Row>,
 }
 
 /// Runs everything `args` asks for; returns the text to print.
@@ -54,9 +57,12 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             Some(python) => python,
             None => Python::probe(&args.experiment.python)?,
         };
-        for note in matrix::fit_to_python(&mut runs, args.model, &python)? {
+        let fitted = matrix::fit_to_python(&mut runs, &args.choice(), &python)?;
+        for note in &fitted.notes {
             let _ = writeln!(notes, "{note}");
         }
+        plan.newer_python = fitted.newer;
+        plan.free_threaded_python = fitted.free_threaded;
         if plan.calibration.is_none() {
             // Without it the simulation's iterations would not cost what CPython's do.
             let calibration = Calibration::measure(&python, 1_000_000, 3)?;
@@ -76,30 +82,30 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
         plan.python = Some(python);
     }
     let experiment = runs.first().map(|r| r.experiment.clone()).ok_or("nothing to run")?;
-    let runtimes = args.experiment.runtime.runtimes();
-    let cores = crate::cli::cores();
-    // Recorded, the runs are sampled by the OS as the live view samples them.
-    let mut tape = (args.record.is_some() || args.trace.is_some()).then(|| RunTape::new(true));
-    let rounds = measure(&runs, runtimes, &experiment, &plan, args.rounds, &mut tape)?;
-    if let Some(tape) = tape {
-        let context = Context {
-            machine: Machine::here(cores),
-            python: plan.python.as_ref().map(|p| (p.path.display().to_string(), p.version.clone())),
-        };
-        let recording = tape.finish(&runs, &context);
-        if let Some(path) = &args.record {
-            recording.save(path)?;
-            eprintln!("gilscope: recorded to {} (gilscope replay {0})", path.display());
-        }
-        if let Some(path) = &args.trace {
-            trace::write(&recording, path)?;
-            eprintln!("gilscope: trace written to {} (open it in https://ui.perfetto.dev)", path.display());
+    // The runtimes the runs use: a model no interpreter here can run may
+    // have moved to the simulation.
+    let mut runtimes: Vec<Runtime> = Vec::new();
+    for run in &runs {
+        if !runtimes.contains(&run.experiment.runtime) {
+            runtimes.push(run.experiment.runtime);
         }
     }
+    let runtimes = runtimes.as_slice();
+    let cores = crate::cli::cores();
+    let rounds = measure_and_keep(args, &runs, runtimes, &experiment, &plan)?;
     let results: Vec<RunResult> = runs
         .iter()
         .zip(&rounds)
-        .filter_map(|(spec, r)| summarize(r, &spec.experiment, cores, spec.contends_for_a_gil()))
+        .filter_map(|(spec, r)| {
+            let mut result = summarize(r, &spec.experiment, cores, spec.contends_for_a_gil())?;
+            if spec.experiment.runtime == Runtime::Cpython {
+                result.python = plan.python_for(spec.model).ok().map(|p| p.version.clone());
+                if spec.model == crate::experiment::spec::Model::Processes {
+                    result.start_method = Some(spec.experiment.start_method.name());
+                }
+            }
+            Some(result)
+        })
         .collect();
     // A verdict compares models under one runtime, never across runtimes.
     let verdicts: Vec<String> = runtimes
@@ -113,6 +119,8 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             Some(if runtimes.len() > 1 { format!("{line} ({})", runtime_label(runtime)) } else { line })
         })
         .collect();
+    let pairs: Vec<(RunSpec, RunResult)> = runs.iter().cloned().zip(results.iter().cloned()).collect();
+    let board = scoreboard::rows(&pairs);
     if args.json {
         let report = JsonReport {
             gilscope: env!("CARGO_PKG_VERSION"),
@@ -126,6 +134,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             baseline_s: results.first().and_then(|r| r.baseline_s).unwrap_or(f64::NAN),
             runs: &results,
             verdict: verdicts,
+            scoreboard: board,
         };
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
     } else {
@@ -137,6 +146,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
         for line in &verdicts {
             let _ = writeln!(text, "{line}");
         }
+        text.push_str(&scoreboard_text(&board, cores));
         if runtimes.len() > 1 {
             text.push_str(&fidelity(&results));
         }
@@ -176,6 +186,42 @@ fn measure(
         }
     }
     Ok(out)
+}
+
+/// [`measure`], on a tape when `--record` or `--trace` asks for one (the
+/// runs then sampled by the OS as the live view samples them), and what the
+/// tape kept written out.
+fn measure_and_keep(
+    args: &RunArgs,
+    runs: &[RunSpec],
+    runtimes: &[Runtime],
+    experiment: &Experiment,
+    plan: &Plan,
+) -> Result<Vec<Rounds>, String> {
+    let mut tape = (args.record.is_some() || args.trace.is_some()).then(|| RunTape::new(true));
+    let rounds = measure(runs, runtimes, experiment, plan, args.rounds, &mut tape)?;
+    if let Some(tape) = tape {
+        keep(tape, runs, plan, args)?;
+    }
+    Ok(rounds)
+}
+
+/// Writes what the tape kept: the recording (`--record`), the trace (`--trace`).
+fn keep(tape: RunTape, runs: &[RunSpec], plan: &Plan, args: &RunArgs) -> Result<(), String> {
+    let context = Context {
+        machine: Machine::here(crate::cli::cores()),
+        python: plan.python.as_ref().map(|p| (p.path.display().to_string(), p.version.clone())),
+    };
+    let recording = tape.finish(runs, &context);
+    if let Some(path) = &args.record {
+        recording.save(path)?;
+        eprintln!("gilscope: recorded to {} (gilscope replay {0})", path.display());
+    }
+    if let Some(path) = &args.trace {
+        trace::write(&recording, path)?;
+        eprintln!("gilscope: trace written to {} (open it in https://ui.perfetto.dev)", path.display());
+    }
+    Ok(())
 }
 
 /// Times one run, on the tape when there is one.
@@ -240,6 +286,54 @@ fn fidelity(results: &[RunResult]) -> String {
     out
 }
 
+/// The scoreboard as a table: a row per run.
+fn scoreboard_text(rows: &[scoreboard::Row], cores: u32) -> String {
+    let mut out = format!("\nscoreboard · the article's claims, measured here ({cores} cores)\n");
+    let _ = writeln!(
+        out,
+        "  {:<30}{:>18}{:>11}{:>10}{:>10}{:>8}{:>9}{:>6}{:>15}",
+        "model",
+        "start / worker",
+        "resident",
+        "unique",
+        "shared",
+        "procs",
+        "threads",
+        "GILs",
+        "speedup (max)"
+    );
+    for r in rows {
+        let kb = |v: u64| memory_label(v);
+        let (resident, unique, shared) = match r.memory {
+            Some(m) => (kb(m.rss_kb), kb(m.uss_kb), kb(m.rss_kb.saturating_sub(m.uss_kb))),
+            None => ("–".to_owned(), "–".to_owned(), "–".to_owned()),
+        };
+        let label = if r.runtime == "sim" { format!("{} [sim]", r.label) } else { r.label.clone() };
+        let _ = writeln!(
+            out,
+            "  {:<30}{:>18}{:>11}{:>10}{:>10}{:>8}{:>9}{:>6}{:>15}",
+            label,
+            format!("{} {}", duration_label(r.start_us / 1e6), r.starts_by),
+            resident,
+            unique,
+            shared,
+            r.processes,
+            r.threads_per_process,
+            r.gils,
+            r.speedup.map_or("–".to_owned(), |s| format!("{s:.2}× ({:.0}×)", r.speedup_limit)),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  unique: memory no other process maps (USS); shared: the rest of resident (RSS − USS)"
+    );
+    let runtime = |name: &str| rows.iter().any(|r| r.runtime == name);
+    if let Some(note) = scoreboard::start_cost_note(runtime("sim"), runtime("cpython")) {
+        let _ = writeln!(out, "  {note}");
+    }
+    out
+}
+
 fn runtime_label(runtime: Runtime) -> &'static str {
     match runtime {
         Runtime::Sim => "simulated CPython",
@@ -283,7 +377,7 @@ fn tables(
         );
     }
     for (spec, r) in runs.iter().zip(results) {
-        let gils = if r.gil { r.processes.to_string() } else { "no".to_owned() };
+        let gils = if r.gils > 0 { r.gils.to_string() } else { "no".to_owned() };
         let _ = writeln!(out);
         let _ = writeln!(
             out,

@@ -1,6 +1,7 @@
 //! The real `CPython` runtime: finding the interpreter and asking it who it is,
 //! and running the plain sqrt loop in it for calibration.
 
+pub mod discover;
 mod script;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,26 @@ impl Python {
             free_threaded_build: free == "1",
             script: script::deploy()?,
         })
+    }
+
+    /// The major and minor version, e.g. (3, 11).
+    pub fn major_minor(&self) -> (u32, u32) {
+        let mut parts = self.version.split('.').filter_map(|p| p.parse().ok());
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    /// The whole version as numbers, for ordering: (3, 13, 1).
+    pub fn version_key(&self) -> Vec<u32> {
+        self.version
+            .split('.')
+            .map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>())
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// Interpreters with a GIL of their own (PEP 684) arrived in 3.12.
+    pub fn has_subinterpreters(&self) -> bool {
+        self.major_minor() >= (3, 12)
     }
 
     /// e.g. "python3 3.11.7" or "python3.13t 3.13.1, GIL off".

@@ -10,9 +10,11 @@ pub mod calibration;
 pub mod comparison;
 pub mod load;
 pub(crate) mod matrix;
-pub(crate) mod model;
+pub mod memory;
+pub mod model;
 pub mod narration;
 pub mod plan;
+pub mod scoreboard;
 pub mod slices;
 pub mod spec;
 pub mod stats;
@@ -27,6 +29,7 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::clock::now_ns;
 use crate::experiment::comparison::Timed;
 use crate::experiment::load::LoadMeter;
+use crate::experiment::memory::Peaks;
 use crate::experiment::plan::Plan;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::supervisor::Report;
@@ -88,18 +91,34 @@ fn run_tally_watched(spec: &RunSpec, plan: &Plan, watch: &mut dyn FnMut(Seen<'_>
     watch(Seen::Started { requested_at: running.requested_at, pids: running.pids() });
     let mut tally = Tally::new(spec.clone(), running.requested_at, running.streams());
     let limit = silence_limit(spec);
+    // The processes' memory is read now and then while they run (a tenth of
+    // a second: often enough to catch a run's peak, cheap enough not to matter).
+    let mut memory = Peaks::default();
+    let mut last_word = std::time::Instant::now();
+    let mut pids: Vec<u32> = running.pids().to_vec();
     while !tally.is_over() {
-        match rx.recv_timeout(limit) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(report) => {
+                last_word = std::time::Instant::now();
                 watch(Seen::Report { at: now_ns(), report: &report });
                 tally.apply(report);
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Err(RecvTimeoutError::Timeout) if last_word.elapsed() >= limit => {
                 tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns());
             }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if memory.due() {
+            for pid in tally.workers.iter().filter_map(|w| w.pid) {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+            memory.read(pids.iter().copied());
+        }
     }
+    tally.memory = memory.total();
     running.kill();
     if let Some(why) = &tally.failure {
         return Err(format!("{} run failed: {why}", spec.label()));

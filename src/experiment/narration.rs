@@ -225,10 +225,16 @@ impl Model {
         Said::new(at, interest, versions)
     }
 
-    /// "thread" or "process": what one worker of this model is.
+    /// "thread", "process" or "interpreter": what one worker of this model is.
     fn unit(&self) -> &'static str {
         let e = &self.spec.experiment;
-        if self.spec.model.processes(e.workers) == e.workers { "process" } else { "thread" }
+        if self.spec.model.own_interpreters() {
+            "interpreter"
+        } else if self.spec.model.processes(e.workers) == e.workers {
+            "process"
+        } else {
+            "thread"
+        }
     }
 
     fn record(&mut self, stream: usize, record: &Record) -> Option<Said> {
@@ -305,7 +311,11 @@ impl Model {
             || (self.spec.model.processes(e.workers) > 1 && first_of_process == Some(worker));
         let cost = ms(t.saturating_sub(requested));
         let lane = self.lane(worker);
-        let what = if new_process { "a whole new process" } else { "a new thread in a running process" };
+        let what = if new_process {
+            "a whole new process".to_owned()
+        } else {
+            format!("a new {} in a running process", self.unit())
+        };
         self.say(
             t,
             1,
@@ -341,11 +351,14 @@ impl Model {
             }
             _ => None,
         };
-        said.or_else(|| if gil_off || self.one_worker_per_gil() { self.all_at_once(t) } else { None })
+        let free = gil_off || self.spec.gil_off() || self.one_worker_per_gil();
+        said.or_else(|| if free { self.all_at_once(t) } else { None })
     }
 
+    /// Each worker has a GIL of its own (a process, or an interpreter, each).
     fn one_worker_per_gil(&self) -> bool {
-        !self.spec.model.shares_processes(self.spec.experiment.workers)
+        let workers = self.spec.experiment.workers;
+        !self.spec.gil_off() && self.spec.model.gils(workers) == workers
     }
 
     /// "T1 waited 5.0 ms — one switch interval — then asked T0 to drop the GIL; T0 let go 0.03 ms later"
@@ -549,10 +562,10 @@ pub fn results(results: &[RunResult], e: &Experiment) -> Vec<String> {
     }
 }
 
-/// "2 GILs", "1 GIL", "no GIL"
+/// "2 GILs", "1 GIL", "no GIL": as the interpreters reported them.
 fn gils(r: &RunResult) -> String {
-    match (r.gil, r.processes) {
-        (false, _) => "no GIL".to_owned(),
+    match (r.gil, r.gils) {
+        (false, _) | (true, 0) => "no GIL".to_owned(),
         (true, 1) => "1 GIL".to_owned(),
         (true, n) => format!("{n} GILs"),
     }
@@ -685,6 +698,7 @@ mod tests {
                 threads,
                 first_worker: 0,
                 timeline: Timeline::Exact,
+                gils: None,
             },
         }
     }
@@ -855,6 +869,9 @@ mod tests {
             gil: true,
             workers: 2,
             processes,
+            gils: processes,
+            python: None,
+            start_method: None,
             wall_s,
             baseline_s: Some(7.0),
             speedup: Some(7.0 / wall_s),
@@ -874,6 +891,7 @@ mod tests {
             hold_ms: None,
             io_latency_ms: None,
             outside_load: 0.0,
+            memory: None,
             clean: true,
             doubts: Vec::new(),
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::cpython::Python;
 use crate::experiment::calibration::Calibration;
-use crate::experiment::matrix::no_gil_off;
+use crate::experiment::matrix::{no_gil_off, no_subinterpreters};
 use crate::experiment::spec::{DEFAULT_ITERATION_NS, Model, RunSpec};
 use crate::experiment::supervisor::Launch;
 use crate::protocol::Runtime;
@@ -20,6 +20,10 @@ pub struct Plan {
     pub units_per_ns: f64,
     /// The real interpreter, when the `CPython` runtime is wanted.
     pub python: Option<Python>,
+    /// A 3.12 or later one for the subinterpreter model, when `python` is older.
+    pub newer_python: Option<Python>,
+    /// A free-threaded build for the free-threaded model, when `python` is not one.
+    pub free_threaded_python: Option<Python>,
     /// What `gilscope calibrate` stored, read once here.
     pub calibration: Option<Calibration>,
 }
@@ -34,12 +38,26 @@ impl Plan {
         let calibration = Calibration::load();
         let units_per_ns =
             calibration.as_ref().and_then(|c| c.sim_units_per_ns).unwrap_or_else(measure_units_per_ns);
-        Ok(Plan { program, units_per_ns, python: None, calibration })
+        Ok(Plan {
+            program,
+            units_per_ns,
+            python: None,
+            newer_python: None,
+            free_threaded_python: None,
+            calibration,
+        })
     }
 
     /// A plan whose sqrt speed is measured now, without any calibration.
     pub fn with_program(program: PathBuf) -> Self {
-        Plan { program, units_per_ns: measure_units_per_ns(), python: None, calibration: None }
+        Plan {
+            program,
+            units_per_ns: measure_units_per_ns(),
+            python: None,
+            newer_python: None,
+            free_threaded_python: None,
+            calibration: None,
+        }
     }
 
     /// What one loop iteration costs: `CPython`'s, as calibrated, else the default.
@@ -62,13 +80,27 @@ impl Plan {
         }
     }
 
-    fn cpython_launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
+    /// The interpreter that runs `model`: subinterpreters with their own
+    /// GIL need 3.12 or later.
+    pub fn python_for(&self, model: Model) -> Result<&Python, String> {
         let python =
             self.python.as_ref().ok_or("the CPython runtime needs a Python interpreter (--python)")?;
+        if model.own_interpreters() && !python.has_subinterpreters() {
+            return self.newer_python.as_ref().ok_or_else(|| no_subinterpreters(python));
+        }
+        if model == Model::FreeThreaded && !python.free_threaded_build {
+            return self.free_threaded_python.as_ref().ok_or_else(|| no_gil_off(python));
+        }
+        Ok(python)
+    }
+
+    fn cpython_launches(&self, spec: &RunSpec) -> Result<Vec<Launch>, String> {
+        let python = self.python_for(spec.model)?;
         let e = &spec.experiment;
         let model = match spec.model {
-            Model::Threads => "threads",
+            Model::Threads | Model::FreeThreaded => "threads",
             Model::Processes => "processes",
+            Model::Subinterpreters { .. } => "subinterpreters",
             Model::Hybrid { .. } => {
                 return Err("the hybrid model runs on the simulated runtime only".to_owned());
             }
@@ -83,7 +115,7 @@ impl Plan {
         // With the GIL asked for, the interpreter keeps its own default: a
         // free-threaded build runs without it, and the run is labelled so.
         let workload = e.workload.name();
-        let args = [
+        let mut args = vec![
             python.script.display().to_string(),
             format!("--model={model}"),
             format!("--workers={}", e.workers),
@@ -96,9 +128,14 @@ impl Plan {
             format!("--reply-iterations={}", e.reply_iterations),
             format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
         ];
+        match spec.model {
+            Model::Processes => args.push(format!("--start-method={}", e.start_method.name())),
+            Model::Subinterpreters { shared_gil: true } => args.push("--shared-gil".to_owned()),
+            _ => {}
+        }
         Ok(vec![Launch {
             program: python.path.clone(),
-            args: args.to_vec(),
+            args,
             env,
             requested_at_flag: Some("--spawned-at".to_owned()),
         }])
@@ -115,7 +152,8 @@ impl Plan {
                 let args = WorkerArgs {
                     first_worker,
                     roles,
-                    gil: e.gil,
+                    gil: !spec.gil_off(),
+                    own_gils: spec.model == Model::Subinterpreters { shared_gil: false },
                     switch_interval_ns: e.switch_interval.as_nanos() as u64,
                     iterations: e.iterations,
                     units,
@@ -133,7 +171,7 @@ impl Plan {
                     env: Vec::new(),
                     // In a model of many processes, starting the process is
                     // starting the worker: measure from the parent's request.
-                    requested_at_flag: (spec.model != Model::Threads)
+                    requested_at_flag: (spec.model == Model::Processes || processes > 1)
                         .then(|| "--process-requested-at".to_owned()),
                 }
             })

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::experiment::model::Model;
+pub use crate::experiment::model::{Model, StartMethod};
 use crate::format::{duration_label, plural, thousands};
 use crate::protocol::Runtime;
 use crate::sim::workload::Role;
@@ -73,6 +73,8 @@ pub struct Experiment {
     /// so a run can be watched.
     pub pace: u32,
     pub runtime: Runtime,
+    /// How the real `CPython`'s multiprocessing starts its processes.
+    pub start_method: StartMethod,
 }
 
 impl Experiment {
@@ -89,6 +91,7 @@ impl Experiment {
             iteration_ns: DEFAULT_ITERATION_NS,
             pace: 1,
             runtime: Runtime::Sim,
+            start_method: StartMethod::default(),
         }
     }
 
@@ -153,12 +156,22 @@ impl RunSpec {
     /// matters (some process runs several workers). The one place this is
     /// decided; what the interpreters report of themselves is the tally's.
     pub fn gil_off(&self) -> bool {
-        !self.experiment.gil && self.model != Model::Processes
+        match self.model {
+            Model::FreeThreaded => true,
+            Model::Threads | Model::Hybrid { .. } => !self.experiment.gil,
+            Model::Processes | Model::Subinterpreters { .. } => false,
+        }
     }
 
     /// Whether several workers contend for one GIL.
     pub fn contends_for_a_gil(&self) -> bool {
-        !self.gil_off() && self.model.shares_processes(self.experiment.workers)
+        let workers = self.experiment.workers;
+        !self.gil_off() && self.model.gils(workers) < workers
+    }
+
+    /// Whether all the workers share one GIL (the screen draws who holds it).
+    pub fn one_shared_gil(&self) -> bool {
+        self.contends_for_a_gil() && self.model.gils(self.experiment.workers) == 1
     }
 
     /// e.g. "threading", "threading (GIL off)", "hybrid 2×2".
@@ -168,7 +181,7 @@ impl RunSpec {
             Model::Hybrid { processes } => format!("hybrid {processes}×{}", e.workers / processes.max(1)),
             m => m.module().to_owned(),
         };
-        if self.gil_off() { format!("{base} (GIL off)") } else { base }
+        if self.gil_off() && self.model != Model::FreeThreaded { format!("{base} (GIL off)") } else { base }
     }
 
     /// Why this combination cannot run, in a sentence for the user.

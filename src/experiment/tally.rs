@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::experiment::memory::Memory;
 use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::stats::{Histogram, percentile};
 use crate::experiment::supervisor::Report;
@@ -115,6 +116,8 @@ pub struct Tally {
     pub holds: Histogram,
     /// The newest timestamp any record carried.
     pub last_event: u64,
+    /// The processes' memory at its peak, where someone read it (headless runs).
+    pub memory: Option<Memory>,
 }
 
 impl Tally {
@@ -144,6 +147,7 @@ impl Tally {
             replies: Vec::new(),
             holds: Histogram::default(),
             last_event: requested_at,
+            memory: None,
         }
     }
 
@@ -196,6 +200,23 @@ impl Tally {
         {
             self.holds.add(to - from);
         }
+    }
+
+    /// How many GILs the run's interpreters reported among them: one per
+    /// process that ran workers, unless a process said it has more (an
+    /// interpreter each); 0 without a GIL. None before any stream spoke.
+    pub fn gil_count(&self) -> Option<u32> {
+        if self.hellos.is_empty() {
+            return None;
+        }
+        if self.gil_off() {
+            return Some(0);
+        }
+        if self.hellos.values().any(|h| h.gils.is_some()) {
+            return Some(self.hellos.values().map(|h| h.gils.unwrap_or(1)).sum());
+        }
+        // A CPython multiprocessing parent speaks for children that each have their own.
+        Some(u32::try_from(self.process_count().max(self.hellos.len())).unwrap_or(u32::MAX))
     }
 
     /// Memory the lanes take.
@@ -424,6 +445,9 @@ impl Tally {
             gil,
             workers: self.spec.experiment.workers,
             processes: self.process_count() as u32,
+            gils: self.gil_count().unwrap_or(0),
+            python: None,
+            start_method: None,
             wall_s: wall_ns as f64 / 1e9,
             baseline_s: None,
             speedup: None,
@@ -436,6 +460,7 @@ impl Tally {
             start_us: self.start_cost_ns().unwrap_or(0) as f64 / 1e3,
             start_us_max: starts.iter().copied().max().unwrap_or(0) as f64 / 1e3,
             peak_rss_kb: self.ends.values().map(|e| e.max_rss_kb).sum(),
+            memory: self.memory,
             gil_switches: self.switches(),
             gil_waits: self.waits,
             gil_wait_mean_ms: self.mean_wait_ns() as f64 / 1e6,
@@ -464,6 +489,12 @@ pub struct RunResult {
     pub workers: u32,
     /// OS processes that ran workers.
     pub processes: u32,
+    /// GILs among the workers, as the interpreters reported (0: none).
+    pub gils: u32,
+    /// The real interpreter's version, for a `CPython` run.
+    pub python: Option<String>,
+    /// How multiprocessing started its processes (a `CPython` processes run).
+    pub start_method: Option<&'static str>,
     pub wall_s: f64,
     /// The workers' jobs one after another, each alone, under this run's
     /// runtime, measured in the same round.
@@ -484,8 +515,11 @@ pub struct RunResult {
     pub start_us: f64,
     /// The longest single worker's request → first instruction.
     pub start_us_max: f64,
-    /// Sum of the processes' peak resident memory.
+    /// Sum of the processes' peak resident memory (each one's own high-water mark).
     pub peak_rss_kb: u64,
+    /// Resident, proportional and unique memory of the processes at their
+    /// peak, as /proc read them while the run went (headless runs).
+    pub memory: Option<Memory>,
     pub gil_switches: u64,
     pub gil_waits: u64,
     pub gil_wait_mean_ms: f64,

@@ -30,7 +30,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{Mode, Msg, View, Zoom};
-use crate::experiment::spec::{Experiment, Model, RunSpec, Workload};
+use crate::experiment::memory::Memory;
+use crate::experiment::spec::{Experiment, Model, RunSpec, StartMethod, Workload};
 use crate::experiment::supervisor::{Report, RunId};
 use crate::monitor::{ProcessSample, Sample};
 use crate::protocol::{self, Runtime};
@@ -70,6 +71,12 @@ pub struct Settings {
     pub mode: String,
     /// The lesson on screen (from 1), if any.
     pub lesson: Option<usize>,
+    /// Whether the recording machine had interpreters for these models
+    /// (without, the live view runs them simulated).
+    #[serde(default)]
+    pub cpython_subinterpreters: bool,
+    #[serde(default)]
+    pub cpython_free_threaded: bool,
 }
 
 /// The interpreter the workers ran.
@@ -96,6 +103,13 @@ pub struct ExperimentLine {
     pub iteration_ns: f64,
     pub pace: u32,
     pub runtime: String,
+    /// How the real `CPython`'s multiprocessing starts processes.
+    #[serde(default = "fork")]
+    pub start_method: String,
+}
+
+fn fork() -> String {
+    StartMethod::Fork.name().to_owned()
 }
 
 impl From<&Experiment> for ExperimentLine {
@@ -112,6 +126,7 @@ impl From<&Experiment> for ExperimentLine {
             iteration_ns,
             pace,
             runtime,
+            start_method,
         } = e.clone();
         ExperimentLine {
             workers,
@@ -125,6 +140,7 @@ impl From<&Experiment> for ExperimentLine {
             iteration_ns,
             pace,
             runtime: runtime.as_str().to_owned(),
+            start_method: start_method.name().to_owned(),
         }
     }
 }
@@ -149,6 +165,10 @@ impl ExperimentLine {
             iteration_ns: self.iteration_ns,
             pace: self.pace,
             runtime: runtime(&self.runtime)?,
+            start_method: [StartMethod::Fork, StartMethod::Forkserver, StartMethod::Spawn]
+                .into_iter()
+                .find(|m| m.name() == self.start_method)
+                .ok_or_else(|| format!("unknown start method {:?}", self.start_method))?,
         })
     }
 }
@@ -179,10 +199,12 @@ pub fn replayable(runs: &[RunSpec]) -> Result<(), String> {
     Ok(())
 }
 
-/// "threads", "processes", "hybrid 2".
+/// "threads", "processes", "subinterpreters", "subinterpreters shared-gil",
+/// "free-threaded", "hybrid 2".
 pub fn model_name(model: Model) -> String {
     match model {
         Model::Hybrid { processes } => format!("hybrid {processes}"),
+        Model::Subinterpreters { shared_gil: true } => format!("{} shared-gil", model.name()),
         m => m.name().to_owned(),
     }
 }
@@ -192,11 +214,9 @@ pub fn parse_model(name: &str) -> Result<Model, String> {
         Some(("hybrid", n)) => {
             n.parse().map(|processes| Model::Hybrid { processes }).map_err(|_| format!("bad model {name:?}"))
         }
-        _ => match name {
-            "threads" => Ok(Model::Threads),
-            "processes" => Ok(Model::Processes),
-            other => Err(format!("it uses the model {other:?}, which this gilscope does not know")),
-        },
+        Some(("subinterpreters", "shared-gil")) => Ok(Model::Subinterpreters { shared_gil: true }),
+        _ => Model::parse(name)
+            .ok_or_else(|| format!("it uses the model {name:?}, which this gilscope does not know")),
     }
 }
 
@@ -344,6 +364,9 @@ struct ProcessLine {
     rss_bytes: u64,
     threads: u32,
     worker_threads: u32,
+    /// Resident, proportional and unique memory, KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<[u64; 3]>,
 }
 
 impl From<&Sample> for SampleLine {
@@ -360,6 +383,7 @@ impl From<&Sample> for SampleLine {
                     rss_bytes: p.rss_bytes,
                     threads: p.threads,
                     worker_threads: p.worker_threads,
+                    memory: p.memory.map(|m| [m.rss_kb, m.pss_kb, m.uss_kb]),
                 })
                 .collect(),
             outside_cores: s.outside_cores,
@@ -381,6 +405,7 @@ impl From<SampleLine> for Sample {
                     rss_bytes: p.rss_bytes,
                     threads: p.threads,
                     worker_threads: p.worker_threads,
+                    memory: p.memory.map(|[rss_kb, pss_kb, uss_kb]| Memory { rss_kb, pss_kb, uss_kb }),
                 })
                 .collect(),
             outside_cores: s.outside_cores,
@@ -482,7 +507,12 @@ impl Entry {
                 }
                 Msg::StartFailed { run, why } => What::StartFailed { run: *run, why: why.clone() },
                 Msg::Tick => What::Tick {},
-                Msg::Viewport { .. } | Msg::Terminate | Msg::Viewer(_) | Msg::Saved(_) => return None,
+                // What the live view's machine offered is in the header.
+                Msg::Viewport { .. }
+                | Msg::Terminate
+                | Msg::Viewer(_)
+                | Msg::Saved(_)
+                | Msg::Interpreters { .. } => return None,
             },
         };
         Some(Line { at: self.at, what })
@@ -710,9 +740,11 @@ mod tests {
             source: "live".into(),
             settings: Settings {
                 experiment: ExperimentLine::from(&Experiment::new(2)),
-                models: vec!["threads".into(), "hybrid 2".into()],
+                models: vec!["threads".into(), "hybrid 2".into(), "subinterpreters shared-gil".into()],
                 mode: "race".into(),
                 lesson: Some(3),
+                cpython_subinterpreters: true,
+                cpython_free_threaded: false,
             },
             machine: Machine { cores: 16, cpu: Some("a CPU".into()), os: None, kernel: None },
             interpreter: Interpreter { runtime: "sim".into(), python: None, python_version: None },
@@ -729,6 +761,7 @@ mod tests {
             threads: 1,
             first_worker: 0,
             timeline: Timeline::Exact,
+            gils: None,
         };
         let msgs = vec![
             Msg::Started { run: 1, requested_at: 5, pids: vec![9] },
@@ -749,6 +782,7 @@ mod tests {
                     rss_bytes: 3,
                     threads: 2,
                     worker_threads: 1,
+                    memory: Some(Memory { rss_kb: 3, pss_kb: 2, uss_kb: 1 }),
                 }],
                 outside_cores: Some(0.02),
             }),

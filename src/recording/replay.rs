@@ -97,10 +97,13 @@ impl Player {
     /// the cores are the recording machine's.
     pub fn new(recording: Recording, options: &Options) -> Result<Player, String> {
         let (experiment, models, mode) = recording.settings().map_err(|e| cannot(&e))?;
+        let s = &recording.header.settings;
         let options = Options {
             runtimes: vec![experiment.runtime],
             cpython_unavailable: None,
             cores: recording.header.machine.cores.max(1),
+            cpython_subinterpreters: s.cpython_subinterpreters,
+            cpython_free_threaded: s.cpython_free_threaded,
             ..options.clone()
         };
         let first = recording.entries.first().map_or(0, |e| e.at);

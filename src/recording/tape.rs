@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::app::{App, Effect, Mode, Msg};
+use crate::app::{App, Effect, Mode, Msg, Options};
 use crate::clock::now_ns;
 use crate::experiment::Seen;
 use crate::experiment::baseline;
@@ -62,12 +62,20 @@ impl Context {
     }
 }
 
-fn settings(e: &Experiment, models: &[Model], mode: Mode, lesson: Option<usize>) -> Settings {
+fn settings(
+    e: &Experiment,
+    models: &[Model],
+    mode: Mode,
+    lesson: Option<usize>,
+    options: &Options,
+) -> Settings {
     Settings {
         experiment: ExperimentLine::from(e),
         models: models.iter().map(|m| model_name(*m)).collect(),
         mode: mode.label().to_owned(),
         lesson: lesson.map(|i| i + 1),
+        cpython_subinterpreters: options.cpython_subinterpreters,
+        cpython_free_threaded: options.cpython_free_threaded,
     }
 }
 
@@ -113,7 +121,11 @@ impl Tape {
     pub fn feed(&mut self, app: &mut App, now: u64, msg: Msg) -> Vec<Effect> {
         let before = first_run(app);
         let kept = match msg {
-            Msg::Viewport { .. } | Msg::Terminate | Msg::Viewer(_) | Msg::Saved(_) => None,
+            Msg::Viewport { .. }
+            | Msg::Terminate
+            | Msg::Viewer(_)
+            | Msg::Saved(_)
+            | Msg::Interpreters { .. } => None,
             _ => Some(msg.clone()),
         };
         let effects = app.update(now, msg);
@@ -156,7 +168,7 @@ impl Tape {
         entries.push(Entry { at: now, event: Event::Begin(Begin::Session { view: app.view }) });
         self.session = Some(Log {
             first_run,
-            settings: settings(&session.experiment, &models, session.mode, app.lesson),
+            settings: settings(&session.experiment, &models, session.mode, app.lesson, &app.options),
             entries,
             full: false,
         });
@@ -345,7 +357,7 @@ impl RunTape {
                 models.push(r.model);
             }
         }
-        let settings = settings(&experiment, &models, Mode::OneAtATime, None);
+        let settings = settings(&experiment, &models, Mode::OneAtATime, None, &Options::default());
         Recording {
             header: context.header("run", settings, experiment.runtime.as_str()),
             entries: self.entries,

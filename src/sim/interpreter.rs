@@ -1,4 +1,5 @@
-//! One simulated interpreter: a process, its GIL and its worker threads.
+//! One simulated interpreter process: its GIL (or, for subinterpreters, one
+//! GIL per worker) and its worker threads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,9 @@ pub struct Interpreter {
     /// One role per worker thread.
     pub roles: Vec<Role>,
     pub gil: bool,
+    /// Each worker in an interpreter of its own, with a GIL of its own
+    /// (subinterpreters, PEP 684): nobody ever waits for another's lock.
+    pub own_gils: bool,
     pub switch_interval: Duration,
     pub params: WorkParams,
     /// When the parent asked for this process, if the process itself is what
@@ -28,13 +32,20 @@ impl Interpreter {
     /// Runs every worker to completion and returns how often the GIL changed
     /// hands. Records go to `recorder` as they happen. An error means the
     /// process must exit: a worker could not start or panicked.
-    pub fn run<R: Recorder + Send + 'static>(&self, recorder: R) -> Result<u64, String> {
-        let gil = Arc::new(Gil::new(self.gil, self.switch_interval, recorder));
+    pub fn run<R: Recorder + Clone + Send + 'static>(&self, recorder: &R) -> Result<u64, String> {
+        let gil = Arc::new(Gil::new(self.gil, self.switch_interval, recorder.clone()));
+        let mut gils = vec![Arc::clone(&gil)];
         let pid = std::process::id();
         let mut threads = Vec::with_capacity(self.roles.len());
         for (k, &role) in self.roles.iter().enumerate() {
             let worker = self.first_worker + k as u32;
-            let shared = Arc::clone(&gil);
+            let shared = if self.own_gils && k > 0 {
+                let own = Arc::new(Gil::new(self.gil, self.switch_interval, recorder.clone()));
+                gils.push(Arc::clone(&own));
+                own
+            } else {
+                Arc::clone(&gil)
+            };
             let params = self.params.clone();
             let thread_requested = now_ns();
             let requested = match self.process_requested_at {
@@ -63,6 +74,6 @@ impl Interpreter {
                 return Err("a worker thread panicked".into());
             }
         }
-        Ok(gil.switches())
+        Ok(gils.iter().map(|g| g.switches()).sum())
     }
 }

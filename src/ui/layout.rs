@@ -37,7 +37,18 @@ pub fn place(n: usize, area: Rect, wanted: impl Fn(u16) -> u16, least: u16) -> (
         let height = wanted(area.width).min(area.height / n16);
         return (Style::Full, grid(area, n, 1, height));
     }
-    (Style::Compact, grid(area, n, 1, area.height / n16))
+    // Compact rows share all the height, the first ones taking what is left over.
+    let (each, extra) = (area.height / n16, area.height % n16);
+    let mut y = area.y;
+    let rects = (0..n16)
+        .map(|i| {
+            let height = each + u16::from(i < extra);
+            let rect = Rect { y, height, ..area };
+            y += height;
+            rect
+        })
+        .collect();
+    (Style::Compact, rects)
 }
 
 /// `n` cells of `columns` per row, each `height` tall, filling the width.
@@ -76,9 +87,9 @@ mod tests {
         let (style, rects) = place(4, area(200, 48), |_| 20, 10);
         assert_eq!(style, Style::Full);
         assert!(rects.iter().all(|r| r.y == 0 && r.width == 50), "{rects:?}");
-        let (style, rects) = place(4, area(80, 16), |_| 12, 10);
+        let (style, rects) = place(4, area(80, 15), |_| 12, 10);
         assert_eq!(style, Style::Compact);
-        assert_eq!(rects.iter().map(|r| r.height).collect::<Vec<_>>(), [4, 4, 4, 4]);
+        assert_eq!(rects.iter().map(|r| r.height).collect::<Vec<_>>(), [4, 4, 4, 3], "all the rows are used");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(crate) mod layout;
 mod lesson;
 mod narration;
 mod panel;
+mod scoreboard;
 mod summary;
 pub(crate) mod timeline;
 
@@ -196,16 +197,22 @@ pub fn render(frame: &mut Frame, app: &App) {
     header::render(frame, head, app, theme);
     lesson::render(frame, lesson_area, app, theme);
     cores::render(frame, cores_area, app, theme);
-    for (model, place) in places.into_iter().enumerate() {
-        panel::render(frame, place, app, model, style, theme);
+    if app.scoreboard {
+        let top = places.first().map_or(summary_area.y, |r| r.y);
+        let area = Rect { y: top, height: summary_area.y.saturating_sub(top), ..summary_area };
+        scoreboard::render(frame, area, app, theme);
+    } else {
+        for (model, place) in places.into_iter().enumerate() {
+            panel::render(frame, place, app, model, style, theme);
+        }
     }
     narration::render(frame, narration_area, app, theme);
     summary::render(frame, summary_area, app, theme);
     summary::render_history(frame, history_area, app, theme);
-    let gil = app.session.as_ref().map_or_else(
-        || crate::app::model_specs(&app.experiment, &app.models).iter().any(|s| !s.gil_off()),
-        |s| s.models.iter().any(|r| !r.gil_off()),
-    );
+    let gil = app
+        .session
+        .as_ref()
+        .map_or_else(|| app.specs().iter().any(|s| !s.gil_off()), |s| s.models.iter().any(|r| !r.gil_off()));
     let legend = legend(theme, app.inferred_resolution(), gil, legend_area.width as usize);
     frame.render_widget(Paragraph::new(legend), legend_area);
     keys::render(frame, keys_area, app, theme);

@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use crate::app::{App, Mode, Phase, Run, Session, model_specs};
+use crate::app::{App, Mode, Phase, Run, Session};
 use crate::experiment::spec::{Model, RunSpec};
 use crate::experiment::tally::{Lane, Tally};
 use crate::experiment::track::Mix;
@@ -35,7 +35,7 @@ pub fn count(app: &App) -> usize {
 fn spec(app: &App, model: usize) -> Option<RunSpec> {
     match &app.session {
         Some(s) => s.models.get(model).map(|r| r.spec.clone()),
-        None => model_specs(&app.experiment, &app.models).into_iter().nth(model),
+        None => app.specs().into_iter().nth(model),
     }
 }
 
@@ -175,14 +175,11 @@ impl Content {
 /// GILs the interpreters reported.
 fn counts(run: &Run) -> Option<String> {
     let tally = run.tally.as_ref()?;
-    // One GIL per interpreter process that ran workers: a CPython
-    // multiprocessing parent speaks for children that each have their own.
-    let interpreters = tally.process_count().max(tally.hellos.len());
-    let gils = match interpreters {
-        _ if tally.hellos.is_empty() => None,
-        _ if tally.gil_off() => Some("no GIL".to_owned()),
-        1 => Some("1 GIL".to_owned()),
-        n => Some(format!("{n} GILs")),
+    let gils = match tally.gil_count() {
+        None => None,
+        Some(0) => Some("no GIL".to_owned()),
+        Some(1) => Some("1 GIL".to_owned()),
+        Some(n) => Some(format!("{n} GILs")),
     };
     let processes = match tally.process_count() {
         0 => run.pids.len(),
@@ -294,8 +291,7 @@ fn body(
         Style::Compact => 0,
     };
     let room = (inner.height as usize).saturating_sub(out.lines.len() + below);
-    let gil_lane =
-        run.spec.contends_for_a_gil() && run.spec.model.processes(run.spec.experiment.workers) == 1;
+    let gil_lane = run.spec.one_shared_gil();
     // Taller lanes when every lane fits so; else one row each, and "+N
     // more" for the lanes that do not fit.
     let lane_rows = match style {
@@ -305,20 +301,28 @@ fn body(
             .unwrap_or(1),
         Style::Compact => 1,
     };
-    let gil_rows = if gil_lane { gil_rows(lane_rows as u16) as usize } else { 1 };
+    // A compact block spends no row on a GIL lane that has nothing to draw.
+    let gil_rows = match (gil_lane, style) {
+        (true, _) => gil_rows(lane_rows as u16) as usize,
+        (false, Style::Full) => 1,
+        (false, Style::Compact) => 0,
+    };
     let shown = if workers * lane_rows + gil_rows <= room {
         workers
     } else {
         room.saturating_sub(gil_rows + 1) / lane_rows
     };
 
-    // Every worker of the one GIL for its lane, else only those shown.
-    let needed = if gil_lane { workers } else { shown.min(workers) };
+    // Every worker of the one GIL for its lane, or of the row that stands
+    // for those left out; else only those shown.
+    let needed = if gil_lane || shown < workers { workers } else { shown };
     let mixes: Vec<(u32, Vec<Mix>)> = (0..needed)
         .map(|w| (u32::try_from(w).unwrap_or(u32::MAX), timeline::mixes(tally, w, &window)))
         .collect();
 
-    gil_lanes(out, run, tally, &mixes, label_width, gil_lane, gil_rows, theme);
+    if gil_rows > 0 {
+        gil_lanes(out, run, tally, &mixes, label_width, gil_lane, gil_rows, theme);
+    }
     for (w, cells) in mixes.iter().take(shown) {
         let track = &tally.workers[*w as usize];
         let lane = timeline::lane_cells(cells, theme);
@@ -338,11 +342,25 @@ fn body(
         }
     }
     if shown < workers {
+        // The workers left out, together: their mean running share per cell.
         let more = workers - shown;
-        let text = format!("{:label_width$}+{more} more worker{}", "", if more == 1 { "" } else { "s" });
-        let why = " (lanes do not fit)";
-        let text = if text.chars().count() + why.len() <= width { text + why } else { text };
-        out.lines.push(Line::styled(text, theme.dim()));
+        let rest: Vec<Mix> = (0..window.cells)
+            .map(|c| {
+                let mut mean = Mix::default();
+                for (_, m) in &mixes[shown..] {
+                    mean.run += m[c].run / more as f64;
+                    mean.wait += m[c].wait / more as f64;
+                    mean.io += m[c].io / more as f64;
+                    mean.done += m[c].done / more as f64;
+                    mean.failed += m[c].failed / more as f64;
+                    mean.entries += m[c].entries;
+                }
+                mean
+            })
+            .collect();
+        let label = Span::styled(format!("{:<label_width$}", format!("+{more}")), theme.dim());
+        let tail = Span::styled(format!(" mean of {more} more"), theme.dim());
+        out.lane(label, timeline::lane_cells(&rest, theme), vec![tail]);
     }
     if style == Style::Compact {
         return;
@@ -386,14 +404,18 @@ fn gil_lanes(
         return;
     }
     if !gil_lane {
+        let each = match run.spec.model {
+            Model::Subinterpreters { .. } => "one per interpreter",
+            _ => "one per process",
+        };
         let text = match run.spec.model {
-            // One thread per GIL: nobody ever waits for it. Inferred lanes still
+            // One worker per GIL: nobody ever waits for it. Inferred lanes still
             // show stalls, the OS running something else, which are no GIL waits.
-            Model::Processes => match (tally.timeline(), tally.waits) {
-                (Timeline::Exact, _) | (_, 0) => "one per process · never contended".to_owned(),
+            Model::Processes | Model::Subinterpreters { .. } => match (tally.timeline(), tally.waits) {
+                (Timeline::Exact, _) | (_, 0) => format!("{each} · never contended"),
                 (Timeline::Inferred { .. }, n) => {
                     let stalls = format!("{n} stall{} (inferred)", if n == 1 { "" } else { "s" });
-                    let long = format!("one per process · {stalls}");
+                    let long = format!("{each} · {stalls}");
                     if long.chars().count() <= cells + 5 { long } else { format!("one each · {stalls}") }
                 }
             },

@@ -120,8 +120,7 @@ pub fn clip(line: Line<'static>, width: usize) -> Line<'static> {
 }
 
 fn idle(app: &App, theme: Theme) -> Lines {
-    let names: Vec<String> =
-        crate::app::model_specs(&app.experiment, &app.models).iter().map(RunSpec::label).collect();
+    let names: Vec<String> = app.specs().iter().map(RunSpec::label).collect();
     let plan = match (app.mode, names.as_slice()) {
         (Mode::Race, [a, b]) => format!("then {a} races {b}"),
         (Mode::Race, [.., last]) if names.len() > 2 => {

@@ -47,3 +47,22 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// pyenv's interpreter of version `prefix` ("3.13"), which these machines
+/// carry; a test that needs it fails loudly when it is missing.
+pub fn pyenv_python(prefix: &str) -> PathBuf {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")))
+        .expect("HOME or PYENV_ROOT is set");
+    let versions = std::fs::read_dir(root.join("versions"))
+        .unwrap_or_else(|e| panic!("no pyenv versions under {}: {e}", root.display()));
+    let mut found: Vec<PathBuf> = versions
+        .flatten()
+        .filter(|v| v.file_name().to_string_lossy().starts_with(&format!("{prefix}.")))
+        .map(|v| v.path().join("bin").join("python3"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| panic!("this test needs pyenv's Python {prefix}, and it is not installed"))
+}
