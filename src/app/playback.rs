@@ -28,11 +28,13 @@ impl Playback {
     }
 }
 
-/// What a viewer may do to a replay: look around, and pause it.
+/// What a viewer may do to a replay: look around (the scoreboard too), and
+/// pause it.
 pub fn viewer_may(action: Action) -> bool {
     matches!(
         action,
         Action::RunPause
+            | Action::Scoreboard
             | Action::ZoomIn
             | Action::ZoomOut
             | Action::PanBack

@@ -198,8 +198,9 @@ pub fn render(frame: &mut Frame, app: &App) {
     lesson::render(frame, lesson_area, app, theme);
     cores::render(frame, cores_area, app, theme);
     if app.scoreboard {
-        let top = places.first().map_or(summary_area.y, |r| r.y);
-        let area = Rect { y: top, height: summary_area.y.saturating_sub(top), ..summary_area };
+        // Where the panels were, down to the narration line.
+        let top = places.first().map_or(narration_area.y, |r| r.y);
+        let area = Rect { y: top, height: narration_area.y.saturating_sub(top), ..summary_area };
         scoreboard::render(frame, area, app, theme);
     } else {
         for (model, place) in places.into_iter().enumerate() {
