@@ -36,6 +36,12 @@ pub enum Command {
     /// Measure the real interpreter's cost per loop iteration and store it, so the
     /// simulation's iterations take as long as `CPython`'s.
     Calibrate(CalibrateArgs),
+    /// The live view, one lesson at a time: a question on screen and the settings that answer it
+    Lesson(LessonArgs),
+    /// Show a recorded run again in the live view, as it ran (no python, no workers)
+    Replay(ReplayArgs),
+    /// Turn a recording into a trace that Perfetto or `chrome://tracing` opens
+    Export(ExportArgs),
     /// Internal: one simulated interpreter process, started by gilscope itself.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -152,6 +158,44 @@ pub struct RunArgs {
     /// Print one JSON object instead of tables
     #[arg(long)]
     pub json: bool,
+    /// Save every run (baseline runs too) and the OS samples to FILE, for `gilscope replay`
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Write a Chrome trace (Perfetto, `chrome://tracing`) of every run to FILE
+    #[arg(long, value_name = "OUT.json")]
+    pub trace: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct LessonArgs {
+    /// The lesson to start at (1 is the first; `--list` shows them)
+    #[arg(value_name = "N", default_value_t = 1)]
+    pub number: usize,
+    /// List the lessons and exit
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording (`R` in the live view, or `gilscope run --record FILE`)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Play this many times faster than it ran (0.1 to 100)
+    #[arg(long, allow_hyphen_values = true, value_name = "X", default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A recording (`R` in the live view, or `gilscope run --record FILE`)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where to write the Chrome trace-event JSON
+    #[arg(long, value_name = "OUT.json", required = true)]
+    pub trace: PathBuf,
 }
 
 impl ExperimentArgs {
@@ -235,6 +279,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is too long"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let x: f64 =
+        s.trim().trim_end_matches(['x', '×']).parse().map_err(|_| format!("{s:?} is not a number like 4"))?;
+    if !(0.1..=100.0).contains(&x) {
+        return Err(format!("{s} is outside 0.1 ..= 100"));
+    }
+    Ok(x)
 }
 
 fn parse_switch_interval(s: &str) -> Result<Duration, String> {

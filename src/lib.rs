@@ -7,8 +7,9 @@
 //! The layers, from the bottom: `clock`, `format`, `cache`, `children`,
 //! `signals`; `protocol`;
 //! `sim` and `worker` (the simulated interpreter); `cpython`; `experiment`;
-//! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`); `commands`
-//! on top. A module imports only from layers below it.
+//! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`) beside
+//! `recording` (sessions kept in files, replayed into an app); `commands` on
+//! top. A module imports only from layers below it.
 
 pub mod app;
 pub(crate) mod cache;
@@ -21,6 +22,7 @@ pub mod experiment;
 pub(crate) mod format;
 pub mod monitor;
 pub mod protocol;
+pub mod recording;
 pub mod scenario;
 pub mod signals;
 pub mod sim;

@@ -40,8 +40,16 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => {
             leave_on_signal();
             // Flags that are each fine but do not fit together are usage errors too.
-            if let Err(why) = args.runs(DEFAULT_ITERATION_NS) {
-                say(&why);
+            let runs = match args.runs(DEFAULT_ITERATION_NS) {
+                Ok(runs) => runs,
+                Err(why) => {
+                    say(&why);
+                    return ExitCode::from(2);
+                }
+            };
+            // A recording replays in the live view: its models share one experiment.
+            if let (Some(_), Err(why)) = (&args.record, gilscope::recording::replayable(&runs)) {
+                say(&format!("--record: {why}"));
                 return ExitCode::from(2);
             }
             // A missing interpreter is a bad --python: say so before running anything.
@@ -58,6 +66,21 @@ fn main() -> ExitCode {
             };
             report(commands::run::execute(&args, python))
         }
+        Some(Command::Lesson(args)) => {
+            if args.list {
+                println!("{}", gilscope::app::lesson::list());
+                return ExitCode::SUCCESS;
+            }
+            match gilscope::app::lesson::numbered(args.number) {
+                Ok(index) => commands::live::lesson(&args.experiment, index),
+                Err(why) => {
+                    say(&why);
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some(Command::Replay(args)) => commands::replay::main(&args),
+        Some(Command::Export(args)) => commands::export::main(&args),
         Some(Command::Worker(_)) | None => commands::live::main(&cli.experiment),
     }
 }

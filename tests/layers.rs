@@ -12,7 +12,8 @@ const LAYERS: &[&[&str]] = &[
     &["commands"],
     &["cli"],
     &["scenario"],
-    &["ui"],
+    // Beside each other: neither uses the other.
+    &["ui", "recording"],
     &["app"],
     &["monitor"],
     &["experiment"],

@@ -5,6 +5,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::App;
+use crate::app::playback::viewer_may;
 use crate::app::settings::{SWITCH_STEPS, WORKER_STEPS, step};
 use crate::experiment::spec::MAX_WORKERS;
 
@@ -34,6 +35,9 @@ pub enum Action {
     PanStart,
     PanLatest,
     Runtime,
+    NextLesson,
+    PreviousLesson,
+    Save,
     Help,
     Quit,
 }
@@ -187,6 +191,21 @@ pub const BINDINGS: &[Binding] = &[
         priority: 2,
     },
     Binding {
+        keys: &[
+            key("l", &[KeyCode::Char('l')], Action::NextLesson),
+            key("L", &[KeyCode::Char('L')], Action::PreviousLesson),
+        ],
+        bar: "lesson",
+        help: "next / previous lesson: a question, and settings that answer it",
+        priority: 4,
+    },
+    Binding {
+        keys: &[key("R", &[KeyCode::Char('R')], Action::Save)],
+        bar: "save",
+        help: "save the finished run here, for `gilscope replay FILE`",
+        priority: 5,
+    },
+    Binding {
         keys: &[key("?", &[KeyCode::Char('?'), KeyCode::F(1)], Action::Help)],
         bar: "help",
         help: "help: every key, then what each figure means",
@@ -236,6 +255,9 @@ pub fn enabled(app: &App, action: Action) -> bool {
         Action::PanBack | Action::PanStart => app.pan_step(true).is_some(),
         Action::PanForth => app.pan_step(false).is_some(),
         Action::PanLatest => app.view.pan.is_some(),
+        Action::NextLesson => app.lesson_step(true).is_some(),
+        Action::PreviousLesson => app.lesson_step(false).is_some(),
+        Action::Save => app.session.as_ref().is_some_and(|s| !s.active()),
         Action::ToggleModel(n) => {
             // At least one model stays.
             let model = crate::experiment::model::NAMED[n.min(3)];
@@ -265,14 +287,31 @@ pub struct BarEntry {
     pub priority: u8,
 }
 
-/// The bottom bar: every binding with a key that works now.
+/// The bottom bar: every binding with a key that works now (in a replay,
+/// those the viewer may press).
 pub fn bar(app: &App) -> Vec<BarEntry> {
+    let works = |action| match app.playback {
+        None => enabled(app, action),
+        // A replay that ended has nothing left to pause.
+        Some(p) => enabled(app, action) && viewer_may(action) && !(action == Action::RunPause && p.ended()),
+    };
     BINDINGS
         .iter()
         .filter_map(|b| {
-            let keys: String =
-                b.keys.iter().filter(|k| k.in_bar && enabled(app, k.action)).map(|k| k.label).collect();
+            // The lesson keys show during a lesson; `?` lists them always.
+            let lesson_key = |k: &&Key| {
+                !matches!(k.action, Action::NextLesson | Action::PreviousLesson) || app.lesson.is_some()
+            };
+            let keys: String = b
+                .keys
+                .iter()
+                .filter(|k| k.in_bar && works(k.action))
+                .filter(lesson_key)
+                .map(|k| k.label)
+                .collect();
             let word = match b.keys[0].action {
+                Action::RunPause if app.playback.is_some_and(|p| p.paused) => "resume replay",
+                Action::RunPause if app.playback.is_some() => "pause replay",
                 Action::RunPause if app.paused() => "resume",
                 Action::RunPause if app.busy() => "pause",
                 Action::Help if app.help == Some(crate::app::HelpPage::Keys) => "figures",

@@ -13,11 +13,15 @@
 //!  session.rs   one press of space: the baseline, then the models
 //!  run.rs       one supervised run: its tally, pids and OS readings
 //!  clock.rs     the session's clock, pauses cut out
+//!  lesson.rs    the lessons: a question and the settings that answer it
+//!  playback.rs  replaying a recording: the viewer's keys
 //! ```
 
 pub(crate) mod bindings;
 pub(crate) mod clock;
+pub mod lesson;
 mod msg;
+pub mod playback;
 mod run;
 mod session;
 mod settings;
@@ -30,6 +34,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
 pub use crate::app::bindings::Action;
 pub use crate::app::msg::{Effect, Msg};
+pub use crate::app::playback::Playback;
 pub use crate::app::run::{OsView, Phase, Run, Switches};
 pub use crate::app::session::{Compared, Session, model_specs};
 pub use crate::app::settings::{
@@ -109,6 +114,10 @@ pub struct App {
     pub history: Vec<Earlier>,
     /// The interpreter was asked whether it can run, and has not answered yet.
     asking_python: bool,
+    /// The lesson whose question is on screen (an index into `lesson::LESSONS`).
+    pub lesson: Option<usize>,
+    /// Set while the app replays a recording.
+    pub playback: Option<Playback>,
     next_run: RunId,
 }
 
@@ -170,6 +179,8 @@ impl App {
             below: Below::Figures,
             history: Vec::new(),
             asking_python: false,
+            lesson: None,
+            playback: None,
             next_run: 1,
         }
     }
@@ -362,6 +373,13 @@ impl App {
                 self.options.cpython_free_threaded = free_threaded;
             }
             Msg::Terminate => self.quit(&mut effects),
+            Msg::Viewer(key) => self.viewer_key(key, &mut effects),
+            Msg::Saved(outcome) => {
+                self.notice = Some(match outcome {
+                    Ok(path) => format!("saved to {path}: `gilscope replay` shows it again"),
+                    Err(why) => format!("not saved: {why}"),
+                });
+            }
         }
         effects
     }
@@ -377,8 +395,9 @@ impl App {
             return;
         }
         let Some(action) = bindings::action(&key).filter(|a| bindings::enabled(self, *a)) else { return };
-        // Reading the help changes nothing: only the help and quit keys act.
-        if self.help.is_some() && !matches!(action, Action::Help | Action::Quit) {
+        // Reading the help changes nothing: only the help and quit keys act
+        // (a replay's recorded keys act as they did, whoever reads the help).
+        if self.help.is_some() && self.playback.is_none() && !matches!(action, Action::Help | Action::Quit) {
             self.notice = Some("the help is open: ? or Esc closes it".to_owned());
             return;
         }
@@ -459,6 +478,12 @@ impl App {
             Action::PanStart => self.view = View { pan: Some(0), touched: true, ..self.view },
             Action::PanLatest => self.view = View { pan: None, ..self.view },
             Action::Runtime => self.next_runtime(effects),
+            Action::NextLesson | Action::PreviousLesson => {
+                if let Some(index) = self.lesson_step(action == Action::NextLesson) {
+                    self.open_lesson(index, effects);
+                }
+            }
+            Action::Save => effects.push(Effect::Save),
         }
     }
 
@@ -516,6 +541,7 @@ impl App {
         match &mut self.session {
             Some(session) if session.active() && session.paused() => {
                 session.clock.resume(now);
+                session.narration.thaw();
                 for run in session.runs_mut().filter(|r| r.live() && r.tally.is_some()) {
                     if let Some(id) = run.id {
                         effects.push(Effect::Resume(id));
@@ -526,6 +552,8 @@ impl App {
             }
             Some(session) if session.active() => {
                 session.clock.pause(now);
+                // The sentence stays with the picture, so a teacher can point.
+                session.narration.freeze();
                 for run in session.runs_mut().filter(|r| r.live() && r.tally.is_some()) {
                     if let Some(id) = run.id {
                         effects.push(Effect::Pause(id));
@@ -679,6 +707,9 @@ impl App {
         let id = report.run();
         let Some(session) = &mut self.session else { return };
         let report = session.on_clock(report);
+        if let Some(model) = session.models.iter().position(|r| r.id == Some(id) && !r.over) {
+            session.narration.hear(model, &report);
+        }
         let is_baseline = session.is_baseline(id);
         // Reports of runs killed or over are late news: drop them.
         let Some(run) = session.run_mut(id) else { return };

@@ -40,6 +40,11 @@ pub enum Msg {
     },
     /// SIGTERM or SIGHUP.
     Terminate,
+    /// A key pressed by whoever watches a replay: it steers the replay,
+    /// never the recorded run (whose own keys come as `Key`).
+    Viewer(KeyEvent),
+    /// The loop saved the session on screen (to this path), or could not (why).
+    Saved(Result<String, String>),
 }
 
 /// What the main loop must do for the app.
@@ -57,5 +62,7 @@ pub enum Effect {
     /// Find out whether the real `CPython` can run (the answer comes back
     /// as [`Msg::PythonAnswered`]): asked only once the user wants it.
     AskPython,
+    /// Write the session on screen to a recording file.
+    Save,
     Quit,
 }

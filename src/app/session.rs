@@ -6,6 +6,7 @@ use crate::app::run::Run;
 use crate::app::settings::{Mode, Zoom};
 use crate::experiment::baseline::Baseline;
 use crate::experiment::comparison::{Rounds, summarize, verdict};
+use crate::experiment::narration::Narrator;
 use crate::experiment::spec::{Experiment, Model, RunSpec};
 use crate::experiment::supervisor::{Report, RunId};
 use crate::experiment::tally::RunResult;
@@ -22,6 +23,8 @@ pub struct Session {
     pub clock: SessionClock,
     /// When space was pressed: cell 0 of every lane of the session.
     pub origin: u64,
+    /// What the models just did, in words (fed the same reports as their tallies).
+    pub narration: Narrator,
 }
 
 impl Session {
@@ -33,8 +36,9 @@ impl Session {
         now: u64,
     ) -> Self {
         let baseline = measured.missing(&experiment).into_iter().map(Run::new).collect();
+        let narration = Narrator::new(&specs);
         let models = specs.into_iter().map(Run::new).collect();
-        Session { experiment, mode, baseline, models, clock: SessionClock::default(), origin: now }
+        Session { experiment, mode, baseline, models, clock: SessionClock::default(), origin: now, narration }
     }
 
     pub fn runs(&self) -> impl Iterator<Item = &Run> {

@@ -9,6 +9,9 @@
 //! Runs start on threads of their own (the supervisor's), which live as long
 //! as their processes: the main loop never waits for a process to start, so
 //! it keeps drawing and answers `q` at once whatever is starting.
+//!
+//! Every message reaches the app through a recording tape, so a finished
+//! session can be saved (`R`) and replayed (`gilscope replay`).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -30,6 +33,8 @@ use crate::experiment::silence_limit;
 use crate::experiment::supervisor::{self, RunId, RunStart, Running};
 use crate::monitor::{self, Sample};
 use crate::protocol::Runtime;
+use crate::recording::tape::{Context, Tape};
+use crate::recording::{Machine, new_file_name};
 use crate::signals;
 
 /// Reports handled in one go before the screen gets a chance to redraw:
@@ -44,6 +49,15 @@ pub fn colour_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
 
 /// `gilscope` without a subcommand.
 pub fn main(args: &ExperimentArgs) -> ExitCode {
+    open(args, None)
+}
+
+/// `gilscope lesson N`: the live view, opened at lesson `index` (from 0).
+pub fn lesson(args: &ExperimentArgs, index: usize) -> ExitCode {
+    open(args, Some(index))
+}
+
+fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     // Drawn into a pipe or a file, the screen would be lost and the keys
     // would go nowhere.
     if !std::io::stdout().is_terminal() {
@@ -86,6 +100,10 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
     if let Some(models) = args.chosen_models() {
         app.models = models;
     }
+    if let Some(index) = lesson {
+        // Nothing runs yet: opening a lesson only sets the settings.
+        app.open_lesson(index, &mut Vec::new());
+    }
 
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
     let terminate = signals::watch().unwrap_or_else(|e| {
@@ -124,6 +142,8 @@ pub fn main(args: &ExperimentArgs) -> ExitCode {
         runs: HashMap::new(),
         watch: watch_tx,
         events: supervisor::channel(),
+        tape: Tape::default(),
+        machine: Machine::here(crate::cli::cores()),
     };
     let channels = Channels { input, samples: sample_rx, terminate, answers, found: found_rx };
     let outcome = main_loop(&mut terminal, app, &mut world, channels);
@@ -167,7 +187,7 @@ fn discover_for(main: Python, found: Sender<Found>) {
 }
 
 /// Reads terminal events on a thread of its own: `event::read` blocks.
-fn spawn_input() -> std::io::Result<Receiver<Event>> {
+pub(super) fn spawn_input() -> std::io::Result<Receiver<Event>> {
     let (tx, rx) = crossbeam_channel::bounded(64);
     std::thread::Builder::new().name("input".into()).spawn(move || {
         while let Ok(event) = event::read() {
@@ -191,6 +211,9 @@ struct World {
     /// Where the interpreters found for subinterpreters and free-threading go.
     found: Sender<Found>,
     events: (Sender<supervisor::Event>, Receiver<supervisor::Event>),
+    /// Keeps the session on screen, to save it.
+    tape: Tape,
+    machine: Machine,
 }
 
 impl World {
@@ -206,7 +229,7 @@ impl World {
             match effect {
                 Effect::Start { run, spec } => match self.plan.launches(&spec) {
                     Ok(launches) => race.push(RunStart { run, launches, silence: silence_limit(&spec) }),
-                    Err(why) => queue.extend(app.update(now_ns(), Msg::StartFailed { run, why })),
+                    Err(why) => queue.extend(self.tape.feed(app, now_ns(), Msg::StartFailed { run, why })),
                 },
                 Effect::Pause(run) => {
                     if let Some(r) = self.runs.get(&run) {
@@ -227,6 +250,10 @@ impl World {
                     let _ = self.watch.send(pids);
                 }
                 Effect::AskPython => self.ask_python(),
+                Effect::Save => {
+                    let saved = self.save(app);
+                    queue.extend(app.update(now_ns(), Msg::Saved(saved)));
+                }
                 Effect::Quit => go_on = false,
             }
         }
@@ -254,6 +281,18 @@ impl World {
 }
 
 impl World {
+    /// Saves the finished session to a new file in the current folder.
+    fn save(&self, app: &App) -> Result<String, String> {
+        let context = Context {
+            machine: self.machine.clone(),
+            python: self.plan.python.as_ref().map(|p| (p.path.display().to_string(), p.version.clone())),
+        };
+        let recording = self.tape.recording(app, &context)?;
+        let path = new_file_name(std::path::Path::new("."));
+        recording.save(&path)?;
+        Ok(path.display().to_string())
+    }
+
     /// Asks the interpreter whether it can run, on a thread of its own (it
     /// may take up to `cpython::PROBE_LIMIT`): the screen goes on meanwhile.
     /// The thread waits for the interpreter, so the interpreter's
@@ -371,7 +410,7 @@ fn main_loop(
         let now = now_ns();
         let mut effects = Vec::new();
         for msg in msgs {
-            effects.extend(app.update(now, msg));
+            effects.extend(world.tape.feed(&mut app, now, msg));
         }
         // What the interpreter's answer means for the calibration, said once the switch is made.
         if let Some(note) = calibration_note.take() {

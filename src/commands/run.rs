@@ -1,7 +1,7 @@
 //! `gilscope run`: the baseline and the models, timed in rounds (baseline,
 //! model, model, … then again), never overlapping; then their figures as
 //! tables or JSON, each speedup with its spread and a word when the machine
-//! was too busy to trust it.
+//! was too busy to trust it. `--record` and `--trace` keep every run too.
 
 use std::fmt::Write as _;
 
@@ -12,15 +12,17 @@ use crate::commands::say;
 use crate::cpython::Python;
 use crate::experiment::baseline;
 use crate::experiment::calibration::Calibration;
-use crate::experiment::comparison::{BaselineRound, Rounds, summarize, verdict};
+use crate::experiment::comparison::{BaselineRound, Rounds, Timed, summarize, verdict};
 use crate::experiment::matrix;
 use crate::experiment::plan::Plan;
 use crate::experiment::scoreboard;
 use crate::experiment::spec::{Experiment, RunSpec};
 use crate::experiment::tally::RunResult;
-use crate::experiment::time_run;
+use crate::experiment::{time_run, time_run_watched};
 use crate::format::{duration_label, memory_label};
 use crate::protocol::Runtime;
+use crate::recording::tape::{Context, RunTape};
+use crate::recording::{Machine, trace};
 use crate::sim::workload::Role;
 
 /// What `--json` prints.
@@ -72,7 +74,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
     }
     let runtimes = runtimes.as_slice();
     let cores = crate::cli::cores();
-    let rounds = measure(&runs, runtimes, &experiment, &plan, args.rounds)?;
+    let rounds = measure_and_keep(args, &runs, runtimes, &experiment, &plan)?;
     let results: Vec<RunResult> = runs
         .iter()
         .zip(&rounds)
@@ -180,15 +182,20 @@ fn measure(
     experiment: &Experiment,
     plan: &Plan,
     rounds: u32,
+    tape: &mut Option<RunTape>,
 ) -> Result<Vec<Rounds>, String> {
     let mut out = vec![Rounds::default(); runs.len()];
-    for _ in 0..rounds.max(1) {
+    for round in 1..=rounds.max(1) {
+        if let Some(tape) = tape.as_mut() {
+            tape.round(round);
+        }
         let mut baselines = Vec::new();
         for &runtime in runtimes {
-            baselines.push((runtime, time_baseline(&Experiment { runtime, ..experiment.clone() }, plan)?));
+            baselines
+                .push((runtime, time_baseline(&Experiment { runtime, ..experiment.clone() }, plan, tape)?));
         }
         for (spec, rounds) in runs.iter().zip(&mut out) {
-            let timed = time_run(spec, plan)?;
+            let timed = timed(spec, plan, false, tape)?;
             let base = baselines.iter().find(|(r, _)| *r == spec.experiment.runtime).map(|(_, b)| *b);
             rounds.timed.push(timed);
             rounds.baselines.push(base.unwrap_or(BaselineRound {
@@ -201,12 +208,60 @@ fn measure(
     Ok(out)
 }
 
+/// [`measure`], on a tape when `--record` or `--trace` asks for one (the
+/// runs then sampled by the OS as the live view samples them), and what the
+/// tape kept written out.
+fn measure_and_keep(
+    args: &RunArgs,
+    runs: &[RunSpec],
+    runtimes: &[Runtime],
+    experiment: &Experiment,
+    plan: &Plan,
+) -> Result<Vec<Rounds>, String> {
+    let mut tape = (args.record.is_some() || args.trace.is_some()).then(|| RunTape::new(true));
+    let rounds = measure(runs, runtimes, experiment, plan, args.rounds, &mut tape)?;
+    if let Some(tape) = tape {
+        keep(tape, runs, plan, args)?;
+    }
+    Ok(rounds)
+}
+
+/// Writes what the tape kept: the recording (`--record`), the trace (`--trace`).
+fn keep(tape: RunTape, runs: &[RunSpec], plan: &Plan, args: &RunArgs) -> Result<(), String> {
+    let context = Context {
+        machine: Machine::here(crate::cli::cores()),
+        python: plan.python.as_ref().map(|p| (p.path.display().to_string(), p.version.clone())),
+    };
+    let recording = tape.finish(runs, &context);
+    if let Some(path) = &args.record {
+        recording.save(path)?;
+        say(&format!("recorded to {} (gilscope replay {0})", path.display()));
+    }
+    if let Some(path) = &args.trace {
+        trace::write(&recording, path)?;
+        say(&format!("trace written to {} (open it in https://ui.perfetto.dev)", path.display()));
+    }
+    Ok(())
+}
+
+/// Times one run, on the tape when there is one.
+fn timed(spec: &RunSpec, plan: &Plan, baseline: bool, tape: &mut Option<RunTape>) -> Result<Timed, String> {
+    match tape {
+        Some(tape) => {
+            tape.run(spec, baseline);
+            time_run_watched(spec, plan, &mut |seen| tape.seen(seen))
+        }
+        None => time_run(spec, plan),
+    }
+}
+
 /// One round's baseline: each role's worker alone, summed over the workers.
-fn time_baseline(e: &Experiment, plan: &Plan) -> Result<BaselineRound, String> {
+fn time_baseline(e: &Experiment, plan: &Plan, tape: &mut Option<RunTape>) -> Result<BaselineRound, String> {
     let mut measured = baseline::Baseline::default();
     let (mut outside, mut io_alone_ms) = (0.0_f64, None);
     for spec in baseline::specs(e) {
-        let timed = time_run(&spec, plan).map_err(|e| format!("baseline (one worker alone): {e}"))?;
+        let timed =
+            timed(&spec, plan, true, tape).map_err(|e| format!("baseline (one worker alone): {e}"))?;
         outside = outside.max(timed.outside);
         if spec.experiment.workload.role(0) == Role::Io {
             io_alone_ms = timed.result.io_latency_ms.map(|l| l.mean);

@@ -1,8 +1,9 @@
 //! Experiments: what to run (spec, model, matrix), what speedups are
 //! measured against (baseline), how long an iteration takes (calibration),
 //! how to start a run (plan), who watches its processes (supervisor), what
-//! the records add up to (tally, track), how busy the machine was (load) and
-//! what the rounds say together (comparison, stats).
+//! the records add up to (tally, track, slices), how busy the machine was
+//! (load), what the rounds say together (comparison, stats), and what to say
+//! about it in plain words (narration).
 
 pub(crate) mod baseline;
 pub mod calibration;
@@ -11,8 +12,10 @@ pub mod load;
 pub(crate) mod matrix;
 pub mod memory;
 pub mod model;
+pub mod narration;
 pub mod plan;
 pub mod scoreboard;
+pub mod slices;
 pub mod spec;
 pub mod stats;
 pub mod supervisor;
@@ -29,7 +32,7 @@ use crate::experiment::load::LoadMeter;
 use crate::experiment::memory::Peaks;
 use crate::experiment::plan::Plan;
 use crate::experiment::spec::RunSpec;
-use crate::experiment::supervisor::Event;
+use crate::experiment::supervisor::{Event, Report};
 use crate::experiment::tally::{RunResult, Tally};
 
 /// A run that says nothing for this long is taken for hung (longer when
@@ -45,11 +48,29 @@ pub fn run_to_end(spec: &RunSpec, plan: &Plan) -> Result<RunResult, String> {
     time_run(spec, plan).map(|t| t.result)
 }
 
+/// What a headless run shows whoever watches it go (to record it).
+#[derive(Clone, Copy, Debug)]
+pub enum Seen<'a> {
+    /// The run's processes started.
+    Started { requested_at: u64, pids: &'a [u32] },
+    /// A report arrived at `at`.
+    Report { at: u64, report: &'a Report },
+}
+
 /// Runs one spec to its end, headless, watching how busy the machine was
 /// with other things meanwhile.
 pub fn time_run(spec: &RunSpec, plan: &Plan) -> Result<Timed, String> {
+    time_run_watched(spec, plan, &mut |_| {})
+}
+
+/// [`time_run`], showing `watch` the run as it goes.
+pub fn time_run_watched(
+    spec: &RunSpec,
+    plan: &Plan,
+    watch: &mut dyn FnMut(Seen<'_>),
+) -> Result<Timed, String> {
     let meter = LoadMeter::start();
-    let tally = run_tally(spec, plan)?;
+    let tally = run_tally_watched(spec, plan, watch)?;
     let outside = meter.map_or(0.0, |m| m.outside_cores());
     let result = tally.result().ok_or_else(|| format!("{} run ended without results", spec.label()))?;
     let latencies_ns =
@@ -59,6 +80,10 @@ pub fn time_run(spec: &RunSpec, plan: &Plan) -> Result<Timed, String> {
 
 /// Runs one spec to its end, headless, and returns everything it recorded.
 pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
+    run_tally_watched(spec, plan, &mut |_| {})
+}
+
+fn run_tally_watched(spec: &RunSpec, plan: &Plan, watch: &mut dyn FnMut(Seen<'_>)) -> Result<Tally, String> {
     spec.check()?;
     let launches = plan.launches(spec)?;
     let (tx, rx) = supervisor::channel();
@@ -78,10 +103,14 @@ pub fn run_tally(spec: &RunSpec, plan: &Plan) -> Result<Tally, String> {
             Ok(Event::Reports(reports)) => {
                 last_word = std::time::Instant::now();
                 for report in reports {
+                    watch(Seen::Report { at: now_ns(), report: &report });
                     tally.apply(report);
                 }
             }
-            Ok(Event::Started { pids: started, .. }) => pids.extend(started),
+            Ok(Event::Started { pids: started, .. }) => {
+                watch(Seen::Started { requested_at: running.requested_at, pids: &started });
+                pids.extend(started);
+            }
             Ok(Event::StartFailed { why, .. }) => return Err(format!("{} run failed: {why}", spec.label())),
             Err(RecvTimeoutError::Timeout) if last_word.elapsed() >= limit => {
                 tally.fail(format!("no word from the workers in {} s", limit.as_secs()), now_ns());

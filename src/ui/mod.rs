@@ -4,8 +4,10 @@
 //!
 //! ```text
 //!  header    the experiment, mode, runtime, pace, zoom
+//!  lesson    the lesson's question, during a lesson
 //!  cores     per-core load bars, from the OS
 //!  panels    one per model, placed by layout.rs: lanes, GIL, figures
+//!  narration what just happened, in words, once a run began
 //!  summary   what is going on, then the results
 //!  legend    what the lane symbols mean
 //!  keys      the keys that work now
@@ -17,6 +19,8 @@ mod header;
 mod help;
 mod keys;
 pub(crate) mod layout;
+mod lesson;
+mod narration;
 mod panel;
 mod scoreboard;
 mod summary;
@@ -120,9 +124,11 @@ pub fn glyph(lane: Lane) -> char {
 /// Where everything goes on a screen of `area`.
 struct Regions {
     head: Rect,
+    lesson: Rect,
     cores: Rect,
     style: layout::Style,
     panels: Vec<Rect>,
+    narration: Rect,
     summary: Rect,
     history: Rect,
     legend: Rect,
@@ -131,23 +137,31 @@ struct Regions {
 
 fn regions(app: &App, area: Rect) -> Regions {
     let cores_height = cores::height(app, area);
-    let [head, cores, body, legend, keys] = Layout::vertical([
+    let lesson_height = u16::from(app.lesson.is_some());
+    let narration_height = u16::from(narration::shown(app));
+    let [head, lesson, cores, body, legend, keys] = Layout::vertical([
         Constraint::Length(2),
+        Constraint::Length(lesson_height),
         Constraint::Length(cores_height),
         Constraint::Fill(1),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(area);
-    let room = Rect { height: body.height.saturating_sub(summary::HEIGHT), ..body };
+    let room = Rect { height: body.height.saturating_sub(summary::HEIGHT + narration_height), ..body };
     let models = panel::count(app);
     let (style, panels) =
         layout::place(models, room, |width| panel::height(app, width, room.height), panel::least_height(app));
     let panels_bottom = panels.iter().map(|r| r.bottom()).max().unwrap_or(room.y);
-    let summary =
-        Rect { y: panels_bottom, height: summary::HEIGHT.min(body.bottom() - panels_bottom), ..body };
+    let narration =
+        Rect { y: panels_bottom, height: narration_height.min(body.bottom() - panels_bottom), ..body };
+    let summary = Rect {
+        y: narration.bottom(),
+        height: summary::HEIGHT.min(body.bottom() - narration.bottom()),
+        ..body
+    };
     let history = Rect { y: summary.bottom(), height: body.bottom() - summary.bottom(), ..body };
-    Regions { head, cores, style, panels, summary, history, legend, keys }
+    Regions { head, lesson, cores, style, panels, narration, summary, history, legend, keys }
 }
 
 /// How many cells a lane has on a screen of `area` (the first panel's):
@@ -169,9 +183,11 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
     let Regions {
         head,
+        lesson: lesson_area,
         cores: cores_area,
         style,
         panels: places,
+        narration: narration_area,
         summary: summary_area,
         history: history_area,
         legend: legend_area,
@@ -179,16 +195,19 @@ pub fn render(frame: &mut Frame, app: &App) {
     } = regions(app, area);
 
     header::render(frame, head, app, theme);
+    lesson::render(frame, lesson_area, app, theme);
     cores::render(frame, cores_area, app, theme);
     if app.below == crate::app::Below::Scoreboard {
-        let top = places.first().map_or(summary_area.y, |r| r.y);
-        let area = Rect { y: top, height: summary_area.y.saturating_sub(top), ..summary_area };
+        // Where the panels were, down to the narration line.
+        let top = places.first().map_or(narration_area.y, |r| r.y);
+        let area = Rect { y: top, height: narration_area.y.saturating_sub(top), ..summary_area };
         scoreboard::render(frame, area, app, theme);
     } else {
         for (model, place) in places.into_iter().enumerate() {
             panel::render(frame, place, app, model, style, theme);
         }
     }
+    narration::render(frame, narration_area, app, theme);
     summary::render(frame, summary_area, app, theme);
     summary::render_history(frame, history_area, app, theme);
     let gil = app
