@@ -314,7 +314,12 @@ pub fn bar(app: &App) -> Vec<BarEntry> {
                 Action::RunPause if app.playback.is_some() => "pause replay",
                 Action::RunPause if app.paused() => "resume",
                 Action::RunPause if app.busy() => "pause",
-                Action::Help if app.help == Some(crate::app::HelpPage::Keys) => "figures",
+                Action::Help
+                    if app.help == Some(crate::app::HelpPage::Keys)
+                        && app.help_layout == crate::app::HelpLayout::Paged =>
+                {
+                    "figures"
+                }
                 Action::Help if app.help.is_some() => "close help",
                 _ => b.bar,
             };

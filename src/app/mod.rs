@@ -38,8 +38,8 @@ pub use crate::app::playback::Playback;
 pub use crate::app::run::{OsView, Phase, Run, Switches};
 pub use crate::app::session::{Compared, Session, model_specs};
 pub use crate::app::settings::{
-    CPYTHON_ZOOM, DEFAULT_PACE, DEFAULT_ZOOM, HelpPage, Mode, PACE_STEPS, SWITCH_STEPS, View, WORKER_STEPS,
-    Zoom, step,
+    CPYTHON_ZOOM, DEFAULT_PACE, DEFAULT_ZOOM, HelpLayout, HelpPage, Mode, PACE_STEPS, SWITCH_STEPS, View,
+    WORKER_STEPS, Zoom, step,
 };
 use crate::experiment::baseline::{Baseline, BaselineTime};
 use crate::experiment::spec::{Experiment, MAX_PACE, Model, RunSpec, Workload};
@@ -103,6 +103,8 @@ pub struct App {
     pub now: u64,
     /// The help overlay's page, while it is open.
     pub help: Option<HelpPage>,
+    /// Whether the last frame had room for both help pages at once.
+    pub help_layout: HelpLayout,
     /// A one-line message for the user, cleared by the next key.
     pub notice: Option<String>,
     pub quitting: bool,
@@ -173,6 +175,7 @@ impl App {
             sample: None,
             now,
             help: None,
+            help_layout: HelpLayout::Paged,
             notice: None,
             quitting: false,
             mode_chosen: false,
@@ -367,7 +370,10 @@ impl App {
             }
             Msg::PythonAnswered(answer) => self.python_answered(answer, &mut effects),
             Msg::Tick => {}
-            Msg::Viewport { lane_cells } => self.lane_cells = lane_cells.max(1),
+            Msg::Viewport { lane_cells, help } => {
+                self.lane_cells = lane_cells.max(1);
+                self.help_layout = help;
+            }
             Msg::Interpreters { subinterpreters, free_threaded } => {
                 self.options.cpython_subinterpreters = subinterpreters;
                 self.options.cpython_free_threaded = free_threaded;
@@ -412,6 +418,8 @@ impl App {
             Action::Help => {
                 self.help = match self.help {
                     None => Some(HelpPage::Keys),
+                    // Both pages were on screen already.
+                    Some(HelpPage::Keys) if self.help_layout == HelpLayout::Whole => None,
                     Some(HelpPage::Keys) => Some(HelpPage::Figures),
                     Some(HelpPage::Figures) => None,
                 }

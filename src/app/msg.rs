@@ -2,6 +2,7 @@
 
 use ratatui::crossterm::event::KeyEvent;
 
+use crate::app::HelpLayout;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::supervisor::{Report, RunId};
 use crate::monitor::Sample;
@@ -31,6 +32,7 @@ pub enum Msg {
     /// The last frame's lanes were this many cells wide.
     Viewport {
         lane_cells: usize,
+        help: HelpLayout,
     },
     /// Interpreters were found (or not) for the models the chosen one
     /// cannot run: subinterpreters with a GIL each, free-threading.

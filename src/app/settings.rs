@@ -70,6 +70,16 @@ pub enum HelpPage {
     Figures,
 }
 
+/// How the `?` overlay fits the screen, as the last frame drew it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HelpLayout {
+    /// One page at a time: keys, then figures.
+    #[default]
+    Paged,
+    /// Both pages at once: one `?` opens it, the next closes it.
+    Whole,
+}
+
 /// How the models share the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

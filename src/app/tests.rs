@@ -294,6 +294,16 @@ fn question_mark_pages_through_the_help_and_esc_closes_it_without_quitting() {
 }
 
 #[test]
+fn on_a_screen_tall_enough_for_the_whole_help_the_second_question_mark_closes_it() {
+    let mut app = app();
+    app.update(1, Msg::Viewport { lane_cells: 80, help: HelpLayout::Whole });
+    ch(&mut app, '?');
+    assert_eq!(app.help, Some(HelpPage::Keys));
+    ch(&mut app, '?');
+    assert!(app.help.is_none(), "both pages were on screen: the next ? closes them");
+}
+
+#[test]
 fn c_asks_python_once_and_switches_when_it_answers() {
     let mut app = app();
     assert_eq!(ch(&mut app, 'c'), vec![Effect::AskPython]);

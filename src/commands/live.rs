@@ -328,14 +328,16 @@ fn main_loop(
         let since = last_frame.map_or(frame, |t| t.elapsed());
         if dirty && (since >= frame || key_pressed) {
             key_pressed = false;
-            let mut cells = app.lane_cells;
+            let mut viewport = None;
             terminal.draw(|frame| {
-                cells = crate::ui::lane_cells(&app, frame.area());
+                viewport = Some(crate::ui::viewport(&app, frame.area()));
                 crate::ui::render(frame, &app);
             })?;
-            if cells != app.lane_cells {
-                // The zoom and pan keys must know what the screen holds.
-                app.update(now_ns(), Msg::Viewport { lane_cells: cells });
+            // The zoom, pan and help keys must know what the screen holds.
+            if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
+                && (lane_cells, help) != (app.lane_cells, app.help_layout)
+            {
+                app.update(now_ns(), msg);
             }
             last_frame = Some(Instant::now());
             dirty = false;

@@ -123,15 +123,17 @@ fn play(
         if let Some(p) = &mut app.playback {
             p.at_ns = position;
         }
-        let mut cells = app.lane_cells;
+        let mut viewport = None;
         terminal
             .draw(|frame| {
-                cells = crate::ui::lane_cells(app, frame.area());
+                viewport = Some(crate::ui::viewport(app, frame.area()));
                 crate::ui::render(frame, app);
             })
             .map_err(|e| format!("the terminal failed: {e}"))?;
-        if cells != app.lane_cells {
-            app.update(now, Msg::Viewport { lane_cells: cells });
+        if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
+            && (lane_cells, help) != (app.lane_cells, app.help_layout)
+        {
+            app.update(now, msg);
         }
         let ended = position >= length && player.done();
         let tick = if clock.paused || ended { never() } else { after(FRAME) };

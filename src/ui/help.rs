@@ -7,8 +7,8 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::app::HelpPage;
 use crate::app::bindings::BINDINGS;
+use crate::app::{HelpLayout, HelpPage};
 use crate::experiment::tally::Lane;
 use crate::ui::{Theme, glyph};
 
@@ -74,9 +74,19 @@ fn figures_page(theme: Theme) -> Vec<Line<'static>> {
     lines
 }
 
+/// Whether both pages fit on a screen of `area` at once.
+pub fn layout(area: Rect) -> HelpLayout {
+    let theme = Theme { color: false };
+    if keys_page(theme).len() + figures_page(theme).len() + 3 <= area.height as usize {
+        HelpLayout::Whole
+    } else {
+        HelpLayout::Paged
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, page: HelpPage, theme: Theme) {
     let (keys, figures) = (keys_page(theme), figures_page(theme));
-    let (title, lines) = if keys.len() + figures.len() + 3 <= area.height as usize {
+    let (title, lines) = if layout(area) == HelpLayout::Whole {
         let mut both = keys;
         both.push(Line::raw(""));
         both.extend(figures);

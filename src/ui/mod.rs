@@ -174,6 +174,11 @@ pub fn lane_cells(app: &App, area: Rect) -> usize {
     r.panels.first().map_or(1, |p| panel::lane_cells(app, *p, r.style))
 }
 
+/// What the keys must know of the screen: [`Msg::Viewport`](crate::app::Msg::Viewport).
+pub fn viewport(app: &App, area: Rect) -> crate::app::Msg {
+    crate::app::Msg::Viewport { lane_cells: lane_cells(app, area), help: help::layout(area) }
+}
+
 pub fn render(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let theme = Theme { color: app.options.color };
