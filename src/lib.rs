@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod cpython;
 pub mod experiment;
+pub mod gil_sampler;
 pub mod monitor;
 pub mod protocol;
 pub mod run;
