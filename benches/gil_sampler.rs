@@ -6,9 +6,14 @@
 //!   rates, and hand-overs seen beside the interpreter's `switch_number`;
 //! - what that CPU is made of: one read of the GIL (back to back, no
 //!   sleeping), and a bare 10 kHz absolute-deadline sleep loop that reads
-//!   nothing (the wake-up floor of any sampler on this machine).
+//!   nothing (the wake-up floor of any sampler on this machine);
+//! - the exact events instead: uprobes on take_gil/drop_gil drained every
+//!   10 ms, their drainer's CPU and events per second;
+//! - what watching costs the interpreter: the wall time of a fixed 2-thread
+//!   job alone, under the sampler, and under the uprobes.
 //!
-//! Rounds alternate between the processes; figures are medians of rounds.
+//! Rounds alternate between the processes (and the three ways of running
+//! the job); figures are medians of rounds.
 //!
 //! `cargo bench --bench gil_sampler [-- --python PATH --rounds N --seconds S --period-us P]`
 
@@ -18,7 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use gilscope::clock::{now_ns, thread_cpu_ns};
-use gilscope::gil_sampler::{GilReader, Sample, Sampler, SamplerConfig};
+use gilscope::gil_sampler::uprobes::GilProbes;
+use gilscope::gil_sampler::{GilReader, PythonProcess, Sample, Sampler, SamplerConfig};
 
 struct Options {
     python: PathBuf,
@@ -193,6 +199,82 @@ fn bare_wake_pct(period: Duration, seconds: f64) -> f64 {
     100.0 * (thread_cpu_ns() - cpu) as f64 / (now_ns() - start) as f64
 }
 
+/// CPU share of one core of a thread draining `probes` every 10 ms for
+/// `seconds`, and the events it drained per second.
+fn uprobe_round(workload: &Workload, seconds: f64) -> Option<(f64, f64)> {
+    let process = PythonProcess::attach(workload.child.id()).ok()?;
+    let mut probes = match GilProbes::attach(&process) {
+        Ok(p) => p,
+        Err(f) => {
+            println!("uprobes: {f}");
+            return None;
+        }
+    };
+    let start = now_ns();
+    let cpu = thread_cpu_ns();
+    let mut events = 0usize;
+    while now_ns() - start < (seconds * 1e9) as u64 {
+        std::thread::sleep(Duration::from_millis(10));
+        events += probes.drain().len();
+    }
+    let wall = (now_ns() - start) as f64;
+    Some((100.0 * (thread_cpu_ns() - cpu) as f64 / wall, events as f64 / (wall / 1e9)))
+}
+
+/// How a job is watched.
+#[derive(Clone, Copy, Debug)]
+enum Watch {
+    Nothing,
+    Sampler,
+    Uprobes,
+}
+
+/// Seconds a 2-thread job of `iterations` each takes (timed inside
+/// python, from the threads' start to their end) while watched as `watch`.
+fn job_seconds(python: &PathBuf, iterations: u64, watch: Watch) -> f64 {
+    let code = format!(
+        "import math, sys, threading, time\n\
+         sys.setswitchinterval(0.005)\n\
+         def work():\n    \
+             for i in range({iterations}):\n        math.sqrt(i)\n\
+         print('ready', flush=True)\n\
+         sys.stdin.readline()\n\
+         t = time.monotonic_ns()\n\
+         threads = [threading.Thread(target=work) for _ in range(2)]\n\
+         for th in threads:\n    th.start()\n\
+         for th in threads:\n    th.join()\n\
+         print(time.monotonic_ns() - t, flush=True)\n"
+    );
+    let mut child = Command::new(python)
+        .args(["-I", "-c", &code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let pid = child.id();
+    // Whatever watches lives until the job has printed its time.
+    let _sampler = matches!(watch, Watch::Sampler).then(|| {
+        let reader = GilReader::attach(pid).unwrap_or_else(|f| panic!("{f}"));
+        Sampler::start(reader, SamplerConfig::default()).expect("sampler")
+    });
+    let _probes = matches!(watch, Watch::Uprobes).then(|| {
+        let process = PythonProcess::attach(pid).unwrap_or_else(|f| panic!("{f}"));
+        GilProbes::attach(&process).ok()
+    });
+    if let Some(stdin) = child.stdin.as_mut() {
+        use std::io::Write;
+        let _ = stdin.write_all(b"go\n");
+        let _ = stdin.flush();
+    }
+    line.clear();
+    out.read_line(&mut line).expect("the job's time");
+    let _ = child.wait();
+    line.trim().parse::<f64>().unwrap_or(f64::NAN) / 1e9
+}
+
 fn main() {
     let o = options();
     println!(
@@ -248,4 +330,31 @@ fn main() {
         "a bare sleep loop, same deadlines, no reads: {:.2} % of a core (the wake-up floor)",
         median(wakes)
     );
+
+    let uprobes: Vec<(f64, f64)> =
+        (0..o.rounds).filter_map(|_| uprobe_round(&workloads[0].1, o.seconds)).collect();
+    if !uprobes.is_empty() {
+        println!(
+            "uprobes instead (2 threads, drained every 10 ms): drainer {:.3} % of a core, {:.0} events/s",
+            median(uprobes.iter().map(|u| u.0).collect()),
+            median(uprobes.iter().map(|u| u.1).collect())
+        );
+    }
+    drop(workloads);
+
+    // What watching costs the watched: the same job, interleaved.
+    let iterations = 10_000_000;
+    let modes = [Watch::Nothing, Watch::Sampler, Watch::Uprobes];
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for _ in 0..o.rounds {
+        for (i, mode) in modes.iter().enumerate() {
+            walls[i].push(job_seconds(&o.python, iterations, *mode));
+        }
+    }
+    let alone = median(walls[0].clone());
+    println!("2 threads × {iterations} iterations, median wall: alone {alone:.3} s");
+    for (mode, w) in modes.iter().zip(&walls).skip(1) {
+        let m = median(w.clone());
+        println!("  under the {mode:?}: {m:.3} s ({:.3}×)", m / alone);
+    }
 }

@@ -6,6 +6,8 @@
 //! counts, and measures the switch interval the program set; every offset
 //! it uses agrees with the interpreters' DWARF debug info (read by gdb);
 //! whatever it cannot read gets a [`Fallback`] with a reason, never a lane.
+//! Uprobes on `take_gil`/`drop_gil` see the same hand-overs exactly, and
+//! agree with the samples on who holds the GIL.
 //!
 //! An interpreter these tests need that is missing fails them loudly.
 
@@ -18,8 +20,12 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use gilscope::clock::now_ns;
 use gilscope::gil_sampler::layout::{self, GilHome, Layout, debug_block_313};
-use gilscope::gil_sampler::{GilReader, PythonProcess, Sample, Sampler, SamplerConfig, SamplerStats};
+use gilscope::gil_sampler::uprobes::{GilEvent, GilEventKind, GilProbes};
+use gilscope::gil_sampler::{
+    GilReader, GilSample, PythonProcess, Sample, Sampler, SamplerConfig, SamplerStats,
+};
 
 /// Tests run one at a time: on a 2-core machine two CPU-bound interpreters,
 /// or gdb loading a libpython's DWARF, would stretch each other's hold
@@ -698,4 +704,227 @@ fn attaching_right_after_the_spawn_waits_for_the_interpreter() {
         assert_eq!(sample.holder_tid, Some(py.pid()));
     }
     assert!(common::alive(py.pid()));
+}
+
+// ------------------------------------------------------------ exact events
+
+/// A sample taken while the GIL is held, and the clock just before and
+/// just after it: events outside that bracket are surely before or after.
+fn held_sample(reader: &mut GilReader) -> (u64, GilSample, u64) {
+    loop {
+        let before = now_ns();
+        if let Ok(sample) = reader.read() {
+            let after = now_ns();
+            if sample.locked && sample.holder_tid.is_some() {
+                return (before, sample, after);
+            }
+        }
+    }
+}
+
+/// The hand-overs in `events` (takes by a thread other than the last
+/// holder, starting from `holder`): what switch_number counts.
+fn hand_overs_in(events: &[&GilEvent], mut holder: u32) -> u64 {
+    let mut n = 0;
+    for e in events.iter().filter(|e| e.kind == GilEventKind::Take) {
+        n += u64::from(e.tid != holder);
+        holder = e.tid;
+    }
+    n
+}
+
+/// Attaches the probes and waits until each worker has started a wait for
+/// the GIL under them: a `take_gil` entered before the probes has no return
+/// probe, so a thread's events are complete only from its first `Wait`.
+fn probes_on(process: &PythonProcess, workers: &[u32]) -> GilProbes {
+    let mut probes =
+        GilProbes::attach(process).unwrap_or_else(|f| panic!("CPython {}: {f}", process.version()));
+    let mut waited = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !workers.iter().all(|w| waited.contains(w)) {
+        assert!(std::time::Instant::now() < deadline, "workers {workers:?} never waited; saw {waited:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        waited.extend(probes.drain().iter().filter(|e| e.kind == GilEventKind::Wait).map(|e| e.tid));
+    }
+    probes
+}
+
+#[test]
+fn uprobes_see_every_hand_over_the_interpreter_counts() {
+    let _one_at_a_time = timing_lock();
+    for minor in 10..=13 {
+        let (py, workers) = cpu_bound(&pyenv_python(minor), 2, 0.005);
+        let process = PythonProcess::attach(py.pid()).unwrap();
+        let mut probes = probes_on(&process, &workers);
+        let mut reader = process.gil_reader(process.main_interpreter().unwrap()).unwrap();
+        let (_, first, from) = held_sample(&mut reader);
+        std::thread::sleep(Duration::from_secs(1));
+        let (until, last, _) = held_sample(&mut reader);
+        let events = probes.drain();
+        drop(py);
+
+        let within: Vec<&GilEvent> = events.iter().filter(|e| e.t > from && e.t < until).collect();
+        let takers: BTreeSet<u32> =
+            within.iter().filter(|e| e.kind == GilEventKind::Take).map(|e| e.tid).collect();
+        assert_eq!(takers, workers.iter().copied().collect(), "3.{minor}: who took the GIL");
+        let seen = hand_overs_in(&within, first.holder_tid.unwrap_or_default());
+        let counted = last.switch_number - first.switch_number;
+        assert!(counted >= 50, "3.{minor}: only {counted} switches in a second");
+        // switch_number moves inside take_gil, the return probe fires as it
+        // returns: a hand-over right at either read may fall on either side.
+        assert!(
+            seen.abs_diff(counted) <= 2,
+            "3.{minor}: uprobes saw {seen} hand-overs, switch_number moved by {counted}"
+        );
+        assert_eq!(probes.lost(), 0);
+    }
+}
+
+#[test]
+fn uprobes_show_one_holder_at_a_time() {
+    let _one_at_a_time = timing_lock();
+    for minor in [10, 13] {
+        let (py, workers) = cpu_bound(&pyenv_python(minor), 4, 0.001);
+        let process = PythonProcess::attach(py.pid()).unwrap();
+        let mut probes = probes_on(&process, &workers);
+        std::thread::sleep(Duration::from_millis(500));
+        let events = probes.drain();
+        drop(py);
+        // From the first take on, every take finds the GIL free: its last
+        // holder dropped it first. Each thread goes wait, take, drop, wait.
+        let start = events.iter().position(|e| e.kind == GilEventKind::Take).expect("a take");
+        let mut holder = None;
+        let mut last_of: HashMap<u32, GilEventKind> = HashMap::new();
+        let mut takes = 0;
+        for e in &events[start..] {
+            match e.kind {
+                GilEventKind::Take => {
+                    assert_eq!(
+                        holder, None,
+                        "3.{minor}: {} took the GIL at {} while {holder:?} held it",
+                        e.tid, e.t
+                    );
+                    holder = Some(e.tid);
+                    takes += 1;
+                }
+                GilEventKind::Drop => {
+                    assert_eq!(
+                        holder,
+                        Some(e.tid),
+                        "3.{minor}: {} dropped a GIL it did not hold at {}",
+                        e.tid,
+                        e.t
+                    );
+                    holder = None;
+                }
+                GilEventKind::Wait => {}
+            }
+            let expected_before = match e.kind {
+                GilEventKind::Wait => GilEventKind::Drop,
+                GilEventKind::Take => GilEventKind::Wait,
+                GilEventKind::Drop => GilEventKind::Take,
+            };
+            if let Some(previous) = last_of.insert(e.tid, e.kind) {
+                assert_eq!(previous, expected_before, "3.{minor}: thread {} at {}", e.tid, e.t);
+            }
+        }
+        assert!(takes > 100, "3.{minor}: only {takes} takes");
+        assert!(workers.iter().all(|w| last_of.contains_key(w)), "3.{minor}: every worker took part");
+    }
+}
+
+#[test]
+fn the_sampler_and_the_uprobes_name_the_same_holder() {
+    // Two independent ways of seeing the GIL: reading its memory, and
+    // trapping its functions. Away from a hand-over (50 µs either side)
+    // they must agree on who holds it.
+    let _one_at_a_time = timing_lock();
+    let (py, workers) = cpu_bound(&pyenv_python(11), 3, 0.002);
+    let process = PythonProcess::attach(py.pid()).unwrap();
+    let mut probes = probes_on(&process, &workers);
+    let reader = process.gil_reader(process.main_interpreter().unwrap()).unwrap();
+    let (samples, _) = sample(reader, Duration::from_secs(1));
+    let events = probes.drain();
+    drop(py);
+
+    let takes: Vec<&GilEvent> = events.iter().filter(|e| e.kind != GilEventKind::Wait).collect();
+    let near_an_event = |t: u64| {
+        let i = takes.partition_point(|e| e.t < t);
+        [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| takes.get(i))
+            .any(|e| e.t.abs_diff(t) < 50_000)
+    };
+    let (mut agree, mut compared) = (0, 0);
+    for s in samples.iter().filter(|s| s.gil.locked && !near_an_event(s.t)) {
+        // The holder by the probes: the last take or drop before the sample.
+        let i = takes.partition_point(|e| e.t < s.t);
+        let Some(last) = i.checked_sub(1).map(|i| takes[i]) else { continue };
+        compared += 1;
+        if last.kind == GilEventKind::Take && Some(last.tid) == s.gil.holder_tid {
+            agree += 1;
+        }
+    }
+    assert!(compared > 3_000, "only {compared} samples to compare");
+    assert!(agree * 100 >= compared * 99, "{agree} of {compared} samples agree with the uprobes");
+}
+
+#[test]
+fn a_stripped_interpreter_gets_no_uprobes_and_says_why() {
+    let _one_at_a_time = timing_lock();
+    let mut py = Python::start(&debian_python(), "import time\nprint('ready', flush=True)\ntime.sleep(60)\n");
+    assert_eq!(py.line(), "ready");
+    let process = PythonProcess::attach(py.pid()).unwrap();
+    let fallback = GilProbes::attach(&process).unwrap_err();
+    assert_eq!(fallback.reason, "no take_gil symbol in python3.11: its .symtab was stripped");
+}
+
+#[test]
+fn uprobes_follow_threads_started_after_they_attach() {
+    let _one_at_a_time = timing_lock();
+    let code = "import math, sys, threading\n\
+        sys.setswitchinterval(0.001)\n\
+        def work():\n    \
+            print(threading.get_native_id(), flush=True)\n    \
+            for i in range(500_000_000):\n        math.sqrt(i)\n\
+        print('ready', flush=True)\n\
+        sys.stdin.readline()\n\
+        threads = [threading.Thread(target=work) for _ in range(2)]\n\
+        for t in threads:\n    t.start()\n\
+        for t in threads:\n    t.join()\n";
+    let mut child = Command::new(pyenv_python(11))
+        .args(["-I", "-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python 3.11");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let process = PythonProcess::attach(child.id()).unwrap();
+    let mut probes = GilProbes::attach(&process).unwrap();
+    assert_eq!(probes.threads(), 1, "only the main thread so far");
+    use std::io::Write;
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        workers.push(line.trim().parse::<u32>().unwrap());
+    }
+    let mut taken: BTreeMap<u32, usize> = BTreeMap::new();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(10));
+        for e in probes.drain().iter().filter(|e| e.kind == GilEventKind::Take) {
+            *taken.entry(e.tid).or_default() += 1;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(probes.threads(), 3);
+    for w in &workers {
+        assert!(taken.get(w).is_some_and(|&n| n > 10), "worker {w} took the GIL {:?} times", taken.get(w));
+    }
+    assert_eq!(probes.untraced(), 0);
 }
