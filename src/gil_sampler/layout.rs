@@ -116,7 +116,7 @@ const GIL_LOCKED: u64 = 16;
 const GIL_SWITCH_NUMBER: u64 = 24;
 
 /// The table entry for a minor version (3.10 to 3.13). For 3.13 the sampler
-/// prefers the target's `_Py_DebugOffsets` ([`from_debug_offsets`]); the
+/// prefers the target's `_Py_DebugOffsets` ([`DebugOffsets::layout_313`]); the
 /// entry is what that block was checked against, and its source for the
 /// two fields the block lacks.
 pub fn table(major: u8, minor: u8) -> Option<Layout> {

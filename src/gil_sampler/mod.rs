@@ -6,8 +6,10 @@
 //! finds `_PyRuntime` in a live process ([`symbols`]), knows per version
 //! where the GIL's fields are ([`layout`]), copies them out with
 //! `process_vm_readv` ([`memory`]) and names the holder's OS thread
-//! ([`threads`]). [`GilReader::read`] takes one consistent sample;
-//! [`Sampler`] takes 10,000 a second on a thread of its own.
+//! (`threads`). [`GilReader::read`] takes one consistent sample;
+//! [`Sampler`] takes 10,000 a second on a thread of its own. Where perf
+//! events are allowed, [`uprobes`] sees every take and release exactly
+//! instead, from breakpoints on the interpreter's own functions.
 //!
 //! Whatever it cannot read faithfully it refuses with a [`Fallback`] that
 //! says why in a line, so the caller can keep the inferred lanes: a wrong
@@ -17,7 +19,7 @@ pub mod layout;
 pub mod memory;
 mod sampler;
 pub mod symbols;
-pub mod threads;
+mod threads;
 pub mod uprobes;
 
 use std::fmt;
@@ -372,6 +374,25 @@ impl GilReader {
     /// the holder and the flag, in the same system call, and a sample
     /// during which it moved is [`ReadError::Torn`].
     pub fn read(&mut self) -> Result<GilSample, ReadError> {
+        let raw = self.read_raw()?;
+        if raw.switch_before != raw.switch_number {
+            return Err(ReadError::Torn);
+        }
+        let locked = match raw.locked {
+            0 => false,
+            1 => true,
+            other => return Err(ReadError::Implausible(format!("locked = {other}"))),
+        };
+        let holder_tid = if locked {
+            self.holders.tid(&self.process.memory, raw.holder, raw.threads_created)
+        } else {
+            None
+        };
+        Ok(GilSample { locked, holder_tid, switch_number: raw.switch_number })
+    }
+
+    /// The GIL's fields as copied, not yet judged.
+    fn read_raw(&self) -> Result<RawGil, ReadError> {
         let l = &self.process.layout;
         let (mut before, mut head, mut created) = ([0u8; 8], [0u8; layout::GIL_HEAD_LEN], [0u8; 8]);
         // Three pieces, copied in this order: the switch number, then the
@@ -385,27 +406,21 @@ impl GilReader {
             // GIL, so the holder read above is never newer than this count.
             Piece::new(self.interpreter.address + l.interp_threads_created, &mut created),
         ])?;
+        // In bounds: `layout_for` only hands out layouts whose GIL fields
+        // fit `GIL_HEAD_LEN` bytes from `last_holder`.
         let field = |offset: u64, len: usize| {
             let at = (offset - l.gil_last_holder) as usize;
             let mut b = [0u8; 8];
             b[..len].copy_from_slice(&head[at..at + len]);
             u64::from_ne_bytes(b)
         };
-        let switch_number = field(l.gil_switch_number, 8);
-        if u64::from_ne_bytes(before) != switch_number {
-            return Err(ReadError::Torn);
-        }
-        let locked = match field(l.gil_locked, 4) {
-            0 => false,
-            1 => true,
-            other => return Err(ReadError::Implausible(format!("locked = {other}"))),
-        };
-        let holder_tid = if locked {
-            self.holders.tid(&self.process.memory, field(l.gil_last_holder, 8), u64::from_ne_bytes(created))
-        } else {
-            None
-        };
-        Ok(GilSample { locked, holder_tid, switch_number })
+        Ok(RawGil {
+            switch_before: u64::from_ne_bytes(before),
+            holder: field(l.gil_last_holder, 8),
+            locked: field(l.gil_locked, 4),
+            switch_number: field(l.gil_switch_number, 8),
+            threads_created: u64::from_ne_bytes(created),
+        })
     }
 
     /// The interpreter's switch interval (`sys.getswitchinterval()`).
@@ -436,61 +451,195 @@ impl GilReader {
         Ok(())
     }
 
-    /// A GIL's fields have narrow ranges: the flag is 0 or 1, a holder of a
-    /// locked GIL is a thread state of one of the process's interpreters.
-    /// A layout that does not fit the process shows here, before a single
-    /// lane is drawn from it.
+    /// A GIL's fields have narrow ranges: the flag is 0 or 1, the switch
+    /// interval is positive, and the last holder (set by the first take,
+    /// never cleared) is a thread state of one of the process's
+    /// interpreters. A layout that does not fit the process, even one that
+    /// lands on zeroed memory, shows here before a single lane is drawn.
     fn check_plausible(&mut self) -> Result<(), Fallback> {
-        let l = self.process.layout;
         let interpreters = self
             .process
             .interpreters()
             .map_err(|e| Fallback::new(format!("cannot list interpreters: {e}")))?;
-        let unfit = |why: String| {
-            Fallback::new(format!("CPython {}'s GIL does not look like one: {why}", self.process.version))
-        };
+        let version = self.process.version;
+        let unfit =
+            |why: String| Fallback::new(format!("CPython {version}'s GIL does not look like one: {why}"));
         let interval = self.switch_interval().map_err(|e| unfit(e.to_string()))?;
-        if interval > Duration::from_secs(3600) {
+        if interval.is_zero() || interval > Duration::from_secs(3600) {
             return Err(unfit(format!("switch interval {interval:?}")));
         }
-        let mut mismatched = None;
-        // The holder is a moving target: one attempt of several that fits is enough.
+        let mut mismatch = None;
+        // The holder is a moving target (and a finished thread's state may
+        // be freed): one fitting attempt of several is enough.
         for _ in 0..20 {
-            let mut head = [0u8; 32];
-            self.process.memory.read(self.gil, &mut head).map_err(Fallback::from_memory)?;
-            let word = |at: u64| {
-                let at = at as usize;
-                u64::from_ne_bytes([
-                    head[at],
-                    head[at + 1],
-                    head[at + 2],
-                    head[at + 3],
-                    head[at + 4],
-                    head[at + 5],
-                    head[at + 6],
-                    head[at + 7],
-                ])
-            };
-            let locked = word(l.gil_locked) & 0xffff_ffff;
-            let holder = word(l.gil_last_holder);
-            match locked {
-                0 => return Ok(()),
-                1 if holder != 0 => {
-                    let interp = self.process.memory.read_u64(holder + l.tstate_interp);
-                    match interp {
-                        Ok(interp) if interpreters.iter().any(|i| i.address == interp) => return Ok(()),
-                        Ok(interp) => {
-                            mismatched =
-                                Some(format!("its holder's interpreter {interp:#x} is none of the process's"))
-                        }
-                        Err(e) => mismatched = Some(format!("its holder cannot be read: {e}")),
+            let raw = self.read_raw().map_err(|e| unfit(e.to_string()))?;
+            if raw.locked > 1 {
+                return Err(unfit(format!("locked = {}", raw.locked)));
+            }
+            if raw.holder != 0 {
+                match self.process.memory.read_u64(raw.holder + self.process.layout.tstate_interp) {
+                    Ok(interp) if interpreters.iter().any(|i| i.address == interp) => return Ok(()),
+                    Ok(interp) => {
+                        mismatch =
+                            Some(format!("its holder's interpreter {interp:#x} is none of the process's"))
                     }
+                    Err(e) => mismatch = Some(format!("its holder cannot be read: {e}")),
                 }
-                1 => mismatched = Some("locked with no holder".to_owned()),
-                other => return Err(unfit(format!("locked = {other}"))),
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Err(unfit(mismatched.unwrap_or_default()))
+        match mismatch {
+            Some(why) => Err(unfit(why)),
+            None => Err(Fallback::transient("the GIL has not been taken yet")),
+        }
+    }
+}
+
+/// The GIL's fields as one read copied them.
+struct RawGil {
+    switch_before: u64,
+    holder: u64,
+    locked: u64,
+    switch_number: u64,
+    threads_created: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake CPython 3.11 runtime in this very process: `_PyRuntime`, one
+    /// interpreter, one thread state (this thread), a GIL it holds.
+    struct FakeRuntime {
+        runtime: Box<[u64; 64]>,
+        interp: Box<[u64; 16]>,
+        tstate: Box<[u64; 32]>,
+    }
+
+    fn addr<T>(b: &T) -> u64 {
+        b as *const T as u64
+    }
+
+    fn own_tid() -> u64 {
+        // SAFETY: gettid has no failure mode.
+        u64::from(unsafe { libc::gettid() } as u32)
+    }
+
+    impl FakeRuntime {
+        fn new() -> FakeRuntime {
+            let mut fake = FakeRuntime {
+                runtime: Box::new([0; 64]),
+                interp: Box::new([0; 16]),
+                tstate: Box::new([0; 32]),
+            };
+            let l = Self::layout();
+            fake.runtime[l.runtime_interpreters_head as usize / 8] = addr(&*fake.interp);
+            fake.interp[l.interp_threads_created as usize / 8] = 1;
+            fake.tstate[l.tstate_interp as usize / 8] = addr(&*fake.interp);
+            fake.tstate[l.tstate_native_thread_id.unwrap_or(0) as usize / 8] = own_tid();
+            fake.set_gil(5_000, addr(&*fake.tstate), 1, 42);
+            fake
+        }
+
+        fn layout() -> Layout {
+            layout::table(3, 11).unwrap()
+        }
+
+        fn set_gil(&mut self, interval: u64, holder: u64, locked: u64, switch_number: u64) {
+            let GilHome::Runtime { offset } = Self::layout().gil else { unreachable!() };
+            let at = offset as usize / 8;
+            self.runtime[at..at + 4].copy_from_slice(&[interval, holder, locked, switch_number]);
+        }
+
+        fn process(&self) -> PythonProcess {
+            let pid = std::process::id();
+            let runtime = addr(&*self.runtime);
+            let file = symbols::MappedFile { path: "fake".into(), inode: 0, mappings: Vec::new() };
+            PythonProcess {
+                pid,
+                version: Version { major: 3, minor: 11, micro: Some(7) },
+                layout: Self::layout(),
+                memory: ProcessMemory::open(pid, runtime, 8).unwrap(),
+                runtime,
+                tids: TidSource::Native { offset: Self::layout().tstate_native_thread_id.unwrap() },
+                pidfd: None,
+                python: symbols::Loaded { file, info: symbols::ElfInfo::default(), bias: 0 },
+            }
+        }
+
+        fn reader(&self) -> Result<GilReader, Fallback> {
+            let process = self.process();
+            let main = process.main_interpreter()?;
+            process.gil_reader(main)
+        }
+    }
+
+    #[test]
+    fn a_gil_that_fits_its_layout_is_read_with_its_holder_named() {
+        let fake = FakeRuntime::new();
+        let mut reader = fake.reader().unwrap();
+        let sample = reader.read().unwrap();
+        assert_eq!(sample, GilSample { locked: true, holder_tid: Some(own_tid() as u32), switch_number: 42 });
+        assert_eq!(reader.switch_interval().unwrap(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn zeroed_memory_is_no_gil() {
+        let mut fake = FakeRuntime::new();
+        fake.set_gil(0, 0, 0, 0);
+        let why = fake.reader().unwrap_err();
+        assert!(why.reason.contains("does not look like one"), "{why}");
+    }
+
+    #[test]
+    fn a_flag_that_is_neither_0_nor_1_is_no_gil() {
+        let mut fake = FakeRuntime::new();
+        let holder = addr(&*fake.tstate);
+        fake.set_gil(5_000, holder, 7, 42);
+        let why = fake.reader().unwrap_err();
+        assert!(why.reason.ends_with("locked = 7"), "{why}");
+    }
+
+    #[test]
+    fn a_holder_of_no_known_interpreter_is_no_gil() {
+        let mut fake = FakeRuntime::new();
+        let interp_at = FakeRuntime::layout().tstate_interp as usize / 8;
+        fake.tstate[interp_at] = 0x1234_5678;
+        let why = fake.reader().unwrap_err();
+        assert!(why.reason.contains("none of the process's"), "{why}");
+    }
+
+    #[test]
+    fn a_gil_nobody_has_taken_yet_is_worth_asking_again() {
+        let mut fake = FakeRuntime::new();
+        fake.set_gil(5_000, 0, 0, 0);
+        let why = fake.reader().unwrap_err();
+        assert!(why.transient, "{why}");
+    }
+
+    #[test]
+    fn a_switch_number_that_moves_during_the_read_makes_it_torn() {
+        // Another thread bumps switch_number as fast as it can: some reads
+        // must see it move between their first piece and their last field.
+        let fake = FakeRuntime::new();
+        let mut reader = fake.reader().unwrap();
+        let l = FakeRuntime::layout();
+        let gil = reader.gil_address() + l.gil_switch_number;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bump = {
+            let stop = std::sync::Arc::clone(&stop);
+            let at = gil as usize;
+            std::thread::spawn(move || {
+                // SAFETY: `at` is the fake GIL's switch_number, alive until joined.
+                let word = unsafe { &*(at as *const std::sync::atomic::AtomicU64) };
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    word.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let torn = (0..20_000).filter(|_| matches!(reader.read(), Err(ReadError::Torn))).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = bump.join();
+        assert!(torn > 0, "a switch number moving all the time was never caught mid-read");
     }
 }

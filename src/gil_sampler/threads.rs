@@ -69,10 +69,6 @@ impl Holders {
         Holders { pid, source, cache: HashMap::new(), threads_created: 0 }
     }
 
-    pub fn source(&self) -> TidSource {
-        self.source
-    }
-
     /// The OS thread id of thread state `tstate`; `threads_created` is the
     /// interpreter's counter read in the same sample.
     pub fn tid(&mut self, memory: &ProcessMemory, tstate: u64, threads_created: u64) -> Option<u32> {
