@@ -16,7 +16,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -79,6 +79,7 @@ fn debian_python() -> PathBuf {
 /// A python child, killed when dropped.
 struct Python {
     child: Child,
+    stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
@@ -87,13 +88,19 @@ impl Python {
     fn start(python: &Path, code: &str) -> Python {
         let mut child = Command::new(python)
             .args(["-I", "-c", code])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Python { child, stdout }
+        Python { child, stdin, stdout }
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").and_then(|()| self.stdin.flush()).expect("writing to python");
     }
 
     fn pid(&self) -> u32 {
@@ -893,26 +900,13 @@ fn uprobes_follow_threads_started_after_they_attach() {
         threads = [threading.Thread(target=work) for _ in range(2)]\n\
         for t in threads:\n    t.start()\n\
         for t in threads:\n    t.join()\n";
-    let mut child = Command::new(pyenv_python(11))
-        .args(["-I", "-c", code])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python 3.11");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let process = PythonProcess::attach(child.id()).unwrap();
+    let mut py = Python::start(&pyenv_python(11), code);
+    assert_eq!(py.line(), "ready");
+    let process = PythonProcess::attach(py.pid()).unwrap();
     let mut probes = GilProbes::attach(&process).unwrap();
     assert_eq!(probes.threads(), 1, "only the main thread so far");
-    use std::io::Write;
-    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        line.clear();
-        out.read_line(&mut line).unwrap();
-        workers.push(line.trim().parse::<u32>().unwrap());
-    }
+    py.send("go");
+    let workers = [py.tid(), py.tid()];
     let mut taken: BTreeMap<u32, usize> = BTreeMap::new();
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(10));
@@ -920,9 +914,8 @@ fn uprobes_follow_threads_started_after_they_attach() {
             *taken.entry(e.tid).or_default() += 1;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(probes.threads(), 3);
+    drop(py);
     for w in &workers {
         assert!(taken.get(w).is_some_and(|&n| n > 10), "worker {w} took the GIL {:?} times", taken.get(w));
     }
