@@ -6,7 +6,8 @@
 //! Data flows one way: workers → supervisor → tally → what the user sees.
 //! The layers, from the bottom: `clock`, `format`, `cache`, `children`,
 //! `signals`; `protocol`;
-//! `sim` and `worker` (the simulated interpreter); `cpython`; `experiment`;
+//! `sim` and `worker` (the simulated interpreter); `gil_sampler` (a running
+//! interpreter's GIL, read from its memory); `cpython`; `experiment`;
 //! `monitor`; `app` (state, no I/O); `ui` (drawing from `&App`) beside
 //! `recording` (sessions kept in files, replayed into an app); `commands` on
 //! top. A module imports only from layers below it.
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod cpython;
 pub mod experiment;
 pub(crate) mod format;
+pub mod gil_sampler;
 pub mod monitor;
 pub mod protocol;
 pub mod recording;

@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["monitor"],
     &["experiment"],
     &["cpython"],
+    // Reads a running interpreter's GIL from its memory; knows nothing of runs.
+    &["gil_sampler"],
     &["worker"],
     &["sim"],
     &["protocol"],
