@@ -111,6 +111,39 @@ impl ReleaseReason {
     }
 }
 
+/// Where a process's GIL lanes come from, as gilscope's lanes stage says
+/// (`lanes` records: gilscope writes them, never a worker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaneSource {
+    /// Every take and release, from uprobes on the interpreter's own
+    /// `take_gil` and `drop_gil`.
+    Exact,
+    /// The holder read from the process's memory every `period_ns`.
+    Measured { period_ns: u64 },
+    /// Neither could be had: the worker's own stamps, and why not.
+    Inferred { why: String },
+}
+
+impl LaneSource {
+    /// `exact`, `measured` or `inferred`: the word the JSON uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LaneSource::Exact => "exact",
+            LaneSource::Measured { .. } => "measured",
+            LaneSource::Inferred { .. } => "inferred",
+        }
+    }
+
+    /// How much a lane can be trusted: inferred < measured < exact.
+    pub fn rank(&self) -> u8 {
+        match self {
+            LaneSource::Inferred { .. } => 0,
+            LaneSource::Measured { .. } => 1,
+            LaneSource::Exact => 2,
+        }
+    }
+}
+
 /// One event of a worker process, after the header.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -143,8 +176,21 @@ pub enum Record {
     /// interpreter can tell: the simulation can, `CPython` cannot). One per
     /// process the stream speaks for.
     End { t: u64, pid: u32, cpu_ns: u64, max_rss_kb: u64, switches: u64, drop_requests: Option<u64> },
+    /// Worker `worker` runs on OS thread `tid` (the native id, as in
+    /// `/proc/PID/task`) of process `pid`, in interpreter `interp` (0: the
+    /// main one): the thread a GIL's holder is named by.
+    Thread { t: u64, worker: u32, pid: u32, tid: u32, interp: u64 },
     /// The worker process hit an error it reports before exiting non-zero.
     Error { message: String },
+    /// Written by gilscope, not by a worker: where the GIL lanes of process
+    /// `pid` come from from `t` on.
+    Lanes { t: u64, pid: u32, source: LaneSource },
+    /// Written by gilscope, not by a worker: what it read of one GIL (that
+    /// of interpreter `interp` of process `pid`) while the workers worked,
+    /// so far: how far the interpreter's own `switch_number` moved,
+    /// how many hand-overs the lanes' source saw meanwhile, how many
+    /// samples it took (0 for uprobes), over how long, and the watcher's own CPU time.
+    Gil { t: u64, pid: u32, interp: u64, switches: u64, seen: u64, samples: u64, span_ns: u64, cpu_ns: u64 },
 }
 
 impl Record {
@@ -160,9 +206,16 @@ impl Record {
             | Record::Progress { worker, .. }
             | Record::Finished { worker, .. }
             | Record::Cpu { worker, .. }
-            | Record::Process { worker, .. } => Some(worker),
-            Record::End { .. } | Record::Error { .. } => None,
+            | Record::Process { worker, .. }
+            | Record::Thread { worker, .. } => Some(worker),
+            Record::End { .. } | Record::Error { .. } | Record::Lanes { .. } | Record::Gil { .. } => None,
         }
+    }
+
+    /// Records only gilscope writes (its lanes stage): a worker that
+    /// writes one is not to be believed.
+    pub fn from_gilscope(&self) -> bool {
+        matches!(self, Record::Lanes { .. } | Record::Gil { .. })
     }
 
     /// The record with every point in time moved by `f`; a latency stays
@@ -188,7 +241,14 @@ impl Record {
             Record::End { t, pid, cpu_ns, max_rss_kb, switches, drop_requests } => {
                 Record::End { t: f(t), pid, cpu_ns, max_rss_kb, switches, drop_requests }
             }
+            Record::Thread { t, worker, pid, tid, interp } => {
+                Record::Thread { t: f(t), worker, pid, tid, interp }
+            }
             Record::Error { message } => Record::Error { message },
+            Record::Lanes { t, pid, source } => Record::Lanes { t: f(t), pid, source },
+            Record::Gil { t, pid, interp, switches, seen, samples, span_ns, cpu_ns } => {
+                Record::Gil { t: f(t), pid, interp, switches, seen, samples, span_ns, cpu_ns }
+            }
         }
     }
 
@@ -205,7 +265,10 @@ impl Record {
             | Record::Finished { t, .. }
             | Record::Cpu { t, .. }
             | Record::Process { t, .. }
-            | Record::End { t, .. } => Some(t),
+            | Record::Thread { t, .. }
+            | Record::End { t, .. }
+            | Record::Lanes { t, .. }
+            | Record::Gil { t, .. } => Some(t),
             Record::Error { .. } => None,
         }
     }
@@ -278,8 +341,21 @@ impl fmt::Display for Record {
                     None => Ok(()),
                 }
             }
+            Record::Thread { t, worker, pid, tid, interp } => {
+                write!(f, "thread {t} {worker} {pid} {tid} {interp}")
+            }
             // One line, whatever the message held.
             Record::Error { message } => write!(f, "error {}", message.replace('\n', " ")),
+            Record::Lanes { t, pid, source } => match source {
+                LaneSource::Exact => write!(f, "lanes {t} {pid} exact"),
+                LaneSource::Measured { period_ns } => write!(f, "lanes {t} {pid} measured {period_ns}"),
+                LaneSource::Inferred { why } => {
+                    write!(f, "lanes {t} {pid} inferred {}", why.replace('\n', " "))
+                }
+            },
+            Record::Gil { t, pid, interp, switches, seen, samples, span_ns, cpu_ns } => {
+                write!(f, "gil {t} {pid} {interp} {switches} {seen} {samples} {span_ns} {cpu_ns}")
+            }
         }
     }
 }
@@ -360,6 +436,9 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
     if tag == "error" {
         return Ok(Record::Error { message: rest.to_owned() });
     }
+    if tag == "lanes" {
+        return decode_lanes(rest).ok_or_else(bad);
+    }
     let mut fields = rest.split_ascii_whitespace();
     let mut num =
         || -> Result<u64, DecodeError> { fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad) };
@@ -384,6 +463,23 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
         "finished" => Record::Finished { t: num()?, worker: worker(num()?)? },
         "cpu" => Record::Cpu { t: num()?, worker: worker(num()?)?, cpu_ns: num()? },
         "process" => Record::Process { t: num()?, worker: worker(num()?)?, pid: pid(num()?)? },
+        "thread" => Record::Thread {
+            t: num()?,
+            worker: worker(num()?)?,
+            pid: pid(num()?)?,
+            tid: pid(num()?)?,
+            interp: num()?,
+        },
+        "gil" => Record::Gil {
+            t: num()?,
+            pid: pid(num()?)?,
+            interp: num()?,
+            switches: num()?,
+            seen: num()?,
+            samples: num()?,
+            span_ns: num()?,
+            cpu_ns: num()?,
+        },
         "end" => {
             let (t, pid, cpu_ns, max_rss_kb, switches) = (num()?, pid(num()?)?, num()?, num()?, num()?);
             // The drop-request count is there only where the interpreter knows it.
@@ -399,6 +495,20 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
         return Err(bad());
     }
     Ok(record)
+}
+
+/// `T PID exact`, `T PID measured PERIOD_NS`, `T PID inferred WHY…`.
+fn decode_lanes(rest: &str) -> Option<Record> {
+    let mut words = rest.splitn(4, ' ');
+    let t = words.next()?.parse().ok()?;
+    let pid = words.next()?.parse().ok()?;
+    let source = match (words.next()?, words.next()) {
+        ("exact", None) => LaneSource::Exact,
+        ("measured", Some(period)) => LaneSource::Measured { period_ns: period.trim().parse().ok()? },
+        ("inferred", Some(why)) if !why.trim().is_empty() => LaneSource::Inferred { why: why.to_owned() },
+        _ => return None,
+    };
+    Some(Record::Lanes { t, pid, source })
 }
 
 fn worker(n: u64) -> Result<u32, DecodeError> {
@@ -451,7 +561,27 @@ mod tests {
                 switches: 7,
                 drop_requests: None,
             },
+            Record::Thread { t: 20, worker: 3, pid: 4242, tid: 4250, interp: 2 },
             Record::Error { message: "boom: it broke".into() },
+            Record::Lanes { t: 21, pid: 4242, source: LaneSource::Exact },
+            Record::Lanes { t: 21, pid: 4242, source: LaneSource::Measured { period_ns: 100_000 } },
+            Record::Lanes {
+                t: 21,
+                pid: 4242,
+                source: LaneSource::Inferred {
+                    why: "stripped interpreter: python3.11 defines no _PyRuntime".into(),
+                },
+            },
+            Record::Gil {
+                t: 22,
+                pid: 4242,
+                interp: 0,
+                switches: 40,
+                seen: 39,
+                samples: 9_000,
+                span_ns: 900_000_000,
+                cpu_ns: 4_000_000,
+            },
         ]
     }
 
@@ -504,6 +634,11 @@ mod tests {
             "warp 1 2",
             "dropreq 1 2",
             "end 1 2 3 4 5 six",
+            "thread 1 0 2 3",
+            "lanes 1 2 sampled 100",
+            "lanes 1 2 inferred",
+            "lanes 1 2 exact now",
+            "gil 1 2 3 4 5 6 7",
             "\u{0}\u{1}",
         ] {
             assert!(decode(line).is_err(), "{line:?} should not decode");

@@ -78,11 +78,6 @@ pub struct Run {
     /// No more reports will be taken: finished, failed, or stopped.
     pub over: bool,
     pub os: OsView,
-    /// GIL hand-overs counted from the takes seen so far, in streams whose
-    /// takes are the lock's own (GIL on, exact timeline); the processes' own
-    /// count replaces it once they end.
-    pub handovers: u64,
-    last_taker: BTreeMap<usize, u32>,
     /// Workers whose own process died (not stopped with the rest of a failed model).
     pub died: Vec<u32>,
     /// The outside load of each OS sample taken while the run went on.
@@ -102,6 +97,9 @@ pub enum Switches {
     /// Counted from the lock's own takes as they come, then the processes'
     /// own count once they all ended.
     Counted(u64),
+    /// The real interpreter's own counter (`switch_number`), read while the
+    /// workers worked: exact, whatever the lanes' source.
+    Read(u64),
     /// Lanes inferred from progress stamps: their takes come in batches per
     /// worker, so only the processes' own count means anything, and only
     /// once they all ended (None before).
@@ -128,8 +126,6 @@ impl Run {
             start_error: None,
             over: false,
             os: OsView::default(),
-            handovers: 0,
-            last_taker: BTreeMap::new(),
             died: Vec::new(),
             outside: Vec::new(),
             applied: 0,
@@ -171,6 +167,9 @@ impl Run {
         if self.gil_off() {
             return Switches::NoGil;
         }
+        if let Some((read, _)) = self.tally.as_ref().and_then(Tally::switches_read) {
+            return Switches::Read(read);
+        }
         let total = self.tally.as_ref().filter(|t| t.succeeded()).map(Tally::switches);
         // A GIL with one worker has no one to hand over to, whatever the timeline.
         let one_per_gil = !self.spec.model.shares_processes(self.spec.experiment.workers);
@@ -178,7 +177,7 @@ impl Run {
         if inferred && !one_per_gil {
             Switches::Inferred(total)
         } else {
-            Switches::Counted(total.unwrap_or(self.handovers))
+            Switches::Counted(total.unwrap_or_else(|| self.tally.as_ref().map_or(0, Tally::lane_handovers)))
         }
     }
 
@@ -187,8 +186,8 @@ impl Run {
     /// workers whose own process died). True when a new pid is to be watched.
     pub(super) fn apply(&mut self, report: Report) -> bool {
         let Some(tally) = &mut self.tally else { return false };
-        let (stream, record) = match &report {
-            Report::Record { stream, record, .. } => (*stream, Some(record.clone())),
+        let record = match &report {
+            Report::Record { record, .. } => Some(record.clone()),
             Report::Ended { stream, outcome: Err(_), .. } => {
                 // A process that dies is told from its siblings stopped after it.
                 let range = match tally.hellos.get(stream) {
@@ -196,9 +195,9 @@ impl Run {
                     None => 0..tally.workers.len() as u32,
                 };
                 self.died.extend(range);
-                (*stream, None)
+                None
             }
-            Report::Hello { stream, .. } | Report::Ended { stream, .. } => (*stream, None),
+            Report::Hello { .. } | Report::Ended { .. } => None,
         };
         tally.apply(report);
         // Now and then, keep the lanes inside their memory budget.
@@ -206,28 +205,11 @@ impl Run {
         if self.applied.is_multiple_of(4096) {
             while tally.lane_bytes() > LANE_BUDGET && tally.shed_finest() {}
         }
-        record.is_some_and(|record| self.note(stream, &record))
+        record.is_some_and(|record| self.note(&record))
     }
 
-    fn note(&mut self, stream: usize, record: &Record) -> bool {
-        // Hand-overs of one lock: a process with a GIL per interpreter has none.
-        let exact_gil = |t: &Tally| {
-            t.hellos
-                .get(&stream)
-                .is_some_and(|h| h.gil && h.timeline == Timeline::Exact && h.gils.is_none_or(|g| g <= 1))
-        };
+    fn note(&mut self, record: &Record) -> bool {
         match *record {
-            // Only the lock's own takes, in the order it gave them out, are
-            // hand-overs: an inferred stream comes in batches per worker, and
-            // without a GIL every take is a thread starting to run.
-            Record::Take { worker, .. } if self.tally.as_ref().is_some_and(exact_gil) => {
-                if let Some(previous) = self.last_taker.insert(stream, worker)
-                    && previous != worker
-                {
-                    self.handovers += 1;
-                }
-                false
-            }
             Record::Process { pid, .. } if !self.pids.contains(&pid) => {
                 self.pids.push(pid);
                 true

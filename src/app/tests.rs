@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::*;
 use crate::experiment::spec::{MAX_WORKERS, RunSpec};
 use crate::monitor::Sample;
-use crate::protocol::{Hello, Record};
+use crate::protocol::{Hello, LaneSource, Record};
 use crate::scenario::{key as ch, play_run, press, sim_header, starts};
 
 /// The app on a machine of 4 cores: room for both models' 2 workers, so
@@ -485,7 +485,25 @@ fn without_a_gil_nothing_is_handed_over() {
     for worker in [0, 1, 0, 1] {
         run.apply(Report::Record { run: 1, stream: 0, record: Record::Take { t: 0, worker } });
     }
-    assert_eq!((run.handovers, run.switches()), (0, Switches::NoGil));
+    let counted = run.tally.as_ref().map(Tally::lane_handovers);
+    assert_eq!((counted, run.switches()), (Some(0), Switches::NoGil));
+}
+
+#[test]
+fn the_interpreters_own_count_is_shown_once_its_gil_is_read() {
+    let mut run = started_run(models(&Experiment::new(2))[0].clone(), 1, vec![7]);
+    let inferred = Timeline::Inferred { resolution_ns: 50_000 };
+    run.apply(Report::Hello { run: 1, stream: 0, hello: header(7, true, 2, 0, inferred) });
+    let record = |run: &mut Run, record| run.apply(Report::Record { run: 1, stream: 0, record });
+    for worker in 0..2 {
+        record(&mut run, Record::Process { t: 0, worker, pid: 7 });
+    }
+    assert_eq!(run.switches(), Switches::Inferred(None), "not read yet");
+    record(&mut run, Record::Lanes { t: 0, pid: 7, source: LaneSource::Measured { period_ns: 100_000 } });
+    let gil =
+        Record::Gil { t: 0, pid: 7, interp: 0, switches: 40, seen: 39, samples: 900, span_ns: 1, cpu_ns: 0 };
+    record(&mut run, gil);
+    assert_eq!(run.switches(), Switches::Read(40));
 }
 
 #[test]

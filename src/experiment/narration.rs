@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use crate::experiment::spec::{Experiment, RunSpec, Workload};
 use crate::experiment::supervisor::Report;
 use crate::experiment::tally::RunResult;
-use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
+use crate::protocol::{Hello, LaneSource, Record, ReleaseReason, Timeline};
 use crate::sim::workload::Role;
 
 /// How long a sentence stays before a less interesting one may replace it:
@@ -92,6 +92,8 @@ struct Stream {
     /// The worker holding the GIL, if one does.
     holder: Option<u32>,
     dropped: Option<Dropped>,
+    /// Where gilscope read this stream's GIL lanes from, when it said.
+    lanes: Option<LaneSource>,
 }
 
 impl Stream {
@@ -100,8 +102,11 @@ impl Stream {
         self.hello.as_ref().is_some_and(|h| h.gil && h.timeline == Timeline::Exact)
     }
 
+    /// Lanes guessed from the worker's stamps: its header says inferred,
+    /// and gilscope did not read the GIL instead.
     fn inferred(&self) -> bool {
-        self.hello.as_ref().is_some_and(|h| h.timeline != Timeline::Exact)
+        let measured = self.lanes.as_ref().is_some_and(|l| l.rank() > 0);
+        self.hello.as_ref().is_some_and(|h| h.timeline != Timeline::Exact) && !measured
     }
 
     fn gil_off(&self) -> bool {
@@ -270,10 +275,20 @@ impl Model {
             }
             Record::Take { t, worker } => self.take(stream, t, worker),
             Record::Finished { t, worker } => self.finished(stream, t, worker),
+            Record::Lanes { ref source, .. } => {
+                let s = self.streams.entry(stream).or_default();
+                // The weakest of the stream's processes is what its lanes are.
+                if s.lanes.as_ref().is_none_or(|l| source.rank() < l.rank()) {
+                    s.lanes = Some(source.clone());
+                }
+                None
+            }
             Record::Reply { .. }
             | Record::Progress { .. }
             | Record::Cpu { .. }
             | Record::Process { .. }
+            | Record::Thread { .. }
+            | Record::Gil { .. }
             | Record::End { .. }
             | Record::Error { .. } => None,
         }
@@ -821,7 +836,14 @@ mod tests {
             start_us_max: 0.0,
             started_s: 0.0,
             peak_rss_kb: 0,
+            lanes: "exact",
+            lanes_fallback: None,
+            sample_period_us: None,
+            samples_per_s: None,
+            watcher_cpu: None,
             gil_switches: 0,
+            gil_switches_in_lanes: 0,
+            held_share: Vec::new(),
             gil_drop_requests: None,
             gil_waits: 0,
             gil_wait_mean_ms: 0.0,

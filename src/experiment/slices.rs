@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::protocol::{Record, ReleaseReason};
+use crate::protocol::{LaneSource, Record, ReleaseReason};
 
 /// What a worker is doing during a slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +106,9 @@ pub struct Slicer {
     /// Since when each worker holds the GIL, while it does. Per worker,
     /// because an inferred stream sends each thread's records in batches.
     holding: BTreeMap<u32, u64>,
+    /// Where each process's lanes came from, where gilscope said
+    /// (the real `CPython`'s; a stream without a word is as its header says).
+    pub lanes: BTreeMap<u32, LaneSource>,
     /// The newest time any record carried.
     pub last: u64,
 }
@@ -150,10 +153,15 @@ impl Slicer {
             Record::Process { worker, pid, .. } => {
                 self.pids.insert(worker, pid);
             }
+            Record::Lanes { pid, ref source, .. } => {
+                self.lanes.insert(pid, source.clone());
+            }
             Record::Reply { .. }
             | Record::Progress { .. }
             | Record::Cpu { .. }
             | Record::End { .. }
+            | Record::Thread { .. }
+            | Record::Gil { .. }
             | Record::Error { .. } => {}
         }
     }

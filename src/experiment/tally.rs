@@ -16,7 +16,7 @@ use crate::experiment::stats::{Histogram, percentile};
 use crate::experiment::supervisor::Report;
 use crate::experiment::track::Track;
 use crate::format::thousands;
-use crate::protocol::{Hello, Record, ReleaseReason, Timeline};
+use crate::protocol::{Hello, LaneSource, Record, ReleaseReason, Timeline};
 use crate::sim::workload::Role;
 
 /// What a worker is doing, as its lane shows it.
@@ -50,6 +50,9 @@ pub struct WorkerTrack {
     wait_since: Option<u64>,
     /// Records about this worker so far.
     records: u64,
+    /// Time its lane showed it running, and waiting for the GIL.
+    pub ran_ns: u64,
+    pub waited_ns: u64,
 }
 
 impl WorkerTrack {
@@ -65,6 +68,8 @@ impl WorkerTrack {
             cpu_ns: None,
             wait_since: None,
             records: 0,
+            ran_ns: 0,
+            waited_ns: 0,
         }
     }
 
@@ -76,6 +81,68 @@ impl WorkerTrack {
     pub fn start_cost_ns(&self) -> Option<u64> {
         Some(self.started_at?.saturating_sub(self.requested?))
     }
+
+    /// The share of its time at work (running or waiting for the GIL, I/O
+    /// aside) that its lane showed it running; None before any.
+    pub fn held_share(&self) -> Option<f64> {
+        let at_work = self.ran_ns + self.waited_ns;
+        (at_work > 0).then(|| self.ran_ns as f64 / at_work as f64)
+    }
+}
+
+/// Where a run's GIL lanes come from, all its processes together (the
+/// weakest of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lanes {
+    /// Every take and release as it happened: the simulated lock's own
+    /// records, or uprobes on the real interpreter's `take_gil`/`drop_gil`.
+    Exact,
+    /// The real interpreter's GIL, read from its memory every `period_ns`.
+    Measured { period_ns: u64 },
+    /// Guessed from the worker's progress stamps (every `resolution_ns`),
+    /// and why nothing better could be had, where gilscope said.
+    Inferred { resolution_ns: Option<u64>, why: Option<String> },
+}
+
+impl Lanes {
+    /// `exact`, `measured` or `inferred`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lanes::Exact => "exact",
+            Lanes::Measured { .. } => "measured",
+            Lanes::Inferred { .. } => "inferred",
+        }
+    }
+
+    /// How it reads beside a lane: "exact", "measured (sampled every 100 µs)",
+    /// "inferred (stamps every 48 µs)".
+    pub fn describe(&self) -> String {
+        match self {
+            Lanes::Exact => "exact".to_owned(),
+            Lanes::Measured { period_ns } => {
+                format!("measured (sampled every {} µs)", (period_ns + 500) / 1000)
+            }
+            Lanes::Inferred { resolution_ns: Some(ns), .. } => {
+                format!("inferred (stamps every {} µs)", (ns + 500) / 1000)
+            }
+            Lanes::Inferred { resolution_ns: None, .. } => "inferred".to_owned(),
+        }
+    }
+}
+
+/// What gilscope read of one GIL of the real interpreter while the workers
+/// worked (a `gil` record: the latest counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GilRead {
+    /// How far the interpreter's own `switch_number` moved.
+    pub switches: u64,
+    /// Hand-overs the lanes' source saw meanwhile.
+    pub seen: u64,
+    /// Samples taken (0 where uprobes saw every event instead).
+    pub samples: u64,
+    pub span_ns: u64,
+    /// The watcher's own CPU time.
+    pub cpu_ns: u64,
 }
 
 /// One I/O request's reply: how long it took, and whether other workers of
@@ -125,6 +192,15 @@ pub struct Tally {
     pub last_event: u64,
     /// The processes' memory at its peak, where someone read it (headless runs).
     pub memory: Option<Memory>,
+    /// Where each process's lanes come from, as gilscope's lanes stage said
+    /// (the real `CPython`'s; the simulation's are the lock's own).
+    pub lanes_of: BTreeMap<u32, LaneSource>,
+    /// What gilscope read of each GIL, by process and interpreter.
+    pub gils_read: BTreeMap<(u32, u64), GilRead>,
+    /// Hand-overs of GILs whose takes are the lock's own, in its order
+    /// (exact streams): a take by another worker than the stream's last.
+    lane_handovers: u64,
+    last_taker: BTreeMap<usize, u32>,
 }
 
 impl Tally {
@@ -155,6 +231,10 @@ impl Tally {
             holds: Histogram::default(),
             last_event: requested_at,
             memory: None,
+            lanes_of: BTreeMap::new(),
+            gils_read: BTreeMap::new(),
+            lane_handovers: 0,
+            last_taker: BTreeMap::new(),
         }
     }
 
@@ -177,9 +257,54 @@ impl Tally {
         self.is_over() && self.failure.is_none()
     }
 
-    /// How the GIL lanes were obtained (exact unless a stream said otherwise).
+    /// How the workers' own streams draw the GIL lanes (exact unless a
+    /// stream said otherwise): what [`Tally::lanes`] falls back to.
     pub fn timeline(&self) -> Timeline {
         self.hellos.values().map(|h| h.timeline).find(|t| *t != Timeline::Exact).unwrap_or(Timeline::Exact)
+    }
+
+    /// Where the run's GIL lanes come from, all its worker processes
+    /// together (the weakest); None before any stream spoke.
+    pub fn lanes(&self) -> Option<Lanes> {
+        if self.hellos.is_empty() {
+            return None;
+        }
+        let resolution_ns = match self.timeline() {
+            Timeline::Exact => return Some(Lanes::Exact),
+            Timeline::Inferred { resolution_ns } => Some(resolution_ns),
+        };
+        let mut pids: Vec<u32> = self.workers.iter().filter_map(|w| w.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        let read: Vec<&LaneSource> = pids.iter().filter_map(|p| self.lanes_of.get(p)).collect();
+        let inferred = |why: Option<String>| Some(Lanes::Inferred { resolution_ns, why });
+        if let Some(LaneSource::Inferred { why }) = read.iter().find(|l| l.rank() == 0) {
+            return inferred(Some(why.clone()));
+        }
+        // A worker process gilscope has said nothing of is not read (yet).
+        if pids.is_empty() || read.len() < pids.len() {
+            return inferred(None);
+        }
+        match read.iter().min_by_key(|l| l.rank()) {
+            Some(LaneSource::Measured { period_ns }) => Some(Lanes::Measured { period_ns: *period_ns }),
+            _ => Some(Lanes::Exact),
+        }
+    }
+
+    /// The interpreters' own count of GIL hand-overs while the workers
+    /// worked, and how many of them the lanes' source saw, where gilscope
+    /// read them; None where it did not.
+    pub fn switches_read(&self) -> Option<(u64, u64)> {
+        if self.gils_read.is_empty() || !matches!(self.lanes(), Some(Lanes::Exact | Lanes::Measured { .. })) {
+            return None;
+        }
+        Some(self.gils_read.values().fold((0, 0), |(n, s), g| (n + g.switches, s + g.seen)))
+    }
+
+    /// Hand-overs counted from exact streams' takes in the lock's order (the
+    /// simulation's), so far.
+    pub fn lane_handovers(&self) -> u64 {
+        self.lane_handovers
     }
 
     /// Distinct OS processes that ran workers (as the workers reported).
@@ -212,10 +337,15 @@ impl Tally {
     /// Worker `w` enters `lane` at `t`; a hold that ends in a wait is counted.
     fn enter(&mut self, w: u32, t: u64, lane: Lane) {
         let Some(worker) = self.workers.get_mut(w as usize) else { return };
-        if let Some((Lane::Running, from, to)) = worker.track.enter(t, lane)
-            && lane == Lane::Waiting
-        {
-            self.holds.add(to - from);
+        match worker.track.enter(t, lane) {
+            Some((Lane::Running, from, to)) => {
+                worker.ran_ns += to - from;
+                if lane == Lane::Waiting {
+                    self.holds.add(to - from);
+                }
+            }
+            Some((Lane::Waiting, from, to)) => worker.waited_ns += to - from,
+            _ => {}
         }
     }
 
@@ -255,7 +385,10 @@ impl Tally {
             Report::Hello { stream, hello, .. } => {
                 self.hellos.insert(stream, hello);
             }
-            Report::Record { record, .. } => self.record(&record),
+            Report::Record { stream, record, .. } => {
+                self.count_handover(stream, &record);
+                self.record(&record);
+            }
             Report::Ended { outcome, .. } => {
                 self.streams_ended += 1;
                 let t = self.last_event;
@@ -269,6 +402,23 @@ impl Tally {
                     Ok(()) => {}
                 }
             }
+        }
+    }
+
+    /// Only the lock's own takes, in the order it gave them out, are
+    /// hand-overs: not an inferred stream's (batches per worker), not a
+    /// process with a GIL per interpreter, not threads without a GIL.
+    fn count_handover(&mut self, stream: usize, record: &Record) {
+        let Record::Take { worker, .. } = *record else { return };
+        let exact = self
+            .hellos
+            .get(&stream)
+            .is_some_and(|h| h.gil && h.timeline == Timeline::Exact && h.gils.is_none_or(|g| g <= 1));
+        if exact
+            && let Some(previous) = self.last_taker.insert(stream, worker)
+            && previous != worker
+        {
+            self.lane_handovers += 1;
         }
     }
 
@@ -437,8 +587,15 @@ impl Tally {
             Record::End { pid, cpu_ns, max_rss_kb, switches, drop_requests, .. } => {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches, drop_requests });
             }
-            // The stream's end reports an error with the exit status.
-            Record::Error { .. } => {}
+            Record::Lanes { pid, ref source, .. } => {
+                self.lanes_of.insert(pid, source.clone());
+            }
+            Record::Gil { pid, interp, switches, seen, samples, span_ns, cpu_ns, .. } => {
+                self.gils_read.insert((pid, interp), GilRead { switches, seen, samples, span_ns, cpu_ns });
+            }
+            // The stream's end reports an error with the exit status; the
+            // threads matter to gilscope's lanes stage only.
+            Record::Error { .. } | Record::Thread { .. } => {}
         }
     }
 
@@ -528,6 +685,26 @@ impl Tally {
         let latencies =
             if self.workers.len() > 1 { self.contended_latencies_ns() } else { self.latencies_ns() };
         let ms = |ns: f64| ns / 1e6;
+        let lanes = self.lanes().unwrap_or(Lanes::Inferred { resolution_ns: None, why: None });
+        // The interpreters' own count where it was read; else what the
+        // processes counted (the simulation's lock; the real CPython's
+        // inferred takes), which is also what the lanes show.
+        let (gil_switches, gil_switches_in_lanes) = self.switches_read().unwrap_or_else(|| {
+            let counted = self.switches();
+            (counted, counted)
+        });
+        let sampled: Vec<&GilRead> = self.gils_read.values().filter(|g| g.samples > 0).collect();
+        let samples_per_s = match lanes {
+            Lanes::Measured { .. } if !sampled.is_empty() => {
+                let rate = |g: &&GilRead| g.samples as f64 / (g.span_ns.max(1) as f64 / 1e9);
+                Some(sampled.iter().map(rate).sum::<f64>() / sampled.len() as f64)
+            }
+            _ => None,
+        };
+        let watcher_cpu = (!self.gils_read.is_empty()).then(|| {
+            let share = |g: &GilRead| g.cpu_ns as f64 / g.span_ns.max(1) as f64;
+            self.gils_read.values().map(share).sum::<f64>() / self.gils_read.len() as f64
+        });
         Some(RunResult {
             model: self.spec.model.name(),
             label: RunSpec {
@@ -556,7 +733,24 @@ impl Tally {
             started_s: self.starting_ns().unwrap_or(0) as f64 / 1e9,
             peak_rss_kb: self.ends.values().map(|e| e.max_rss_kb).sum(),
             memory: self.memory,
-            gil_switches: self.switches(),
+            lanes: lanes.name(),
+            lanes_fallback: match &lanes {
+                Lanes::Inferred { why, .. }
+                    if self.spec.experiment.runtime == crate::protocol::Runtime::Cpython =>
+                {
+                    Some(why.clone().unwrap_or_else(|| "the GIL was not read".to_owned()))
+                }
+                _ => None,
+            },
+            sample_period_us: match lanes {
+                Lanes::Measured { period_ns } => Some(period_ns as f64 / 1e3),
+                _ => None,
+            },
+            samples_per_s,
+            watcher_cpu,
+            gil_switches,
+            gil_switches_in_lanes,
+            held_share: self.workers.iter().map(|w| w.held_share().unwrap_or(0.0)).collect(),
             gil_drop_requests: self.drop_requests(),
             gil_waits: self.waits,
             gil_wait_mean_ms: self.mean_wait_ns() as f64 / 1e6,
@@ -620,7 +814,27 @@ pub struct RunResult {
     /// Resident, proportional and unique memory of the processes at their
     /// peak, as /proc read them while the run went (headless runs).
     pub memory: Option<Memory>,
+    /// Where the GIL lanes come from: `exact` (the simulated lock's own
+    /// records, or uprobes on the real one), `measured` (the real GIL read
+    /// from memory every `sample_period_us`), or `inferred` (the worker's
+    /// progress stamps; `lanes_fallback` says why).
+    pub lanes: &'static str,
+    pub lanes_fallback: Option<String>,
+    pub sample_period_us: Option<f64>,
+    /// Samples taken per second, per GIL sampled (mean).
+    pub samples_per_s: Option<f64>,
+    /// The GIL watcher's own CPU, as a share of one core per GIL watched.
+    pub watcher_cpu: Option<f64>,
+    /// GIL hand-overs: the interpreter's own `switch_number` while the
+    /// workers worked, where gilscope read it; else as the processes
+    /// counted them (the simulated lock's; an inferred count for the real
+    /// `CPython`).
     pub gil_switches: u64,
+    /// The hand-overs the lanes show, over the same time.
+    pub gil_switches_in_lanes: u64,
+    /// Per worker, the share of its time at work (I/O aside) its lane
+    /// showed it holding the GIL (running).
+    pub held_share: Vec<f64>,
     /// Drop requests the interpreters counted (the simulation's; None for `CPython`).
     pub gil_drop_requests: Option<u64>,
     pub gil_waits: u64,

@@ -36,7 +36,8 @@ const GIL_TID: u64 = 1_000_000;
 struct Gil<'a> {
     os_pid: u32,
     workers: &'a [u32],
-    inferred: bool,
+    /// How the holds were known: "exact", "measured", "inferred".
+    source: &'static str,
 }
 
 /// The recording as a trace-event JSON document.
@@ -60,7 +61,14 @@ pub fn trace(recording: &Recording) -> Value {
             worker_events(&mut events, pid, prefix, slicer, clock);
             let Some(hello) = hello.as_ref().filter(|h| h.gil) else { continue };
             for (os_pid, workers) in slicer.shared_gils() {
-                let gil = Gil { os_pid, workers: &workers, inferred: hello.timeline != Timeline::Exact };
+                // The lock's own records, or what gilscope read of the real
+                // interpreter's GIL, or the worker's stamps.
+                let source = match (slicer.lanes.get(&os_pid), hello.timeline) {
+                    (Some(read), _) => read.name(),
+                    (None, Timeline::Exact) => "exact",
+                    (None, Timeline::Inferred { .. }) => "inferred",
+                };
+                let gil = Gil { os_pid, workers: &workers, source };
                 gil_events(&mut events, pid, prefix, &gil, slicer, clock);
             }
         }
@@ -167,10 +175,9 @@ fn worker_events(events: &mut Vec<Value>, pid: u64, prefix: &str, slicer: &Slice
 fn gil_events(events: &mut Vec<Value>, pid: u64, prefix: &str, gil: &Gil<'_>, slicer: &Slicer, us: Micros) {
     let first = u64::from(gil.workers.iter().copied().min().unwrap_or(0));
     let tid = GIL_TID + first;
-    let name = if gil.inferred {
-        format!("GIL of process {} (inferred)", gil.os_pid)
-    } else {
-        format!("GIL of process {}", gil.os_pid)
+    let name = match gil.source {
+        "exact" => format!("GIL of process {}", gil.os_pid),
+        source => format!("GIL of process {} ({source})", gil.os_pid),
     };
     events.push(json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}));
     // Just above the process's first worker (worker w sorts at 2w + 2).

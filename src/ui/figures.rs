@@ -55,6 +55,7 @@ fn cells(
     let (switches, short) = match run.switches() {
         Switches::NoGil => ("no GIL".to_owned(), None),
         Switches::Counted(n) => (n.to_string(), None),
+        Switches::Read(n) => (format!("{n} (CPython's count)"), Some(n.to_string())),
         Switches::Inferred(None) if over => (dash(), None),
         Switches::Inferred(None) => ("…".to_owned(), None),
         Switches::Inferred(Some(n)) => (format!("~{n} (inferred)"), Some(format!("~{n}"))),

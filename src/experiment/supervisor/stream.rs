@@ -203,6 +203,12 @@ impl Stream {
 
     /// Why no worker of this stream could have written `record` by `now`, if so.
     fn plausible(&self, hello: &Hello, record: &Record, now: u64) -> Result<(), String> {
+        if record.from_gilscope() {
+            return Err(format!(
+                "wrote a record only gilscope writes: {:?}",
+                first_chars(&record.to_string(), 80)
+            ));
+        }
         let who = record.worker().map_or_else(|| "its end".to_owned(), |w| format!("worker {w}"));
         if let Some(w) = record.worker() {
             let runs = hello.first_worker..hello.first_worker.saturating_add(hello.threads);
