@@ -8,6 +8,7 @@ by the top process, then one record per line. Started as
     python3 gilscope_worker.py --model threads|processes --workers N
         --first-worker K --workload cpu|io|mixed --iterations N --requests R
         --io-ms MS --reply-iterations N --switch-interval-s S --spawned-at NS
+        [--gun]
 
 or as `python3 gilscope_worker.py --bare [--iterations N]`, which runs the plain
 sqrt loop once, uninstrumented, and prints the nanoseconds it took.
@@ -19,7 +20,18 @@ running (for pure-Python code under a GIL that means holding the GIL); a gap
 well beyond the usual pace means it was not, and becomes a `release ...
 inferred` at the last stamp before the gap and a `take` at the first one after
 it. The header's `resolution_ns` is the stamp interval actually used. Around
-the blocking wait of an I/O worker the releases and takes are exact.
+the blocking wait of an I/O worker the releases and takes are exact. Each
+worker also names the OS thread it runs on (`thread`), so that gilscope,
+which can read the interpreter's GIL from outside, can tell whose lane the
+GIL's holder is: those lanes then replace the inferred ones.
+
+With `--gun` the workers start, say so (`start`, `process`, `thread`, written
+at once), and wait for `go` on stdin before their work begins: the start gun,
+which gilscope fires once every worker of the race has started and it is
+watching each one's GIL. Waiting blocks without the GIL; once the workers
+begin, no other thread of the worker takes the GIL until the last of them
+finished, so the interpreter's own switch count while they work counts their
+hand-overs and nothing else.
 
 Records are written with whole-line writes of at most PIPE_BUF bytes straight
 to file descriptor 1, from every thread and every child process, so lines of
@@ -81,8 +93,8 @@ def calibrate():
 # ------------------------------------------------------------------ output
 
 
-def _raw_writer():
-    """A function writing all of a bytes object to fd 1."""
+def _raw_writer(fd=1):
+    """A function writing all of a bytes object to `fd`."""
     try:
         import ctypes
 
@@ -98,13 +110,13 @@ def _raw_writer():
 
         def write_all(data):
             while data:
-                data = data[os.write(1, data) :]
+                data = data[os.write(fd, data) :]
 
         return write_all
 
     def write_all(data):
         while data:
-            n = c_write(1, data, len(data))
+            n = c_write(fd, data, len(data))
             if n < 0:
                 e = get_errno()
                 if e == errno.EINTR:
@@ -237,16 +249,28 @@ def os_thread_namer():
     return name
 
 
-def watch_stdin(out, on_eof):
-    """A daemon thread: at end of file on stdin, on_eof() and exit non-zero."""
+def watch_stdin(out, on_eof, on_go=None):
+    """A daemon thread: on_go() at the first `go` on stdin (the start gun),
+    and at end of file on stdin, on_eof() and exit non-zero."""
 
     def run():
+        go = on_go
+        heard = b""
         try:
-            while os.read(0, 4096):
-                pass
+            while True:
+                data = os.read(0, 4096)
+                if not data:
+                    break
+                if go is not None:
+                    heard = (heard + data)[-8:]
+                    if b"go\n" in heard:
+                        go()
+                        go = None
         except OSError as e:
             if e.errno == errno.EBADF:
-                return  # no stdin at all: nothing to watch
+                if go is not None:
+                    go()  # no stdin at all: nobody will fire the gun
+                return  # nothing to watch
         try:
             on_eof()
         finally:
@@ -265,6 +289,41 @@ def watch_parent(parent):
         os._exit(1)
 
     threading.Thread(target=run, name="gilscope-parent", daemon=True).start()
+
+
+class NoGun:
+    """Without --gun: the workers begin at once."""
+
+    def wait(self):
+        pass
+
+    def fire(self):
+        pass
+
+
+class PipeGun:
+    """The start gun for workers of this one process (threads, and workers
+    in subinterpreters, which share nothing but the process's descriptors):
+    each waits reading one byte of a pipe; firing writes one per worker.
+    Firing keeps the GIL (a raw write), so no worker starts before the
+    firing thread is back waiting on stdin."""
+
+    def __init__(self, workers):
+        self.fd, self._w = os.pipe()
+        self._workers = workers
+        self._write = _raw_writer(self._w)
+
+    def wait(self):
+        os.read(self.fd, 1)
+
+    def fire(self):
+        self._write(b"g" * self._workers)
+
+
+def gun_wait(fd):
+    """A PipeGun's wait, for a worker given only its descriptor."""
+    if fd is not None:
+        os.read(fd, 1)
 
 
 # ------------------------------------------------------------------ a worker
@@ -382,12 +441,19 @@ class Worker:
         if total == 0:
             self.progress(now(), 0, 0)
 
-    def run(self, t0):
-        """The worker's whole life; t0 is its function's first instruction."""
+    def run(self, t0, wait_for_gun, interp=0):
+        """The worker's whole life; t0 is its function's first instruction.
+        It says who it is at once, then its work begins at the start gun."""
         w = self.w
+        pid = os.getpid()
+        tid = threading.get_native_id()
         self.lines.append(f"start {t0} {w} {self.req}\n")
-        self.lines.append(f"process {t0} {w} {os.getpid()}\n")
-        self.take(t0)
+        self.lines.append(f"process {t0} {w} {pid}\n")
+        self.lines.append(f"thread {t0} {w} {pid} {tid} {interp}\n")
+        self.flush()
+        wait_for_gun()
+        t_go = now()
+        self.take(t_go)
         # The stamps start with the workload: the setup since t0 (a child
         # process's prctl, ctypes) ran Python too and must not read as a gap.
         self.stamps.append(now())
@@ -412,38 +478,54 @@ def worker_kind(cfg, w):
 # ------------------------------------------------------------------ models
 
 
-def thread_main(wk, name_os_thread):
+def thread_main(wk, name_os_thread, gun, done):
     t0 = now()
     try:
         name_os_thread(wk.w)
-        wk.run(t0)
+        wk.run(t0, gun.wait)
     except BaseException as e:  # noqa: BLE001 - any failure ends the run
         wk.out.error(f"worker {wk.w}: {describe(e)}")
         os._exit(1)
+    done()
 
 
 def run_threads(cfg, out):
-    watch_stdin(out, lambda: None)
+    gun = PipeGun(cfg["workers"]) if cfg["gun"] else NoGun()
+    watch_stdin(out, lambda: None, gun.fire)
     first = cfg["first"]
     workers = [
         Worker(first + i, worker_kind(cfg, first + i), cfg, out)
         for i in range(cfg["workers"])
     ]
     name_os_thread = os_thread_namer()
+    # The main thread waits for the last worker to finish on one lock, not
+    # by joining them one by one: it takes no GIL while any still works.
+    import _thread
+    import itertools
+
+    all_done = _thread.allocate_lock()
+    all_done.acquire()
+    finishing = itertools.count(1)  # next() on it is one C call: atomic
+
+    def done():
+        if next(finishing) == len(workers):
+            all_done.release()
+
     threads = []
     for wk in workers:
-        th = threading.Thread(target=thread_main, args=(wk, name_os_thread), daemon=True)
+        th = threading.Thread(target=thread_main, args=(wk, name_os_thread, gun, done), daemon=True)
         th.name = f"gilscope-worker-{wk.w}"
         threads.append(th)
         wk.req = now()
         th.start()
+    all_done.acquire()
     for th in threads:
         th.join()
     out.send([end_line(count_switches(workers))])
     return 0
 
 
-def _child_main(cfg):
+def _child_main(cfg, gun):
     """A worker process's target (module level, so that spawn can find it)."""
     t0 = now()
     out = Out()
@@ -458,7 +540,7 @@ def _child_main(cfg):
         sys.setswitchinterval(cfg["switch_interval_s"])
         wk = Worker(cfg["w"], worker_kind(cfg, cfg["w"]), cfg, out)
         wk.req = cfg["req"]
-        wk.run(t0)
+        wk.run(t0, gun.wait if gun is not None else lambda: None)
         out.send([end_line(0)])
     except BaseException as e:  # noqa: BLE001 - any failure ends the run
         out.error(f"worker {cfg['w']}: {describe(e)}")
@@ -471,6 +553,9 @@ def run_processes(cfg, out):
 
     ctx = multiprocessing.get_context(cfg["start_method"])
     cfg["method"] = ctx.get_start_method()
+    # The children's start gun: an event of multiprocessing's, which every
+    # start method hands on to them.
+    gun = ctx.Event() if cfg["gun"] else None
     procs = []  # (w, Process)
 
     def kill_all():
@@ -485,13 +570,13 @@ def run_processes(cfg, out):
         for i in range(cfg["workers"]):
             w = cfg["first"] + i
             child_cfg = dict(cfg, w=w)
-            p = ctx.Process(target=_child_main, args=(child_cfg,), daemon=True)
+            p = ctx.Process(target=_child_main, args=(child_cfg, gun), daemon=True)
             p.name = f"gilscope-worker-{w}"
             procs.append((w, p))
             child_cfg["req"] = now()  # read at start(): by fork or by pickle
             p.start()
         # Started only now: forking a process that runs threads is unsafe.
-        watch_stdin(out, kill_all)
+        watch_stdin(out, kill_all, gun.set if gun is not None else None)
 
         pending = {p.sentinel: (w, p) for w, p in procs}
         while pending:
@@ -550,7 +635,18 @@ def interpreter_api():
     )
 
 
-def interpreter_main(cfg, w, req):
+def current_interpreter():
+    """This interpreter's id (0: the main one)."""
+    if sys.version_info >= (3, 13):
+        import _interpreters
+
+        return int(_interpreters.get_current()[0])
+    import _xxsubinterpreters
+
+    return int(_xxsubinterpreters.get_current())
+
+
+def interpreter_main(cfg, w, req, gun_fd=None):
     """A worker inside an interpreter of its own: the same loop, the same records."""
     t0 = now()
     out = Out()
@@ -558,7 +654,7 @@ def interpreter_main(cfg, w, req):
         sys.setswitchinterval(cfg["switch_interval_s"])
         wk = Worker(w, worker_kind(cfg, w), cfg, out)
         wk.req = req
-        wk.run(t0)
+        wk.run(t0, lambda: gun_wait(gun_fd), current_interpreter())
     except BaseException as e:  # noqa: BLE001 - any failure ends the run
         out.error(f"worker {w}: {describe(e)}")
         raise
@@ -568,7 +664,9 @@ def run_subinterpreters(cfg, out):
     """N interpreters in this one process, one worker each, each driven by a
     thread of the main interpreter (the call runs the worker to its end)."""
     create, run, destroy = interpreter_api()
-    watch_stdin(out, lambda: None)
+    gun = PipeGun(cfg["workers"]) if cfg["gun"] else None
+    gun_fd = gun.fd if gun is not None else None
+    watch_stdin(out, lambda: None, gun.fire if gun is not None else None)
     own_gil = not cfg["shared_gil"]
     failures = []
     threads = []
@@ -591,7 +689,7 @@ def run_subinterpreters(cfg, out):
             f"_s = _u.spec_from_file_location('gilscope_worker', {cfg['script']!r})\n"
             "_m = _u.module_from_spec(_s)\n"
             "_s.loader.exec_module(_m)\n"
-            f"_m.interpreter_main({cfg!r}, {w}, {req})\n"
+            f"_m.interpreter_main({cfg!r}, {w}, {req}, {gun_fd!r})\n"
         )
         th = threading.Thread(target=drive, args=(iid, code), daemon=True)
         th.name = f"gilscope-interpreter-{w}"
@@ -686,6 +784,11 @@ def parse_args(argv):
     p.add_argument("--switch-interval-s", type=_positive_seconds, default=0.005)
     p.add_argument("--spawned-at", type=_int_at_least(0), default=0)
     p.add_argument(
+        "--gun",
+        action="store_true",
+        help="the workers begin their work at `go` on stdin (gilscope's start gun), not at once",
+    )
+    p.add_argument(
         "--bare",
         action="store_true",
         help="run the plain sqrt loop once, uninstrumented, and print its ns",
@@ -730,6 +833,7 @@ def main(argv=None):
             "start_method": args.start_method,
             "shared_gil": args.shared_gil,
             "script": os.path.abspath(__file__),
+            "gun": args.gun,
         }
         # Interpreters of their own have a GIL each, unless they share the main one.
         gils = ""
