@@ -199,6 +199,7 @@ fn main() -> Result<(), String> {
             progress_every: experiment.progress_every(),
         },
         process_requested_at: None,
+        interpreter_start: Duration::ZERO,
     };
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let mut records = 0;

@@ -103,9 +103,10 @@ try:
     for _ in range(a.keys):
         os.write(master, b"?")
         lat.append(read_until("SIGSTOP", 30))
-        # Closed by two more presses (its figures page, then closed): an Esc
-        # read together with the next key would arrive as Alt+key.
-        for _ in range(2):
+        # Closed by ? again (an Esc read together with the next key would
+        # arrive as Alt+key): once where the screen shows both help pages at
+        # once, else twice (its figures page, then closed).
+        for _ in range(1 if rows >= 50 else 2):
             drain(0.25)
             os.write(master, b"?")
         drain(0.25)

@@ -49,6 +49,10 @@ pub struct WorkerArgs {
     /// is what starts its first worker.
     #[arg(long)]
     pub process_requested_at: Option<u64>,
+    /// CPU time each worker spends starting its interpreter before its
+    /// work, one interpreter at a time (the subinterpreter models; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub interpreter_start_ns: u64,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -90,6 +94,9 @@ impl WorkerArgs {
         if let Some(t) = self.process_requested_at {
             args.push(format!("--process-requested-at={t}"));
         }
+        if self.interpreter_start_ns > 0 {
+            args.push(format!("--interpreter-start-ns={}", self.interpreter_start_ns));
+        }
         args
     }
 
@@ -109,6 +116,7 @@ impl WorkerArgs {
                 progress_every: self.progress_every,
             },
             process_requested_at: self.process_requested_at,
+            interpreter_start: Duration::from_nanos(self.interpreter_start_ns),
         }
     }
 }

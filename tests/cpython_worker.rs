@@ -481,3 +481,23 @@ fn thread_workers_are_named_worker_n_for_the_os() {
 fn process_workers_are_named_worker_n_for_the_os() {
     the_os_sees_each_worker_named_by_its_global_index(Model::Processes);
 }
+
+#[test]
+fn the_interpreter_start_is_measured_where_subinterpreters_exist_and_refused_in_words_where_not() {
+    for version in ["3.12", "3.13"] {
+        let out = Command::new(common::pyenv_python(version))
+            .args(["-I", SCRIPT, "--bare", "--interpreter-start"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{version}: {}", String::from_utf8_lossy(&out.stderr));
+        let ns: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        // Creating an interpreter and loading the worker in it: milliseconds.
+        assert!((100_000..2_000_000_000).contains(&ns), "{version}: {ns} ns");
+    }
+    let out = Command::new(common::pyenv_python("3.11"))
+        .args(["-I", SCRIPT, "--bare", "--interpreter-start"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3.12 or later"));
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 mod common;
 use common::{alive, next_reports, wait_until};
 
+use gilscope::experiment::load::children;
 use gilscope::experiment::plan::Plan;
 use gilscope::experiment::spec::{Experiment, Model, RunSpec};
 use gilscope::experiment::supervisor::{self, Event, Launch, Report};
@@ -18,19 +19,6 @@ use gilscope::experiment::tally::{Lane, Tally};
 
 fn gilscope() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gilscope"))
-}
-
-/// Children of `pid`, from /proc (every thread's list).
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-                out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
 }
 
 fn killing_gilscope_run_leaves_no_worker(model: &str, signal: i32) {

@@ -660,6 +660,36 @@ def interpreter_main(cfg, w, req, gun_fd=None):
         raise
 
 
+def worker_module_code(script):
+    """Code that loads this very file as a module `_m` inside an interpreter
+    (its own copy of every module: nothing is shared)."""
+    return (
+        "import importlib.util as _u\n"
+        f"_s = _u.spec_from_file_location('gilscope_worker', {script!r})\n"
+        "_m = _u.module_from_spec(_s)\n"
+        "_s.loader.exec_module(_m)\n"
+    )
+
+
+def interpreter_start_ns(rounds=3):
+    """What starting a worker in an interpreter of its own costs, in ns: the
+    interpreter created with its own GIL and this file loaded in it, as
+    run_subinterpreters does (the median of a few)."""
+    create, run, destroy = interpreter_api()
+    code = worker_module_code(os.path.abspath(__file__))
+    times = []
+    for _ in range(rounds):
+        t = now()
+        iid = create(True)
+        failure = run(iid, code)
+        times.append(now() - t)
+        if failure is not None:
+            raise RuntimeError(f"a subinterpreter failed: {' '.join(failure.split())}")
+        # Created and run by this thread: destroying it is safe on 3.12 too.
+        destroy(iid)
+    return sorted(times)[len(times) // 2]
+
+
 def run_subinterpreters(cfg, out):
     """N interpreters in this one process, one worker each, each driven by a
     thread of the main interpreter (the call runs the worker to its end)."""
@@ -682,15 +712,7 @@ def run_subinterpreters(cfg, out):
         req = now()  # starting a worker is creating its interpreter
         iid = create(own_gil)
         interpreters.append(iid)
-        # The worker's code is this very file, loaded as a module inside the
-        # interpreter (its own copy of every module: nothing is shared).
-        code = (
-            "import importlib.util as _u\n"
-            f"_s = _u.spec_from_file_location('gilscope_worker', {cfg['script']!r})\n"
-            "_m = _u.module_from_spec(_s)\n"
-            "_s.loader.exec_module(_m)\n"
-            f"_m.interpreter_main({cfg!r}, {w}, {req}, {gun_fd!r})\n"
-        )
+        code = worker_module_code(cfg["script"]) + f"_m.interpreter_main({cfg!r}, {w}, {req}, {gun_fd!r})\n"
         th = threading.Thread(target=drive, args=(iid, code), daemon=True)
         th.name = f"gilscope-interpreter-{w}"
         threads.append(th)
@@ -793,6 +815,11 @@ def parse_args(argv):
         action="store_true",
         help="run the plain sqrt loop once, uninstrumented, and print its ns",
     )
+    p.add_argument(
+        "--interpreter-start",
+        action="store_true",
+        help="with --bare: print what starting a worker in a subinterpreter costs, in ns",
+    )
     return p.parse_args(argv)
 
 
@@ -804,6 +831,9 @@ def gil_enabled():
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     set_pdeathsig()
+    if args.bare and args.interpreter_start:
+        os.write(1, f"{interpreter_start_ns()}\n".encode())
+        return 0
     if args.bare:
         t = now()
         plain_loop(args.iterations)

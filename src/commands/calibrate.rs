@@ -36,6 +36,13 @@ pub fn execute(args: &CalibrateArgs) -> Result<String, String> {
         calibration.iteration_ns,
         thousands(args.iterations)
     );
+    if let Some(ns) = calibration.interpreter_start_ns {
+        let _ = writeln!(
+            out,
+            "starting a worker in a subinterpreter of its own: {} (created, the worker loaded in it; median of 3)",
+            duration_label(ns / 1e9)
+        );
+    }
     let _ = writeln!(out, "stored in {}; simulated runs now use it", path.display());
     let _ = write!(
         out,

@@ -117,19 +117,12 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let mut terminal = match ratatui::try_init() {
-        Ok(terminal) => terminal,
-        Err(e) => {
-            ratatui::restore();
-            say(&format!("the interactive view needs a terminal ({e}); `gilscope run` works without one"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let input = match spawn_input() {
-        Ok(input) => input,
-        Err(e) => {
-            ratatui::restore();
-            say(&format!("cannot read the keyboard: {e}"));
+    let (mut terminal, input) = match open_terminal(
+        "the interactive view needs a terminal ({e}); `gilscope run` works without one",
+    ) {
+        Ok(opened) => opened,
+        Err(why) => {
+            say(&why);
             return ExitCode::FAILURE;
         }
     };
@@ -186,8 +179,23 @@ fn discover_for(main: Python, found: Sender<Found>) {
     });
 }
 
+/// Takes over the terminal (raw mode, alternate screen) and starts reading
+/// its keys; on failure the terminal is given back and the line to say is
+/// `no_terminal` with `{e}` replaced by the cause.
+pub(super) fn open_terminal(no_terminal: &str) -> Result<(DefaultTerminal, Receiver<Event>), String> {
+    let terminal = ratatui::try_init().map_err(|e| {
+        ratatui::restore();
+        no_terminal.replace("{e}", &e.to_string())
+    })?;
+    let input = spawn_input().map_err(|e| {
+        ratatui::restore();
+        format!("cannot read the keyboard: {e}")
+    })?;
+    Ok((terminal, input))
+}
+
 /// Reads terminal events on a thread of its own: `event::read` blocks.
-pub(super) fn spawn_input() -> std::io::Result<Receiver<Event>> {
+fn spawn_input() -> std::io::Result<Receiver<Event>> {
     let (tx, rx) = crossbeam_channel::bounded(64);
     std::thread::Builder::new().name("input".into()).spawn(move || {
         while let Ok(event) = event::read() {

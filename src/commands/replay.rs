@@ -14,7 +14,7 @@ use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use crate::app::{Effect, Msg, Options};
 use crate::cli::ReplayArgs;
-use crate::commands::live::{colour_wanted, spawn_input};
+use crate::commands::live::{colour_wanted, open_terminal};
 use crate::commands::say;
 use crate::recording::Recording;
 use crate::recording::replay::Player;
@@ -51,22 +51,14 @@ pub fn main(args: &ReplayArgs) -> ExitCode {
         say(&format!("cannot handle termination signals ({e}); q still quits"));
         never()
     });
-    let mut terminal = match ratatui::try_init() {
-        Ok(terminal) => terminal,
-        Err(e) => {
-            ratatui::restore();
-            say(&format!("a replay needs a terminal ({e}); `gilscope export` works without one"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let input = match spawn_input() {
-        Ok(input) => input,
-        Err(e) => {
-            ratatui::restore();
-            say(&format!("cannot read the keyboard: {e}"));
-            return ExitCode::FAILURE;
-        }
-    };
+    let (mut terminal, input) =
+        match open_terminal("a replay needs a terminal ({e}); `gilscope export` works without one") {
+            Ok(opened) => opened,
+            Err(why) => {
+                say(&why);
+                return ExitCode::FAILURE;
+            }
+        };
     let outcome = play(&mut terminal, &mut player, args.speed, &input, &terminate);
     ratatui::restore();
     match outcome {

@@ -16,7 +16,7 @@ use crate::experiment::comparison::{BaselineRound, Rounds, Timed, summarize, ver
 use crate::experiment::matrix;
 use crate::experiment::plan::Plan;
 use crate::experiment::scoreboard;
-use crate::experiment::spec::{Experiment, RunSpec};
+use crate::experiment::spec::{Experiment, Model, RunSpec};
 use crate::experiment::tally::RunResult;
 use crate::experiment::{time_run, time_run_watched};
 use crate::format::{duration_label, memory_label};
@@ -82,7 +82,7 @@ pub fn execute(args: &RunArgs, python: Option<Python>) -> Result<String, String>
             let mut result = summarize(r, &spec.experiment, cores, spec.contends_for_a_gil())?;
             if spec.experiment.runtime == Runtime::Cpython {
                 result.python = plan.python_for(spec.model).ok().map(|p| p.version.clone());
-                if spec.model == crate::experiment::spec::Model::Processes {
+                if spec.model == Model::Processes {
                     result.start_method = Some(spec.experiment.start_method.name());
                 }
             }
@@ -170,6 +170,24 @@ fn prepare_cpython(
     }
     if let Some(note) = plan.use_python(python) {
         say(&note);
+    }
+    // A simulated subinterpreter spends what starting a real one costs: if
+    // the calibration in use has no such figure, it is measured now.
+    let interpreters = runs.iter().any(|r| matches!(r.model, Model::Subinterpreters { .. }));
+    if interpreters
+        && plan.calibration.as_ref().is_some_and(|c| c.interpreter_start_ns.is_none())
+        && let Ok(python) = plan.python_for(Model::Subinterpreters { shared_gil: false })
+    {
+        let measured = python.interpreter_start_ns()?;
+        let _ = writeln!(
+            notes,
+            "measured: starting a worker in a subinterpreter of {} takes {}",
+            python.describe(),
+            duration_label(measured as f64 / 1e9)
+        );
+        if let Some(c) = plan.calibration.as_mut() {
+            c.interpreter_start_ns = Some(measured as f64);
+        }
     }
     Ok(notes)
 }

@@ -102,14 +102,30 @@ impl Python {
     pub fn bare_loop_ns(&self, iterations: u64) -> Result<u64, String> {
         let limit = Duration::from_secs(10)
             + Duration::from_micros(2).saturating_mul(u32::try_from(iterations).unwrap_or(u32::MAX));
+        self.bare(
+            &["--iterations", &iterations.to_string()],
+            limit,
+            &format!("loop of {iterations} iterations"),
+        )
+    }
+
+    /// What starting a worker in a subinterpreter of its own costs here, in
+    /// ns: the interpreter created and the worker script loaded in it (the
+    /// median of three). Only for 3.12 and later.
+    pub fn interpreter_start_ns(&self) -> Result<u64, String> {
+        self.bare(&["--interpreter-start"], Duration::from_secs(20), "interpreter start")
+    }
+
+    /// Runs the worker script's `--bare` mode with `args`: the ns it prints.
+    fn bare(&self, args: &[&str], limit: Duration, what: &str) -> Result<u64, String> {
         let mut command = Command::new(&self.path);
-        command.arg("-I").arg(&self.script).args(["--bare", "--iterations", &iterations.to_string()]);
+        command.arg("-I").arg(&self.script).arg("--bare").args(args);
         let out = match children::run_bounded(command, limit, MAX_ANSWER) {
             Ok(out) => out,
             Err(Unfinished::Spawn(e)) => return Err(format!("cannot run {}: {e}", self.path.display())),
             Err(Unfinished::TimedOut) => {
                 return Err(format!(
-                    "the CPython worker's --bare loop of {iterations} iterations did not finish within {} s ({})",
+                    "the CPython worker's --bare {what} did not finish within {} s ({})",
                     limit.as_secs(),
                     self.path.display()
                 ));
@@ -119,7 +135,7 @@ impl Python {
         match text.trim().parse() {
             Ok(ns) if out.status.success() => Ok(ns),
             _ => Err(format!(
-                "the CPython worker's --bare run failed: {}",
+                "the CPython worker's --bare {what} failed: {}",
                 last_line(&out.stderr).unwrap_or("no output")
             )),
         }

@@ -23,6 +23,11 @@ pub struct Calibration {
     /// `CPython` runs: one `CPython` iteration = `iteration_ns` × this many units.
     #[serde(default)]
     pub sim_units_per_ns: Option<f64>,
+    /// What starting a worker in a subinterpreter of its own costs on this
+    /// interpreter (3.12 and later): creating it and loading the worker
+    /// there. The simulation spends as long, one interpreter at a time.
+    #[serde(default)]
+    pub interpreter_start_ns: Option<f64>,
 }
 
 /// What one `CPython` loop iteration may plausibly cost, in ns: a fast
@@ -31,6 +36,8 @@ pub const ITERATION_NS: std::ops::RangeInclusive<f64> = 5.0..=5_000.0;
 /// The simulation's cost units per ns: one unit is a dependent square root,
 /// a few ns on any machine gilscope runs on.
 pub const UNITS_PER_NS: std::ops::RangeInclusive<f64> = 0.01..=10.0;
+/// What starting a subinterpreter may plausibly cost, in ns: a few ms here.
+pub const INTERPRETER_START_NS: std::ops::RangeInclusive<f64> = 1e4..=5e9;
 
 const FILE: &str = "calibration.json";
 
@@ -83,11 +90,18 @@ impl Calibration {
                 ITERATION_NS.end()
             ));
         }
-        match self.sim_units_per_ns {
-            Some(units) if !UNITS_PER_NS.contains(&units) => Some(format!(
+        if let Some(units) = self.sim_units_per_ns.filter(|u| !UNITS_PER_NS.contains(u)) {
+            return Some(format!(
                 "{units} simulated cost units per ns is outside {}–{}",
                 UNITS_PER_NS.start(),
                 UNITS_PER_NS.end()
+            ));
+        }
+        match self.interpreter_start_ns {
+            Some(ns) if !INTERPRETER_START_NS.contains(&ns) => Some(format!(
+                "{ns} ns to start a subinterpreter is outside {}–{} ns",
+                INTERPRETER_START_NS.start(),
+                INTERPRETER_START_NS.end()
             )),
             _ => None,
         }
@@ -121,11 +135,14 @@ impl Calibration {
         }
         times.sort_unstable();
         units.sort_by(f64::total_cmp);
+        let interpreter_start_ns =
+            if python.has_subinterpreters() { Some(python.interpreter_start_ns()? as f64) } else { None };
         let calibration = Calibration {
             python: python.path.display().to_string(),
             version: python.version.clone(),
             iteration_ns: times[times.len() / 2] as f64 / iterations.max(1) as f64,
             sim_units_per_ns: Some(units[units.len() / 2]),
+            interpreter_start_ns,
         };
         match calibration.implausible() {
             Some(why) => Err(format!("{} measured {why}: is it really CPython?", python.describe())),

@@ -39,7 +39,7 @@ pub fn tree_ticks(pid: u32) -> u64 {
 }
 
 /// The live children of `pid`, from every thread's list.
-fn children(pid: u32) -> Vec<u32> {
+pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {

@@ -203,6 +203,14 @@ impl Plan {
                     reply_iterations: e.reply_iterations,
                     progress_every: e.progress_every(),
                     process_requested_at: None,
+                    // Starting an interpreter costs what the real one measured
+                    // (`gilscope calibrate`), slowed with the rest of the run.
+                    interpreter_start_ns: match spec.model {
+                        Model::Subinterpreters { .. } => self.calibration.as_ref().map_or(0, |c| {
+                            (c.interpreter_start_ns.unwrap_or(0.0) * f64::from(e.pace.max(1))).round() as u64
+                        }),
+                        _ => 0,
+                    },
                 };
                 Launch {
                     workers: args.roles.len() as u32,

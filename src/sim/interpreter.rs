@@ -26,6 +26,10 @@ pub struct Interpreter {
     /// starts the first worker (the multiprocessing model). Otherwise each
     /// worker's start cost is its thread spawn alone.
     pub process_requested_at: Option<u64>,
+    /// CPU time each worker spends starting its interpreter once the gun
+    /// fires, one interpreter at a time as `CPython`'s main thread creates
+    /// them (the subinterpreter models, from the calibration; zero else).
+    pub interpreter_start: Duration,
 }
 
 /// The start gun. A worker that started (its first instruction ran and was
@@ -80,6 +84,8 @@ impl Interpreter {
         let mut gils = vec![Arc::clone(&gil)];
         let pid = std::process::id();
         let mut threads = Vec::with_capacity(self.roles.len());
+        // One interpreter is created at a time: whoever holds this creates.
+        let creating = Arc::new(Mutex::new(()));
         for (k, &role) in self.roles.iter().enumerate() {
             let worker = self.first_worker + k as u32;
             let shared = if self.own_gils && k > 0 {
@@ -91,6 +97,7 @@ impl Interpreter {
             };
             let params = self.params.clone();
             let gun = Arc::clone(gun);
+            let (creating, interpreter_start) = (Arc::clone(&creating), self.interpreter_start);
             let thread_requested = now_ns();
             let requested = match self.process_requested_at {
                 Some(t) if k == 0 => t,
@@ -101,6 +108,10 @@ impl Interpreter {
                 shared.recorder().record(Record::Started { t, worker, requested });
                 shared.recorder().record(Record::Process { t, worker, pid });
                 gun.wait();
+                if !interpreter_start.is_zero() {
+                    let _one_at_a_time = creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    spend_cpu(interpreter_start);
+                }
                 match role {
                     Role::Cpu => run_cpu(&shared, worker, &params),
                     Role::Io => run_io(&shared, worker, &params),
@@ -123,5 +134,61 @@ impl Interpreter {
             switches: gils.iter().map(|g| g.switches()).sum(),
             drop_requests: gils.iter().map(|g| g.drop_requests()).sum(),
         })
+    }
+}
+
+/// Keeps this thread busy until it has used `cpu` of CPU time: work, not a
+/// sleep, as creating an interpreter is.
+fn spend_cpu(cpu: Duration) {
+    let until = thread_cpu_ns() + cpu.as_nanos() as u64;
+    let mut x = 1.0_f64;
+    while thread_cpu_ns() < until {
+        for _ in 0..1_000 {
+            x = std::hint::black_box(x.sqrt() + 1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpreters_start_one_at_a_time_after_the_gun_and_take_cpu_to_start() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let interpreter = Interpreter {
+            first_worker: 0,
+            roles: vec![Role::Cpu; 2],
+            gil: true,
+            own_gils: true,
+            switch_interval: Duration::from_millis(5),
+            params: WorkParams {
+                iterations: 1_000,
+                units: 1,
+                requests: 0,
+                io_wait: Duration::ZERO,
+                reply_iterations: 0,
+                progress_every: 1_000,
+            },
+            process_requested_at: None,
+            interpreter_start: Duration::from_millis(40),
+        };
+        let gun = Arc::new(StartGun::default());
+        gun.fire();
+        let fired = now_ns();
+        interpreter.run(&tx, &gun).expect("it runs");
+        drop(tx);
+        let mut first: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for record in &rx {
+            if let Record::Take { t, worker } = record {
+                first.entry(worker).or_insert(t);
+            }
+        }
+        let mut first_take: Vec<u64> = first.into_values().collect();
+        first_take.sort_unstable();
+        assert_eq!(first_take.len(), 2);
+        // Each waited for its own interpreter's 40 ms; the second also for the first's.
+        assert!(first_take[0] >= fired + 39_000_000, "{first_take:?} after {fired}");
+        assert!(first_take[1] >= first_take[0] + 35_000_000, "{first_take:?}");
     }
 }
