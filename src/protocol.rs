@@ -88,6 +88,9 @@ pub enum ReleaseReason {
     /// The gap between two progress stamps says the thread stopped running
     /// (inferred timelines only).
     Inferred,
+    /// Another thread took the GIL, as gilscope read it from the real
+    /// interpreter (measured or exact lanes; gilscope writes these).
+    Switched,
 }
 
 impl ReleaseReason {
@@ -97,6 +100,7 @@ impl ReleaseReason {
             ReleaseReason::Io => "io",
             ReleaseReason::Finished => "finished",
             ReleaseReason::Inferred => "inferred",
+            ReleaseReason::Switched => "switched",
         }
     }
 
@@ -106,6 +110,7 @@ impl ReleaseReason {
             "io" => Some(ReleaseReason::Io),
             "finished" => Some(ReleaseReason::Finished),
             "inferred" => Some(ReleaseReason::Inferred),
+            "switched" => Some(ReleaseReason::Switched),
             _ => None,
         }
     }
@@ -215,7 +220,12 @@ impl Record {
     /// Records only gilscope writes (its lanes stage): a worker that
     /// writes one is not to be believed.
     pub fn from_gilscope(&self) -> bool {
-        matches!(self, Record::Lanes { .. } | Record::Gil { .. })
+        matches!(
+            self,
+            Record::Lanes { .. }
+                | Record::Gil { .. }
+                | Record::Release { reason: ReleaseReason::Switched, .. }
+        )
     }
 
     /// The record with every point in time moved by `f`; a latency stays
@@ -539,6 +549,7 @@ mod tests {
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Io },
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Finished },
             Record::Release { t: 13, worker: 1, reason: ReleaseReason::Inferred },
+            Record::Release { t: 13, worker: 1, reason: ReleaseReason::Switched },
             Record::IoBegin { t: 15, worker: 2 },
             Record::Reply { t: 16, worker: 2, latency_ns: 900 },
             Record::Progress { t: 17, worker: 3, done: 40, total: 4_000_000 },

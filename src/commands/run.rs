@@ -19,7 +19,7 @@ use crate::experiment::scoreboard;
 use crate::experiment::spec::{Experiment, Model, RunSpec};
 use crate::experiment::tally::RunResult;
 use crate::experiment::{time_run, time_run_watched};
-use crate::format::{duration_label, memory_label};
+use crate::format::{duration_label, memory_label, thousands};
 use crate::protocol::Runtime;
 use crate::recording::tape::{Context, RunTape};
 use crate::recording::{Machine, trace};
@@ -321,6 +321,45 @@ fn fidelity(results: &[RunResult]) -> String {
             sim.cores_used / real.cores_used
         );
     }
+    out.push_str(&gil_fidelity(results));
+    out
+}
+
+/// The GIL model by model: hand-overs, hold spans and each worker's held
+/// share, the simulated lock's beside what was read of the real one.
+fn gil_fidelity(results: &[RunResult]) -> String {
+    let mut out = String::from(
+        "
+the GIL, simulated vs read from CPython
+",
+    );
+    let _ = writeln!(out, "  {:<30}{:>12}{:>12}{:>8}", "", "sim", "cpython", "ratio");
+    for pair in results.windows(2) {
+        let [sim, real] = pair else { continue };
+        if sim.runtime != "sim" || real.runtime != "cpython" || sim.model != real.model || !sim.gil {
+            continue;
+        }
+        let _ = writeln!(out, "  {} · CPython lanes {}", sim.label, lanes_text(real));
+        let mut row = |name: String, s: f64, c: f64, show: &dyn Fn(f64) -> String| {
+            let ratio = if c > 0.0 { format!("{:.2}", s / c) } else { "–".to_owned() };
+            let _ = writeln!(out, "    {name:<28}{:>12}{:>12}{ratio:>8}", show(s), show(c));
+        };
+        let count = |v: f64| thousands(v as u64);
+        let ms = |v: f64| if v.is_nan() { "–".to_owned() } else { duration_label(v / 1e3) };
+        let pct = |v: f64| format!("{:.0}%", v * 100.0);
+        let switches =
+            if real.lanes == "inferred" { "GIL switches (cpython ~inferred)" } else { "GIL switches" };
+        row(switches.to_owned(), sim.gil_switches as f64, real.gil_switches as f64, &count);
+        let hold = |r: &RunResult, f: fn(&crate::experiment::tally::Holds) -> f64| {
+            r.hold_ms.as_ref().map_or(f64::NAN, f)
+        };
+        row("hold median".to_owned(), hold(sim, |h| h.median), hold(real, |h| h.median), &ms);
+        row("hold p90".to_owned(), hold(sim, |h| h.p90), hold(real, |h| h.p90), &ms);
+        let prefix = worker_prefix(sim);
+        for (w, (s, c)) in sim.held_share.iter().zip(&real.held_share).enumerate() {
+            row(format!("held share {prefix}{w}"), *s, *c, &pct);
+        }
+    }
     out
 }
 
@@ -377,6 +416,99 @@ fn runtime_label(runtime: Runtime) -> &'static str {
         Runtime::Sim => "simulated CPython",
         Runtime::Cpython => "real CPython",
     }
+}
+
+/// The GIL's rows of a run's table: where its lanes came from (real
+/// `CPython`), its hand-overs, hold spans, each worker's held share, waits.
+fn gil_rows(r: &RunResult) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    let mut row = |name: &'static str, value: String| rows.push((name, value));
+    let read = r.runtime == "cpython" && r.lanes != "inferred";
+    if r.runtime == "cpython" && r.gil {
+        row("GIL lanes", lanes_text(r));
+    }
+    // Inferred lanes guess hand-overs from gaps in the workers' progress;
+    // read ones count the interpreter's own.
+    if !r.gil {
+        row("GIL switches", "none (no GIL)".to_owned());
+    } else if read {
+        row(
+            "GIL switches",
+            format!(
+                "{} (the interpreter's own count; {} hand-overs in the lanes)",
+                r.gil_switches, r.gil_switches_in_lanes
+            ),
+        );
+    } else if r.runtime == "cpython" {
+        row("GIL switches", format!("~{} (inferred)", r.gil_switches));
+    } else {
+        row("GIL switches", r.gil_switches.to_string());
+    }
+    if let Some(h) = r.hold_ms.filter(|_| r.gil) {
+        row(
+            "GIL hold",
+            format!(
+                "median {} · p90 {} ({} holds)",
+                duration_label(h.median / 1e3),
+                duration_label(h.p90 / 1e3),
+                h.count
+            ),
+        );
+    }
+    if r.gil && !r.held_share.is_empty() {
+        row("GIL held share", held_share_text(worker_prefix(r), &r.held_share));
+    }
+    // Inferred lanes take gaps in progress for waits: a gap is time not
+    // running, a GIL wait or the OS scheduling something else.
+    row(
+        if r.runtime == "cpython" && !read { "not running (inferred)" } else { "GIL wait" },
+        if r.gil_waits == 0 {
+            "none".to_owned()
+        } else {
+            format!(
+                "mean {} · max {} ({} waits)",
+                duration_label(r.gil_wait_mean_ms / 1e3),
+                duration_label(r.gil_wait_max_ms / 1e3),
+                r.gil_waits
+            )
+        },
+    );
+    rows
+}
+
+/// Where a `CPython` run's GIL lanes came from: "measured (sampled every
+/// 100 µs, 9,700 samples/s)", "exact (uprobes)", "inferred from progress
+/// stamps: why".
+fn lanes_text(r: &RunResult) -> String {
+    match r.lanes {
+        "measured" => {
+            let every = r.sample_period_us.map_or(String::new(), |us| format!("sampled every {us:.0} µs"));
+            match r.samples_per_s {
+                Some(rate) => format!("measured ({every}, {} samples/s)", thousands(rate.round() as u64)),
+                None => format!("measured ({every})"),
+            }
+        }
+        "exact" => "exact (every take and release, from uprobes)".to_owned(),
+        _ => format!(
+            "inferred from progress stamps: {}",
+            r.lanes_fallback.as_deref().unwrap_or("the GIL was not read")
+        ),
+    }
+}
+
+/// "T0 49% · T1 51%": each worker's share of its time at work holding the GIL.
+fn held_share_text(prefix: char, shares: &[f64]) -> String {
+    shares
+        .iter()
+        .enumerate()
+        .map(|(w, s)| format!("{prefix}{w} {:.0}%", s * 100.0))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// How the screen names a run's workers: T0 for threads, P0 for processes.
+fn worker_prefix(r: &RunResult) -> char {
+    if r.processes > 1 && r.processes == r.workers { 'P' } else { 'T' }
 }
 
 /// "0.98× (0.95–1.01 over 3 rounds; at most 2×)"
@@ -447,27 +579,9 @@ fn tables(
             ),
         );
         row("peak memory", memory_label(r.peak_rss_kb));
-        // The real CPython's hand-overs are inferred from gaps in its progress.
-        if r.runtime == "cpython" {
-            row("GIL switches", format!("~{} (inferred)", if r.gil { r.gil_switches } else { 0 }));
-        } else {
-            row("GIL switches", r.gil_switches.to_string());
+        for (name, value) in gil_rows(r) {
+            row(name, value);
         }
-        // CPython's lanes are inferred from gaps in progress: a gap is time not
-        // running, a GIL wait or the OS scheduling something else.
-        row(
-            if r.runtime == "cpython" { "not running (inferred)" } else { "GIL wait" },
-            if r.gil_waits == 0 {
-                "none".to_owned()
-            } else {
-                format!(
-                    "mean {} · max {} ({} waits)",
-                    duration_label(r.gil_wait_mean_ms / 1e3),
-                    duration_label(r.gil_wait_max_ms / 1e3),
-                    r.gil_waits
-                )
-            },
-        );
         if let Some(l) = r.io_latency_ms {
             let ms = |v: f64| duration_label(v / 1e3);
             let beside = if r.workers > 1 { " beside the other workers" } else { "" };

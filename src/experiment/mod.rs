@@ -1,6 +1,7 @@
 //! Experiments: what to run (spec, model, matrix), what speedups are
 //! measured against (baseline), how long an iteration takes (calibration),
-//! how to start a run (plan), who watches its processes (supervisor), what
+//! how to start a run (plan), who watches its processes (supervisor), the
+//! real GIL read for the `CPython` lanes (lanes), what
 //! the records add up to (tally, track, slices), how busy the machine was
 //! (load), what the rounds say together (comparison, stats), and what to say
 //! about it in plain words (narration).
@@ -8,6 +9,7 @@
 pub(crate) mod baseline;
 pub mod calibration;
 pub mod comparison;
+pub mod lanes;
 pub mod load;
 pub(crate) mod matrix;
 pub mod memory;

@@ -254,7 +254,7 @@ impl Model {
                         w.wait_since = Some(t);
                         w.doing = Doing::Waiting;
                     }
-                    ReleaseReason::Inferred => {
+                    ReleaseReason::Inferred | ReleaseReason::Switched => {
                         w.wait_since = Some(t);
                         w.doing = Doing::Waiting;
                     }

@@ -163,6 +163,8 @@ impl Plan {
                 format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
                 format!("--reply-iterations={}", e.reply_iterations),
                 format!("--switch-interval-s={}", e.switch_interval.as_secs_f64()),
+                // Its workers begin at gilscope's start gun, once it reads their GIL.
+                "--gun".to_owned(),
             ],
         ]
         .concat();
@@ -177,6 +179,8 @@ impl Plan {
             env: Vec::new(),
             requested_at_flag: Some("--spawned-at".to_owned()),
             workers: e.workers,
+            // With no GIL there is no lock to read.
+            watch_gil: !spec.gil_off() && !python.free_threaded_build,
         }])
     }
 
@@ -221,6 +225,8 @@ impl Plan {
                     // starting the worker: measure from the parent's request.
                     requested_at_flag: (spec.model == Model::Processes || processes > 1)
                         .then(|| "--process-requested-at".to_owned()),
+                    // The simulated lock records every take and release itself.
+                    watch_gil: false,
                 }
             })
             .collect()

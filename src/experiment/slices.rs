@@ -135,7 +135,7 @@ impl Slicer {
             Record::Release { t, worker, reason } => {
                 self.end_hold(worker, t);
                 match reason {
-                    ReleaseReason::DropRequest | ReleaseReason::Inferred => {
+                    ReleaseReason::DropRequest | ReleaseReason::Inferred | ReleaseReason::Switched => {
                         self.worker(worker).enter(t, State::Waiting);
                     }
                     ReleaseReason::Io => self.worker(worker).enter(t, State::Io),

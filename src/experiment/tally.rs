@@ -546,7 +546,7 @@ impl Tally {
                 // From here the worker waits: forced switching holds it until
                 // another thread took the GIL, then it queues up again (its
                 // `wait` record comes then). An inferred gap is time not running.
-                ReleaseReason::DropRequest | ReleaseReason::Inferred => {
+                ReleaseReason::DropRequest | ReleaseReason::Inferred | ReleaseReason::Switched => {
                     if let Some(w) = self.worker(worker) {
                         w.wait_since = Some(t);
                     }

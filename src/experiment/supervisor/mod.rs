@@ -38,6 +38,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::children::{self, Registered};
 use crate::clock::now_ns;
+use crate::experiment::lanes::LaneStage;
 use crate::experiment::supervisor::gun::Gun;
 use crate::experiment::supervisor::stream::Stream;
 use crate::protocol::{Hello, Record};
@@ -65,6 +66,9 @@ pub struct Launch {
     /// Workers the process speaks for: the start gun waits for a `start`
     /// record from each (0: it fires without waiting for this process).
     pub workers: u32,
+    /// A real `CPython` whose GIL the lanes stage reads: the gun waits for
+    /// each worker's `thread` record instead, and for its GIL to be found.
+    pub watch_gil: bool,
 }
 
 /// What the supervisor hears from a run.
@@ -323,7 +327,7 @@ impl Job {
                     if !self.shared.add(pid, child.stdin.take()) {
                         let _ = child.kill();
                     }
-                    streams.push(Stream::new(index, child, run, self.requested_at));
+                    streams.push(Stream::new(index, child, run, self.requested_at, launch.watch_gil));
                 }
                 Err(why) => {
                     failure = Some(why);
@@ -351,6 +355,8 @@ impl Job {
         let mut last_heard = Instant::now();
         // Set when the run as a whole failed: every stream ends with it.
         let mut failure: Option<String> = None;
+        let mut lanes = LaneStage::new(run);
+        let mut out = Vec::new();
         while streams.iter().any(|s| !s.ended) {
             let (mut fds, mut owners) = (Vec::new(), Vec::new());
             for (i, stream) in streams.iter().enumerate() {
@@ -361,7 +367,7 @@ impl Job {
             }
             // A stream whose pipes closed waits for its process to exit.
             let exiting = streams.iter().any(|s| s.drained() && !s.ended);
-            let timeout_ms = if exiting { 5 } else { 200 };
+            let timeout_ms = if exiting || lanes.active() { 5 } else { 200 };
             // SAFETY: `fds` is a valid array of pollfd for its length.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
             let now = now_ns();
@@ -389,14 +395,24 @@ impl Job {
                 failure = Some(format!("no word from the workers in {} s", silence.as_secs()));
                 self.shared.kill();
             }
-            for part in batch.chunks(MAX_BATCH) {
+            for report in batch.drain(..) {
+                let watched = match &report {
+                    Report::Record { stream, .. } => streams[*stream].watched,
+                    _ => false,
+                };
+                if lanes.pass(report, watched, &mut out) {
+                    self.gun.started_one();
+                }
+            }
+            lanes.tick(&mut out);
+            for part in out.chunks(MAX_BATCH) {
                 // Blocks while the channel is full: the workers wait, memory does not grow.
                 if self.events.send(Event::Reports(part.to_vec())).is_err() {
                     // Nobody listens any more: stop the run.
                     self.shared.kill();
                 }
             }
-            batch.clear();
+            out.clear();
         }
     }
 }

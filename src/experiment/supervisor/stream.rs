@@ -34,6 +34,9 @@ pub(super) struct Stream {
     pub(super) pid: u32,
     /// Reaped, and its `Ended` report made.
     pub(super) ended: bool,
+    /// Its GIL lanes are read by the lanes stage, which tells the start gun
+    /// when each worker is ready.
+    pub(super) watched: bool,
     child: Child,
     run: RunId,
     /// When the run was requested: no record can be older.
@@ -52,11 +55,12 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    pub(super) fn new(index: usize, mut child: Child, run: RunId, requested_at: u64) -> Self {
+    pub(super) fn new(index: usize, mut child: Child, run: RunId, requested_at: u64, watched: bool) -> Self {
         Stream {
             index,
             pid: child.id(),
             ended: false,
+            watched,
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
             child,
@@ -195,7 +199,7 @@ impl Stream {
             Record::Error { message } => {
                 self.worker_error = Some(format!("failed: {}", first_chars(message, 300)));
             }
-            Record::Started { .. } => gun.started_one(),
+            Record::Started { .. } if !self.watched => gun.started_one(),
             _ => {}
         }
         batch.push(Report::Record { run, stream, record });

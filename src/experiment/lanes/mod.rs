@@ -1,0 +1,266 @@
+//! The lanes stage: between a run's streams and whoever reads its reports,
+//! it replaces the real `CPython`'s inferred GIL lanes with measured ones.
+//!
+//! A worker of a watched stream names its OS thread (`thread`) before its
+//! work begins; the stage then reads that thread's GIL from the process's
+//! memory ([`watch`]) and holds the worker's records until the reads have
+//! caught up with them, merging both into its lane ([`rewrite`]). The
+//! supervisor fires the start gun only once every worker was taken in, so
+//! the first hand-over is read like the others. Where a GIL cannot be read,
+//! the stage says why in a `lanes … inferred` record and lets that process's
+//! records through as they are: a wrong lane is worse than an inferred one.
+//! It also writes what it read of each GIL (`gil` records): the
+//! interpreter's own switch count while the workers worked, the hand-overs
+//! the reads saw, and how many reads it took.
+
+pub mod rewrite;
+pub mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::clock::now_ns;
+use crate::experiment::supervisor::{Report, RunId};
+use crate::protocol::{LaneSource, Record};
+use rewrite::{GilState, GilTrack, LaneWorker};
+use watch::Watch;
+
+/// How often the stage says what it read of each GIL while the run goes on.
+const GIL_REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// One GIL read, and the workers whose lanes it makes.
+struct Gil {
+    stream: usize,
+    pid: u32,
+    interp: u64,
+    watch: Watch,
+    track: GilTrack,
+    workers: Vec<u32>,
+    /// Its final counts have been written.
+    closed: bool,
+}
+
+/// The lanes stage of one run.
+pub struct LaneStage {
+    run: RunId,
+    gils: Vec<Gil>,
+    /// Workers whose lanes come from a read GIL: which GIL, and their lane.
+    workers: HashMap<u32, (usize, LaneWorker)>,
+    /// Processes whose GIL could not be read, and why.
+    unread: BTreeMap<u32, String>,
+    /// Processes whose lanes' source was said.
+    said: Vec<u32>,
+    last_report: Instant,
+}
+
+impl LaneStage {
+    pub fn new(run: RunId) -> LaneStage {
+        LaneStage {
+            run,
+            gils: Vec::new(),
+            workers: HashMap::new(),
+            unread: BTreeMap::new(),
+            said: Vec::new(),
+            last_report: Instant::now(),
+        }
+    }
+
+    /// Some GIL is still being read.
+    pub fn active(&self) -> bool {
+        self.gils.iter().any(|g| !g.closed)
+    }
+
+    /// Takes one report of stream `stream` (`watched`: its GIL lanes are to
+    /// be read) and puts what is ready of it into `out`. Returns whether a
+    /// worker was taken in (its `thread` record seen): the start gun may
+    /// count it.
+    pub fn pass(&mut self, report: Report, watched: bool, out: &mut Vec<Report>) -> bool {
+        match report {
+            Report::Record { stream, record: Record::Thread { t, worker, pid, tid, interp }, .. }
+                if watched =>
+            {
+                self.take_in(stream, worker, pid, tid, interp, out);
+                out.push(self.report(stream, Record::Thread { t, worker, pid, tid, interp }));
+                true
+            }
+            Report::Record { stream, record, .. } => {
+                match record.worker().and_then(|w| self.workers.get_mut(&w)) {
+                    Some((_, lane)) => lane.own(record),
+                    None => out.push(self.report(stream, record)),
+                }
+                false
+            }
+            Report::Ended { stream, .. } => {
+                self.close_stream(stream, out);
+                out.push(report);
+                false
+            }
+            Report::Hello { .. } => {
+                out.push(report);
+                false
+            }
+        }
+    }
+
+    /// Takes the samples read since the last call and merges every lane as
+    /// far as they go; now and then says what was read of each GIL.
+    pub fn tick(&mut self, out: &mut Vec<Report>) {
+        for g in 0..self.gils.len() {
+            if !self.gils[g].closed {
+                self.read_samples(g);
+                self.merge(g, false, out);
+            }
+        }
+        if self.last_report.elapsed() >= GIL_REPORT_EVERY {
+            self.last_report = Instant::now();
+            for g in 0..self.gils.len() {
+                if !self.gils[g].closed {
+                    self.say_counts(g, out);
+                }
+            }
+        }
+    }
+
+    fn report(&self, stream: usize, record: Record) -> Report {
+        Report::Record { run: self.run, stream, record }
+    }
+
+    /// Worker `worker` runs on thread `tid` of interpreter `interp` of
+    /// process `pid`: finds that GIL (or why it cannot be read).
+    fn take_in(
+        &mut self,
+        stream: usize,
+        worker: u32,
+        pid: u32,
+        tid: u32,
+        interp: u64,
+        out: &mut Vec<Report>,
+    ) {
+        if self.unread.contains_key(&pid) {
+            return;
+        }
+        let found = match self.gils.iter().position(|g| g.pid == pid && g.interp == interp) {
+            Some(g) => Ok(g),
+            None => self.attach(stream, pid, interp),
+        };
+        match found {
+            Ok(g) => {
+                self.gils[g].workers.push(worker);
+                self.workers.insert(worker, (g, LaneWorker::new(worker, tid)));
+                if !self.said.contains(&pid) {
+                    self.said.push(pid);
+                    let source = LaneSource::Measured { period_ns: self.gils[g].watch.period_ns };
+                    out.push(self.report(stream, Record::Lanes { t: now_ns(), pid, source }));
+                }
+            }
+            Err(why) => {
+                // The process's lanes are as weak as its weakest GIL: it is
+                // said inferred, and this worker keeps its stamps' lane.
+                self.unread.insert(pid, why.clone());
+                self.said.push(pid);
+                let source = LaneSource::Inferred { why };
+                out.push(self.report(stream, Record::Lanes { t: now_ns(), pid, source }));
+            }
+        }
+    }
+
+    fn attach(&mut self, stream: usize, pid: u32, interp: u64) -> Result<usize, String> {
+        let reader = watch::reader(pid, interp, watch::ATTACH_WITHIN).map_err(|f| f.reason)?;
+        // Interpreters sharing one GIL (the legacy subinterpreters) share its watch.
+        if let Some(g) =
+            self.gils.iter().position(|g| g.pid == pid && g.watch.address == reader.gil_address())
+        {
+            return Ok(g);
+        }
+        let watch = Watch::start(reader).map_err(|f| f.reason)?;
+        self.gils.push(Gil {
+            stream,
+            pid,
+            interp,
+            watch,
+            track: GilTrack::default(),
+            workers: Vec::new(),
+            closed: false,
+        });
+        Ok(self.gils.len() - 1)
+    }
+
+    fn read_samples(&mut self, g: usize) {
+        let gil = &mut self.gils[g];
+        for s in gil.watch.take_samples() {
+            let holder = if s.gil.locked { s.gil.holder_tid } else { None };
+            gil.track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
+        }
+        if gil.watch.ended() {
+            // Its last batch came before it ended.
+            for s in gil.watch.take_samples() {
+                let holder = if s.gil.locked { s.gil.holder_tid } else { None };
+                gil.track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
+            }
+            gil.track.ended = true;
+        }
+    }
+
+    /// Merges the lanes of GIL `g`'s workers (all of them, with `all`);
+    /// once every one of them finished, stops reading it and says so.
+    fn merge(&mut self, g: usize, all: bool, out: &mut Vec<Report>) {
+        let (stream, mut merged) = (self.gils[g].stream, Vec::new());
+        for w in &self.gils[g].workers {
+            if let Some((_, lane)) = self.workers.get_mut(w) {
+                lane.merge(&self.gils[g].track, all, &mut merged);
+            }
+        }
+        out.extend(merged.into_iter().map(|r| self.report(stream, r)));
+        let done = self.gils[g].workers.iter().all(|w| self.workers.get(w).is_some_and(|(_, l)| l.done()));
+        if done || all {
+            self.gils[g].watch.stop();
+            self.read_samples(g);
+            self.say_counts(g, out);
+            self.gils[g].closed = true;
+        }
+    }
+
+    /// A `gil` record: what was read of GIL `g` while all its workers
+    /// worked (from the last one's start to the first one's end, so that
+    /// threads starting and ending, whose short holds fall between two
+    /// samples, are not counted by one side only).
+    fn say_counts(&self, g: usize, out: &mut Vec<Report>) {
+        let gil = &self.gils[g];
+        let lanes: Vec<&LaneWorker> =
+            gil.workers.iter().filter_map(|w| self.workers.get(w).map(|(_, l)| l)).collect();
+        let Some(from) =
+            lanes.iter().map(|l| l.began).collect::<Option<Vec<u64>>>().and_then(|b| b.into_iter().max())
+        else {
+            return;
+        };
+        let to = match lanes.iter().filter_map(|l| l.finished).min() {
+            Some(first_end) => first_end,
+            None => gil.track.latest_t().unwrap_or(from),
+        };
+        let (switches, seen) = gil.track.handovers(from, to);
+        let stats = gil.watch.stats();
+        let record = Record::Gil {
+            t: now_ns(),
+            pid: gil.pid,
+            interp: gil.interp,
+            switches,
+            seen,
+            samples: stats.taken,
+            span_ns: stats.elapsed_ns(),
+            cpu_ns: stats.cpu_ns,
+        };
+        out.push(self.report(gil.stream, record));
+    }
+
+    /// Stream `stream` ended: every lane it made is merged to its end.
+    fn close_stream(&mut self, stream: usize, out: &mut Vec<Report>) {
+        for g in 0..self.gils.len() {
+            if self.gils[g].stream == stream && !self.gils[g].closed {
+                self.gils[g].watch.stop();
+                self.read_samples(g);
+                self.gils[g].track.ended = true;
+                self.merge(g, true, out);
+            }
+        }
+    }
+}
