@@ -69,12 +69,31 @@ fn runtime_both_runs_each_model_under_each_runtime_side_by_side() {
     // CPython's multiprocessing really ran in 2 processes, its threading in 1.
     assert_eq!(runs[1]["processes"], 1);
     assert_eq!(runs[3]["processes"], 2);
+    // Its lanes were read from its GILs; the simulation's are the lock's own.
+    for (run, lanes) in runs.iter().zip(["exact", "measured", "exact", "measured"]) {
+        assert_eq!(run["lanes"], lanes, "{run}");
+    }
     // No calibration was stored, so the run calibrated itself and stored one.
     assert!(cache.join("gilscope/calibration.json").exists());
 
     let table = gilscope(&["run", "--runtime", "both", "--workers", "2", "--iterations", "300000"], &cache);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("simulation vs CPython"), "{text}");
+    // Per model, the GIL side by side: hand-overs, holds, each worker's share.
+    let gil =
+        text.split("the GIL, simulated vs read from CPython").nth(1).unwrap_or_else(|| panic!("{text}"));
+    for row in [
+        "threading · CPython lanes measured",
+        "GIL switches",
+        "hold median",
+        "hold p90",
+        "held share T0",
+        "held share T1",
+        "multiprocessing · CPython lanes measured",
+        "held share P1",
+    ] {
+        assert!(gil.contains(row), "no {row:?} in {gil}");
+    }
 }
 
 #[test]
