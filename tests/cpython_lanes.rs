@@ -1,7 +1,9 @@
 //! The real `CPython`'s GIL lanes as `gilscope run` draws them: read from
-//! each worker process's GIL (measured), on every pyenv interpreter these
-//! machines carry (3.10–3.13) and on Debian's `/usr/bin/python3.11`; and
-//! inferred, with the reason, where the GIL cannot be read.
+//! each worker process's GIL (measured: sampled, with `GILSCOPE_LANES=measured`),
+//! on every pyenv interpreter these machines carry (3.10–3.13) and on
+//! Debian's `/usr/bin/python3.11`; exact, from uprobes, where the tests run
+//! as root and the interpreter kept its `.symtab`; and inferred, with the
+//! reason, where the GIL cannot be read.
 //!
 //! The figures are timings on a shared 2-core machine: a measurement that
 //! another program disturbed is taken again (a few times) rather than
@@ -26,13 +28,32 @@ fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
 /// Attempts a timing measurement gets before it counts as failed.
 const ATTEMPTS: usize = 4;
 
-fn gilscope(args: &[&str], cache: &Path) -> Output {
-    common::gilscope().args(args).env("XDG_CACHE_HOME", cache).output().expect("start gilscope")
+/// Where the lanes are to come from: `auto` takes exact ones where it can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    Measured,
+    Auto,
+}
+
+fn gilscope(args: &[&str], cache: &Path, want: Want) -> Output {
+    let mut command = common::gilscope();
+    command.args(args).env("XDG_CACHE_HOME", cache);
+    match want {
+        Want::Measured => command.env("GILSCOPE_LANES", "measured"),
+        Want::Auto => command.env_remove("GILSCOPE_LANES"),
+    };
+    command.output().expect("start gilscope")
+}
+
+/// Whether this test process may use perf events (root, here).
+fn root() -> bool {
+    // SAFETY: geteuid has no failure mode.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// The measurement: 2 CPU-bound workers, a 5 ms switch interval,
 /// 1,000,000 iterations each, threading then multiprocessing, as JSON.
-fn two_workers(python: &Path, cache: &Path) -> serde_json::Value {
+fn two_workers(python: &Path, cache: &Path, want: Want) -> serde_json::Value {
     let python = python.display().to_string();
     let out = gilscope(
         &[
@@ -54,6 +75,7 @@ fn two_workers(python: &Path, cache: &Path) -> serde_json::Value {
             "--json",
         ],
         cache,
+        want,
     );
     assert!(out.status.success(), "{python}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
@@ -64,7 +86,6 @@ fn two_workers(python: &Path, cache: &Path) -> serde_json::Value {
 fn threads_doubt(run: &serde_json::Value) -> Option<String> {
     let switches = run["gil_switches"].as_u64()?;
     let in_lanes = run["gil_switches_in_lanes"].as_u64()?;
-    let rate = run["samples_per_s"].as_f64()?;
     if switches < 5 {
         return Some(format!("only {switches} hand-overs while both workers worked"));
     }
@@ -72,8 +93,11 @@ fn threads_doubt(run: &serde_json::Value) -> Option<String> {
     if switches.abs_diff(in_lanes) * 50 > switches {
         return Some(format!("the lanes show {in_lanes} hand-overs, the interpreter counted {switches}"));
     }
-    if rate < 8_000.0 {
-        return Some(format!("sampled only {rate:.0} times a second"));
+    if run["lanes"] == "measured" {
+        let rate = run["samples_per_s"].as_f64()?;
+        if rate < 8_000.0 {
+            return Some(format!("sampled only {rate:.0} times a second"));
+        }
     }
     let shares: Vec<f64> =
         run["held_share"].as_array()?.iter().filter_map(serde_json::Value::as_f64).collect();
@@ -83,20 +107,23 @@ fn threads_doubt(run: &serde_json::Value) -> Option<String> {
     None
 }
 
-fn measured_lanes_agree_with_the_interpreter(python: &Path, version: &str) {
+/// The lanes `lanes` ("measured" or "exact") of `python`'s threading and
+/// multiprocessing agree with its own switch count.
+fn lanes_agree_with_the_interpreter(python: &Path, version: &str, want: Want, lanes: &str) {
     let _one_at_a_time = timing_lock();
-    let cache = scratch(&format!("lanes-{version}"));
+    let cache = scratch(&format!("lanes-{version}-{lanes}"));
     let mut doubts = Vec::new();
     for _ in 0..ATTEMPTS {
-        let report = two_workers(python, &cache);
+        let report = two_workers(python, &cache, want);
         let runs = report["runs"].as_array().expect("runs");
         let (threads, processes) = (&runs[0], &runs[1]);
         for run in [threads, processes] {
             assert_eq!(run["runtime"], "cpython", "{run}");
-            assert_eq!(run["lanes"], "measured", "{}: {run}", python.display());
+            assert_eq!(run["lanes"], lanes, "{}: {run}", python.display());
             assert!(run["python"].as_str().is_some_and(|v| v.starts_with(version)), "{run}");
             assert!(run["lanes_fallback"].is_null(), "{run}");
-            assert!(run["samples_per_s"].as_f64().is_some(), "{run}");
+            // Samples per second describe sampled lanes only.
+            assert_eq!(run["samples_per_s"].as_f64().is_some(), lanes == "measured", "{run}");
             assert!(run["gil_switches_in_lanes"].as_u64().is_some(), "{run}");
         }
         assert!(threads["hold_ms"]["median"].as_f64().is_some_and(|m| m > 0.0), "{threads}");
@@ -105,7 +132,7 @@ fn measured_lanes_agree_with_the_interpreter(python: &Path, version: &str) {
         assert_eq!(processes["gil_switches"], 0, "{processes}");
         assert_eq!(processes["gil_switches_in_lanes"], 0, "{processes}");
         eprintln!(
-            "{}: {} hand-overs counted by the interpreter, {} in the lanes; hold median {} ms, p90 {} ms; {} samples/s; held {}",
+            "{} ({lanes}): {} hand-overs counted by the interpreter, {} in the lanes; hold median {} ms, p90 {} ms; {} samples/s; held {}",
             python.display(),
             threads["gil_switches"],
             threads["gil_switches_in_lanes"],
@@ -118,28 +145,30 @@ fn measured_lanes_agree_with_the_interpreter(python: &Path, version: &str) {
             None => return,
             Some(doubt) => doubts.push(doubt),
         }
+        // Whatever disturbed it may pass: let it, before measuring again.
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
     panic!("{}: {ATTEMPTS} attempts, none clean: {doubts:?}", python.display());
 }
 
 #[test]
 fn cpython_3_10_lanes_are_measured_and_see_every_hand_over() {
-    measured_lanes_agree_with_the_interpreter(&pyenv_python("3.10"), "3.10");
+    lanes_agree_with_the_interpreter(&pyenv_python("3.10"), "3.10", Want::Measured, "measured");
 }
 
 #[test]
 fn cpython_3_11_lanes_are_measured_and_see_every_hand_over() {
-    measured_lanes_agree_with_the_interpreter(&pyenv_python("3.11"), "3.11");
+    lanes_agree_with_the_interpreter(&pyenv_python("3.11"), "3.11", Want::Measured, "measured");
 }
 
 #[test]
 fn cpython_3_12_lanes_are_measured_and_see_every_hand_over() {
-    measured_lanes_agree_with_the_interpreter(&pyenv_python("3.12"), "3.12");
+    lanes_agree_with_the_interpreter(&pyenv_python("3.12"), "3.12", Want::Measured, "measured");
 }
 
 #[test]
 fn cpython_3_13_lanes_are_measured_and_see_every_hand_over() {
-    measured_lanes_agree_with_the_interpreter(&pyenv_python("3.13"), "3.13");
+    lanes_agree_with_the_interpreter(&pyenv_python("3.13"), "3.13", Want::Measured, "measured");
 }
 
 /// Debian strips the interpreter's `.symtab`, but `_PyRuntime` stays in the
@@ -148,7 +177,41 @@ fn cpython_3_13_lanes_are_measured_and_see_every_hand_over() {
 fn debians_stripped_python_3_11_lanes_are_measured_too() {
     let debian = PathBuf::from("/usr/bin/python3.11");
     assert!(debian.exists(), "{} is missing: this test needs it", debian.display());
-    measured_lanes_agree_with_the_interpreter(&debian, "3.11");
+    lanes_agree_with_the_interpreter(&debian, "3.11", Want::Measured, "measured");
+}
+
+/// Uprobes need the `.symtab` Debian stripped: even as root its lanes are
+/// sampled.
+#[test]
+fn debians_stripped_python_3_11_gets_no_exact_lanes_even_as_root() {
+    let debian = PathBuf::from("/usr/bin/python3.11");
+    assert!(debian.exists(), "{} is missing: this test needs it", debian.display());
+    lanes_agree_with_the_interpreter(&debian, "3.11", Want::Auto, "measured");
+}
+
+fn exact_lanes_agree_with_the_interpreter(version: &str) {
+    assert!(root(), "these machines run the tests as root, which exact lanes need");
+    lanes_agree_with_the_interpreter(&pyenv_python(version), version, Want::Auto, "exact");
+}
+
+#[test]
+fn cpython_3_10_lanes_are_exact_as_root() {
+    exact_lanes_agree_with_the_interpreter("3.10");
+}
+
+#[test]
+fn cpython_3_11_lanes_are_exact_as_root() {
+    exact_lanes_agree_with_the_interpreter("3.11");
+}
+
+#[test]
+fn cpython_3_12_lanes_are_exact_as_root() {
+    exact_lanes_agree_with_the_interpreter("3.12");
+}
+
+#[test]
+fn cpython_3_13_lanes_are_exact_as_root() {
+    exact_lanes_agree_with_the_interpreter("3.13");
 }
 
 /// pyenv's 3.9 runs the worker, but gilscope knows no layout of its GIL:
@@ -164,7 +227,7 @@ fn an_interpreter_whose_gil_cannot_be_read_keeps_inferred_lanes_and_says_why() {
             args.push("--json");
         }
         let _one_at_a_time = timing_lock();
-        gilscope(&args, &cache)
+        gilscope(&args, &cache, Want::Auto)
     };
     let out = gilscope_run(true);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -3,7 +3,8 @@
 //!
 //! A worker of a watched stream names its OS thread (`thread`) before its
 //! work begins; the stage then reads that thread's GIL from the process's
-//! memory ([`watch`]) and holds the worker's records until the reads have
+//! memory ([`watch`]: sampled, or every take and release where uprobes are
+//! allowed) and holds the worker's records until the reads have
 //! caught up with them, merging both into its lane ([`rewrite`]). The
 //! supervisor fires the start gun only once every worker was taken in, so
 //! the first hand-over is read like the others. Where a GIL cannot be read,
@@ -35,6 +36,8 @@ struct Gil {
     interp: u64,
     watch: Watch,
     track: GilTrack,
+    /// The holder as the exact events left it.
+    holder: Option<u32>,
     workers: Vec<u32>,
     /// Its final counts have been written.
     closed: bool,
@@ -145,11 +148,18 @@ impl LaneStage {
         };
         match found {
             Ok(g) => {
+                // Its takes are seen from its first on: probed before its work begins.
+                self.gils[g].watch.follow_new_threads();
                 self.gils[g].workers.push(worker);
                 self.workers.insert(worker, (g, LaneWorker::new(worker, tid)));
                 if !self.said.contains(&pid) {
                     self.said.push(pid);
-                    let source = LaneSource::Measured { period_ns: self.gils[g].watch.period_ns };
+                    let watch = &self.gils[g].watch;
+                    let source = if watch.exact() {
+                        LaneSource::Exact
+                    } else {
+                        LaneSource::Measured { period_ns: watch.period_ns }
+                    };
                     out.push(self.report(stream, Record::Lanes { t: now_ns(), pid, source }));
                 }
             }
@@ -172,32 +182,42 @@ impl LaneStage {
         {
             return Ok(g);
         }
-        let watch = Watch::start(reader).map_err(|f| f.reason)?;
+        let watch = Watch::start(reader, watch::exact_wanted()).map_err(|f| f.reason)?;
+        let track = if watch.exact() { GilTrack::exact() } else { GilTrack::sampled() };
         self.gils.push(Gil {
             stream,
             pid,
             interp,
             watch,
-            track: GilTrack::default(),
+            track,
+            holder: None,
             workers: Vec::new(),
             closed: false,
         });
         Ok(self.gils.len() - 1)
     }
 
+    /// Takes what was read of GIL `g` since the last call: its samples, and
+    /// its exact events where it has probes.
     fn read_samples(&mut self, g: usize) {
         let gil = &mut self.gils[g];
+        let ended = gil.watch.ended();
+        // Its last batch came before it ended.
         for s in gil.watch.take_samples() {
             let holder = if s.gil.locked { s.gil.holder_tid } else { None };
             gil.track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
         }
-        if gil.watch.ended() {
-            // Its last batch came before it ended.
-            for s in gil.watch.take_samples() {
-                let holder = if s.gil.locked { s.gil.holder_tid } else { None };
-                gil.track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
+        if let Some((events, until)) = gil.watch.take_events(ended) {
+            for e in &events {
+                if let Some(holder) = watch::holder_after(e, gil.holder) {
+                    gil.holder = holder;
+                    gil.track.event(e.t, holder);
+                }
             }
-            gil.track.ended = true;
+            gil.track.events_in_until(until);
+        }
+        if ended {
+            gil.track.end();
         }
     }
 
@@ -239,13 +259,15 @@ impl LaneStage {
         };
         let (switches, seen) = gil.track.handovers(from, to);
         let stats = gil.watch.stats();
+        // Exact lanes come from probes: their samples only read the counter.
+        let samples = if gil.watch.exact() { 0 } else { stats.taken };
         let record = Record::Gil {
             t: now_ns(),
             pid: gil.pid,
             interp: gil.interp,
             switches,
             seen,
-            samples: stats.taken,
+            samples,
             span_ns: stats.elapsed_ns(),
             cpu_ns: stats.cpu_ns,
         };
@@ -258,7 +280,7 @@ impl LaneStage {
             if self.gils[g].stream == stream && !self.gils[g].closed {
                 self.gils[g].watch.stop();
                 self.read_samples(g);
-                self.gils[g].track.ended = true;
+                self.gils[g].track.end();
                 self.merge(g, true, out);
             }
         }

@@ -21,64 +21,153 @@ pub struct GilState {
     pub switch_number: u64,
 }
 
-/// The reads of one GIL, kept where they change.
+/// The holder from `t` on, and the interpreter's switch counter as the
+/// first sample read it while this lasted (None: no sample fell in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Change {
+    t: u64,
+    holder: Option<u32>,
+    switch_number: Option<u64>,
+}
+
+/// What was read of one GIL, kept where it changed: who held it, from the
+/// samples or (exact) from every take and release; and the interpreter's
+/// own switch counter, from the samples.
 #[derive(Clone, Debug, Default)]
 pub struct GilTrack {
-    /// Every read whose holder or switch counter differed from the one
-    /// before, in time order.
-    changes: Vec<GilState>,
-    /// The newest read.
+    /// The holder's changes, in time order.
+    changes: Vec<Change>,
+    /// The newest sample.
     latest: Option<GilState>,
+    /// The holder comes from exact events, not from the samples: events
+    /// and samples wait here until both are in up to the same time, and
+    /// are then taken in time order.
+    exact: bool,
+    events: std::collections::VecDeque<(u64, Option<u32>)>,
+    samples: std::collections::VecDeque<GilState>,
+    /// Exact events are all in up to here.
+    events_until: u64,
+    /// Everything up to here has been taken in order.
+    settled: u64,
     /// No more reads will come.
-    pub ended: bool,
+    ended: bool,
 }
 
 impl GilTrack {
-    /// One more read (reads come in time order; an older one is ignored).
+    /// A GIL sampled for its holder and its switch counter.
+    pub fn sampled() -> GilTrack {
+        GilTrack::default()
+    }
+
+    /// A GIL whose holder comes from exact events, sampled for its switch
+    /// counter only.
+    pub fn exact() -> GilTrack {
+        GilTrack { exact: true, ..GilTrack::default() }
+    }
+
+    /// One more sample (samples come in time order; an older one is ignored).
     pub fn read(&mut self, state: GilState) {
         if self.latest.is_some_and(|l| state.t < l.t) {
             return;
         }
-        let changed =
-            self.latest.is_none_or(|l| l.holder != state.holder || l.switch_number != state.switch_number);
-        if changed {
-            self.changes.push(state);
-        }
         self.latest = Some(state);
+        if self.exact {
+            self.samples.push_back(state);
+            self.settle();
+        } else {
+            self.change(state.t, state.holder);
+            self.counted(state.switch_number);
+            self.settled = state.t;
+        }
     }
 
-    /// Up to when the reads are known: merging may go this far.
+    /// An exact event: from `t` on, `holder` holds the GIL (None: nobody).
+    /// Events come in time order, all of them up to a horizon the caller
+    /// then moves with [`GilTrack::events_in_until`].
+    pub fn event(&mut self, t: u64, holder: Option<u32>) {
+        if self.events.back().is_none_or(|&(at, _)| at <= t) && t >= self.settled {
+            self.events.push_back((t, holder));
+        }
+    }
+
+    /// Every exact event up to `t` is in.
+    pub fn events_in_until(&mut self, t: u64) {
+        self.events_until = self.events_until.max(t);
+        self.settle();
+    }
+
+    /// No more reads will come: what waits is taken in.
+    pub fn end(&mut self) {
+        self.ended = true;
+        self.settle();
+    }
+
+    /// Takes the events and samples known complete, in time order.
+    fn settle(&mut self) {
+        let limit = if self.ended { u64::MAX } else { self.events_until.min(self.latest.map_or(0, |l| l.t)) };
+        loop {
+            let event = self.events.front().map(|e| e.0).filter(|&t| t <= limit);
+            let sample = self.samples.front().map(|s| s.t).filter(|&t| t <= limit);
+            match (event, sample) {
+                (Some(e), s) if s.is_none_or(|s| e <= s) => {
+                    let Some((t, holder)) = self.events.pop_front() else { break };
+                    self.change(t, holder);
+                }
+                (_, Some(_)) => {
+                    let Some(state) = self.samples.pop_front() else { break };
+                    self.counted(state.switch_number);
+                }
+                _ => break,
+            }
+        }
+        self.settled = self.settled.max(limit);
+    }
+
+    fn change(&mut self, t: u64, holder: Option<u32>) {
+        if self.changes.last().is_none_or(|c| c.holder != holder) {
+            self.changes.push(Change { t, holder, switch_number: None });
+        }
+    }
+
+    /// A sample read the counter at `n` while the newest change lasted.
+    fn counted(&mut self, n: u64) {
+        if let Some(last) = self.changes.last_mut() {
+            last.switch_number.get_or_insert(n);
+        }
+    }
+
+    /// Up to when the holder is known: merging may go this far.
     pub fn known_until(&self) -> u64 {
-        if self.ended { u64::MAX } else { self.latest.map_or(0, |l| l.t) }
+        if self.ended { u64::MAX } else { self.settled }
     }
 
-    /// The newest read's time.
+    /// The newest sample's time.
     pub fn latest_t(&self) -> Option<u64> {
         self.latest.map(|l| l.t)
     }
 
-    fn state_at(&self, t: u64) -> Option<GilState> {
-        let i = self.changes.partition_point(|c| c.t <= t);
-        i.checked_sub(1).map(|i| self.changes[i])
-    }
-
-    /// Over `from..=to`, from the first read there that changed and named
-    /// a holder: how far the interpreter's own switch counter moved, and
-    /// how many hand-overs the reads saw (the named holder changing from
-    /// one thread to another; a free GIL between two holders is no
-    /// hand-over of its own). Both count over the same reads, so they
-    /// differ only by holds too short to fall on a read.
+    /// Over `from..=to`: how far the interpreter's own switch counter moved,
+    /// and how many hand-overs the holder's changes show (the named holder
+    /// changing from one thread to another; a free GIL between two holders
+    /// is no hand-over of its own). Both are counted between the same two
+    /// holds (the first and the last in the span that a sample read the
+    /// counter in), so they differ only by hand-overs the changes missed:
+    /// holds too short to fall on a sample, for sampled lanes.
     pub fn handovers(&self, from: u64, to: u64) -> (u64, u64) {
-        let Some(first) =
-            self.changes.iter().copied().find(|c| c.t >= from && c.t <= to && c.holder.is_some())
+        let read = |i: &usize| {
+            let c = self.changes[*i];
+            (from..=to).contains(&c.t) && c.holder.is_some() && c.switch_number.is_some()
+        };
+        let (Some(i), Some(j)) =
+            ((0..self.changes.len()).find(read), (0..self.changes.len()).rev().find(read))
         else {
             return (0, 0);
         };
-        let last = self.state_at(to).filter(|l| l.t >= first.t).unwrap_or(first);
-        let switches = last.switch_number.saturating_sub(first.switch_number);
+        let (first, last) = (self.changes[i], self.changes[j]);
+        let switches = last.switch_number.unwrap_or(0).saturating_sub(first.switch_number.unwrap_or(0));
         let mut holder = first.holder;
         let mut seen = 0;
-        for c in self.changes.iter().filter(|c| c.t > first.t && c.t <= to) {
+        for c in &self.changes[i + 1..=j] {
             if let Some(tid) = c.holder {
                 if holder.is_some_and(|h| h != tid) {
                     seen += 1;
@@ -173,7 +262,7 @@ impl LaneWorker {
         }
     }
 
-    fn gil(&mut self, change: GilState, out: &mut Vec<Record>) {
+    fn gil(&mut self, change: Change, out: &mut Vec<Record>) {
         let holds = change.holder == Some(self.tid);
         if self.own == Own::AtWork && holds != self.holds {
             let (t, worker) = (change.t, self.worker);
@@ -221,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_cpu_worker_runs_where_its_thread_holds_the_gil_and_waits_elsewhere() {
-        let mut gil = GilTrack::default();
+        let mut gil = GilTrack::sampled();
         let mut w = LaneWorker::new(0, 100);
         w.own(Record::Take { t: 10, worker: 0 });
         w.own(Record::Release { t: 30, worker: 0, reason: ReleaseReason::Inferred });
@@ -253,7 +342,7 @@ mod tests {
 
     #[test]
     fn io_is_the_workers_own_word_and_the_gil_does_not_move_it() {
-        let mut gil = GilTrack::default();
+        let mut gil = GilTrack::sampled();
         let mut w = LaneWorker::new(1, 7);
         read(&mut gil, 0, Some(7), 1);
         for r in [
@@ -269,7 +358,7 @@ mod tests {
         read(&mut gil, 11, None, 1);
         read(&mut gil, 20, Some(8), 2);
         read(&mut gil, 41, Some(7), 3);
-        gil.ended = true;
+        gil.end();
         let mut out = Vec::new();
         w.merge(&gil, false, &mut out);
         assert_eq!(
@@ -289,7 +378,7 @@ mod tests {
 
     #[test]
     fn hand_overs_are_counted_between_named_holders_in_the_window() {
-        let mut gil = GilTrack::default();
+        let mut gil = GilTrack::sampled();
         read(&mut gil, 0, Some(1), 10);
         read(&mut gil, 5, Some(2), 11);
         read(&mut gil, 9, None, 11);
@@ -301,5 +390,35 @@ mod tests {
         assert_eq!(gil.handovers(0, 100), (5, 4), "from holder 1: to 2, to 3, to 2, to 1");
         assert_eq!(gil.handovers(4, 25), (3, 2), "from holder 2 (read at 5): to 3, to 2");
         assert_eq!(gil.handovers(9, 21), (2, 1), "free at the start: counted from holder 3 on");
+    }
+
+    #[test]
+    fn exact_hand_overs_are_counted_between_holds_a_sample_read_the_counter_in() {
+        // Exact events: a flurry of short holds as the workers start, then
+        // steady 5 ms holds; the samples (every 100 µs) read the counter only.
+        let mut gil = GilTrack::exact();
+        let mut counter = 0;
+        let events = [(1_001, 1), (1_010, 2), (1_020, 1), (1_030, 2), (6_000, 1), (11_000, 2), (16_000, 1)];
+        let mut next = events.iter().peekable();
+        let mut holder = None;
+        for t in (0..20_000).step_by(100) {
+            while let Some(&&(at, tid)) = next.peek() {
+                if at > t {
+                    break;
+                }
+                gil.event(at, Some(tid));
+                if holder.is_some_and(|h| h != tid) {
+                    counter += 1;
+                }
+                holder = Some(tid);
+                next.next();
+            }
+            gil.events_in_until(t);
+            gil.read(GilState { t, holder, switch_number: counter });
+        }
+        // The flurry's first three holds fell between two samples: counted
+        // from the hold of 2 read at 1,100, to 1, to 2, to 1.
+        assert_eq!(gil.handovers(0, 20_000), (3, 3));
+        assert_eq!(gil.handovers(0, 15_000), (2, 2), "up to the hold of 2 from 11,000");
     }
 }

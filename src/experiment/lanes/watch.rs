@@ -1,14 +1,26 @@
 //! Watching one GIL of a running `CPython`: found in the process's memory
 //! (the interpreter still starting is asked again for a while), then read
-//! 10,000 times a second by a [`Sampler`] on a thread of its own.
+//! 10,000 times a second by a [`Sampler`] on a thread of its own; and where
+//! perf events are allowed and the interpreter kept its `take_gil` and
+//! `drop_gil` symbols, every take and release from [`GilProbes`] as well
+//! (the samples then only read the interpreter's own switch counter).
 
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::gil_sampler::uprobes::{GilEvent, GilEventKind, GilProbes};
 use crate::gil_sampler::{
     Fallback, GilReader, PythonProcess, Sample, Sampler, SamplerConfig, SamplerStats, Version,
 };
+
+/// How late an event may land in its ring buffer after its timestamp: the
+/// events stamped later than this before a drain wait for the next one.
+const EVENT_SETTLE_NS: u64 = 1_000_000;
+
+/// The environment variable that asks for sampled lanes even where exact
+/// ones could be had (`GILSCOPE_LANES=measured`), to compare the two.
+pub const LANES_ENV: &str = "GILSCOPE_LANES";
 
 /// How long a worker process just started may take before its GIL can be read.
 pub const ATTACH_WITHIN: Duration = Duration::from_secs(3);
@@ -24,6 +36,12 @@ pub struct Watch {
     samples: Receiver<Vec<Sample>>,
     /// The sampler's counters once it stopped.
     last: SamplerStats,
+    /// Exact takes and releases, where uprobes could be placed.
+    probes: Option<GilProbes>,
+    /// Events drained but stamped too recently to be known complete.
+    unsettled: Vec<GilEvent>,
+    /// Why there are no probes, where they were tried.
+    pub no_probes: Option<String>,
 }
 
 /// A reader of the GIL that interpreter `interp` (0: the main one) of
@@ -53,9 +71,18 @@ pub fn reader(pid: u32, interp: u64, within: Duration) -> Result<GilReader, Fall
 }
 
 impl Watch {
-    /// Starts sampling what `reader` reads.
-    pub fn start(reader: GilReader) -> Result<Watch, Fallback> {
+    /// Starts sampling what `reader` reads, and with `exact`, probing its
+    /// takes and releases where the machine allows it.
+    pub fn start(reader: GilReader, exact: bool) -> Result<Watch, Fallback> {
         let config = SamplerConfig::default();
+        let (probes, no_probes) = if exact {
+            match GilProbes::attach(reader.process()) {
+                Ok(probes) => (Some(probes), None),
+                Err(why) => (None, Some(why.reason)),
+            }
+        } else {
+            (None, None)
+        };
         let (version, address) = (reader.version(), reader.gil_address());
         let (sampler, batches) = Sampler::start(reader, config).map_err(|e| Fallback {
             reason: format!("cannot start a thread to sample the GIL: {e}"),
@@ -68,7 +95,37 @@ impl Watch {
             sampler: Some(sampler),
             samples: batches,
             last: SamplerStats::default(),
+            probes,
+            unsettled: Vec::new(),
+            no_probes,
         })
+    }
+
+    /// Every take and release is seen (uprobes), not sampled.
+    pub fn exact(&self) -> bool {
+        self.probes.is_some()
+    }
+
+    /// Puts the probes on threads started since they were placed (a worker
+    /// that just named its thread): their events are seen from now on.
+    pub fn follow_new_threads(&mut self) {
+        if let Some(probes) = self.probes.as_mut() {
+            let events = probes.drain();
+            self.unsettled.extend(events);
+        }
+    }
+
+    /// The exact events known complete now, oldest first, and up to when
+    /// they are (None without probes). With `all`, every one drained.
+    pub fn take_events(&mut self, all: bool) -> Option<(Vec<GilEvent>, u64)> {
+        let probes = self.probes.as_mut()?;
+        let horizon = if all { u64::MAX } else { crate::clock::now_ns().saturating_sub(EVENT_SETTLE_NS) };
+        let mut events = std::mem::take(&mut self.unsettled);
+        events.extend(probes.drain());
+        events.sort_by_key(|e| e.t);
+        let settled = events.partition_point(|e| e.t < horizon);
+        self.unsettled = events.split_off(settled);
+        Some((events, horizon))
     }
 
     /// The samples taken since the last call, oldest first.
@@ -81,7 +138,8 @@ impl Watch {
         self.sampler.as_ref().is_none_or(|s| s.ending().is_some())
     }
 
-    /// Stops sampling (the samples taken so far can still be taken).
+    /// Stops sampling (the samples taken so far can still be taken); the
+    /// probes stay until the watch is dropped.
     pub fn stop(&mut self) {
         if let Some(sampler) = self.sampler.take() {
             self.last = sampler.stop();
@@ -92,4 +150,19 @@ impl Watch {
     pub fn stats(&self) -> SamplerStats {
         self.sampler.as_ref().map_or(self.last, Sampler::stats)
     }
+}
+
+/// The holder an exact event leaves: the taker, or nobody after its holder
+/// let go (None where the event changes nothing: a thread starting to wait).
+pub fn holder_after(event: &GilEvent, holder: Option<u32>) -> Option<Option<u32>> {
+    match event.kind {
+        GilEventKind::Take => Some(Some(event.tid)),
+        GilEventKind::Drop if holder.is_none_or(|h| h == event.tid) => Some(None),
+        GilEventKind::Drop | GilEventKind::Wait => None,
+    }
+}
+
+/// Whether exact lanes are to be tried (unless `GILSCOPE_LANES=measured`).
+pub fn exact_wanted() -> bool {
+    !std::env::var(LANES_ENV).is_ok_and(|v| v == "measured")
 }
