@@ -44,10 +44,10 @@ pub use crate::app::settings::{
 use crate::experiment::baseline::{Baseline, BaselineTime};
 use crate::experiment::spec::{Experiment, MAX_PACE, Model, RunSpec, Workload};
 use crate::experiment::supervisor::{Report, RunId};
-use crate::experiment::tally::Tally;
+use crate::experiment::tally::{Lanes, Tally};
 use crate::experiment::track::LEVELS_NS;
 use crate::monitor::Sample;
-use crate::protocol::{Runtime, Timeline};
+use crate::protocol::Runtime;
 
 /// The models the live view compares unless told otherwise: the article's
 /// two, threading beside multiprocessing.
@@ -329,20 +329,25 @@ impl App {
         }
     }
 
-    /// For the legend: None when lanes are exact (the simulation); for the
-    /// real `CPython`, the stamp interval its workers reported, once they did.
-    pub fn inferred_resolution(&self) -> Option<Option<u64>> {
+    /// Where the real `CPython`'s lanes come from, the weakest of the runs
+    /// so far (inferred until a run said otherwise); None under the
+    /// simulation, whose lanes are its lock's own records.
+    pub fn lanes_source(&self) -> Option<Lanes> {
         if self.experiment.runtime != Runtime::Cpython {
             return None;
         }
-        let reported =
-            self.session.iter().flat_map(session::Session::runs).filter_map(|r| r.tally.as_ref()).find_map(
-                |t| match t.timeline() {
-                    Timeline::Inferred { resolution_ns } => Some(resolution_ns),
-                    Timeline::Exact => None,
-                },
-            );
-        Some(reported)
+        let rank = |l: &Lanes| match l {
+            Lanes::Inferred { .. } => 0,
+            Lanes::Measured { .. } => 1,
+            Lanes::Exact => 2,
+        };
+        let reported = self
+            .session
+            .iter()
+            .flat_map(session::Session::runs)
+            .filter_map(|r| r.tally.as_ref()?.lanes())
+            .min_by_key(rank);
+        Some(reported.unwrap_or(Lanes::Inferred { resolution_ns: None, why: None }))
     }
 
     pub fn update(&mut self, now: u64, msg: Msg) -> Vec<Effect> {

@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::*;
 use crate::experiment::spec::{MAX_WORKERS, RunSpec};
 use crate::monitor::Sample;
-use crate::protocol::{Hello, LaneSource, Record};
+use crate::protocol::{Hello, LaneSource, Record, Timeline};
 use crate::scenario::{key as ch, play_run, press, sim_header, starts};
 
 /// The app on a machine of 4 cores: room for both models' 2 workers, so

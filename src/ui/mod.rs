@@ -33,7 +33,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::app::App;
-use crate::experiment::tally::Lane;
+use crate::experiment::tally::{Lane, Lanes};
 
 /// The smallest screen that shows everything essential.
 pub const MIN_WIDTH: u16 = 80;
@@ -219,7 +219,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         .session
         .as_ref()
         .map_or_else(|| app.specs().iter().any(|s| !s.gil_off()), |s| s.models.iter().any(|r| !r.gil_off()));
-    let legend = legend(theme, app.inferred_resolution(), gil, legend_area.width as usize);
+    let legend = legend(theme, app.lanes_source().as_ref(), gil, legend_area.width as usize);
     frame.render_widget(Paragraph::new(legend), legend_area);
     keys::render(frame, keys_area, app, theme);
     if let Some(page) = app.help {
@@ -233,20 +233,27 @@ pub fn panel_count(app: &App) -> usize {
 }
 
 /// What the lane symbols mean, as long as the width allows: the states, a
-/// part-full cell, and the GIL lane's marks. With lanes inferred from the
-/// real `CPython`'s progress stamps (every `inferred` ns), ░ only says the
-/// thread was not running; with the GIL off nothing speaks of a GIL.
-pub fn legend(theme: Theme, inferred: Option<Option<u64>>, gil: bool, width: usize) -> Line<'static> {
-    let waiting = match (inferred, gil) {
-        (Some(None), _) => ("not running (inferred)".to_owned(), "not running".to_owned()),
-        (Some(Some(ns)), _) => {
+/// part-full cell, and the GIL lane's marks. `lanes` says where the real
+/// `CPython`'s lanes came from (None: the simulation's lock): read from its
+/// GIL, every take and release (exact) or sampled; or inferred from its
+/// progress stamps, when ░ only says the thread was not running. With the
+/// GIL off nothing speaks of a GIL.
+pub fn legend(theme: Theme, lanes: Option<&Lanes>, gil: bool, width: usize) -> Line<'static> {
+    let waiting = match (lanes, gil) {
+        (Some(Lanes::Inferred { resolution_ns: None, .. }), _) => {
+            ("not running (inferred)".to_owned(), "not running".to_owned())
+        }
+        (Some(Lanes::Inferred { resolution_ns: Some(ns), .. }), _) => {
             (format!("not running (inferred, stamps every {} µs)", ns / 1000), "not running".to_owned())
         }
+        (Some(read @ (Lanes::Measured { .. } | Lanes::Exact)), true) => {
+            (format!("waits for the GIL · lanes {}", read.describe()), "waits".to_owned())
+        }
         (None, true) => ("waits for the GIL".to_owned(), "waits".to_owned()),
-        (None, false) => ("waits".to_owned(), "waits".to_owned()),
+        (_, false) => ("waits".to_owned(), "waits".to_owned()),
     };
-    let running =
-        if inferred.is_none() && gil { ("holds the GIL, runs", "holds GIL") } else { ("runs", "runs") };
+    let inferred = matches!(lanes, Some(Lanes::Inferred { .. }));
+    let running = if !inferred && gil { ("holds the GIL, runs", "holds GIL") } else { ("runs", "runs") };
     let states = [
         (
             glyph(Lane::Running).to_string(),
@@ -309,9 +316,23 @@ mod tests {
     fn the_legend_says_when_lanes_are_inferred_and_at_what_resolution() {
         let theme = Theme { color: false };
         assert!(text(&legend(theme, None, true, 200)).contains("░ waits for the GIL"));
-        let real = text(&legend(theme, Some(Some(48_000)), true, 200));
+        let inferred = Lanes::Inferred { resolution_ns: Some(48_000), why: None };
+        let real = text(&legend(theme, Some(&inferred), true, 200));
         assert!(real.contains("░ not running (inferred, stamps every 48 µs)"), "{real}");
         assert!(!real.contains("holds the GIL"), "{real}");
+    }
+
+    #[test]
+    fn the_legend_says_how_the_real_gil_was_read() {
+        let theme = Theme { color: false };
+        let measured = text(&legend(theme, Some(&Lanes::Measured { period_ns: 100_000 }), true, 200));
+        assert!(
+            measured.contains("░ waits for the GIL · lanes measured (sampled every 100 µs)"),
+            "{measured}"
+        );
+        assert!(measured.contains("holds the GIL, runs"), "{measured}");
+        let exact = text(&legend(theme, Some(&Lanes::Exact), true, 200));
+        assert!(exact.contains("░ waits for the GIL · lanes exact"), "{exact}");
     }
 
     #[test]

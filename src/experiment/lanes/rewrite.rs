@@ -278,11 +278,13 @@ impl LaneWorker {
     fn mine(&mut self, record: Record, out: &mut Vec<Record>) {
         match record {
             // Its stamps say it runs Python again (the gun fired, the
-            // blocking call returned): at work, running if the GIL says so.
+            // blocking call returned): the stamp was taken holding the GIL,
+            // whatever a sample a little before it said.
             Record::Take { t, worker } if matches!(self.own, Own::NotStarted | Own::Io) => {
                 self.own = Own::AtWork;
+                self.holds = true;
                 self.began.get_or_insert(t);
-                out.push(if self.holds { Record::Take { t, worker } } else { Record::Wait { t, worker } });
+                out.push(Record::Take { t, worker });
             }
             // A gap in its stamps: what the GIL said replaces the guess.
             Record::Take { .. } | Record::Release { reason: ReleaseReason::Inferred, .. } => {}
@@ -327,8 +329,9 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Record::Wait { t: 10, worker: 0 },
-                Record::Take { t: 12, worker: 0 },
+                // Its own stamp at 10 was taken holding the GIL: the sample
+                // at 5 is older news.
+                Record::Take { t: 10, worker: 0 },
                 Record::Release { t: 31, worker: 0, reason: ReleaseReason::Switched },
                 Record::Take { t: 49, worker: 0 },
             ],
@@ -358,6 +361,8 @@ mod tests {
         read(&mut gil, 11, None, 1);
         read(&mut gil, 20, Some(8), 2);
         read(&mut gil, 41, Some(7), 3);
+        read(&mut gil, 45, Some(8), 4);
+        read(&mut gil, 48, Some(7), 5);
         gil.end();
         let mut out = Vec::new();
         w.merge(&gil, false, &mut out);
@@ -367,8 +372,9 @@ mod tests {
                 Record::Take { t: 1, worker: 1 },
                 Record::Release { t: 10, worker: 1, reason: ReleaseReason::Io },
                 Record::IoBegin { t: 10, worker: 1 },
-                Record::Wait { t: 40, worker: 1 },
-                Record::Take { t: 41, worker: 1 },
+                Record::Take { t: 40, worker: 1 },
+                Record::Release { t: 45, worker: 1, reason: ReleaseReason::Switched },
+                Record::Take { t: 48, worker: 1 },
                 Record::Release { t: 50, worker: 1, reason: ReleaseReason::Finished },
                 Record::Finished { t: 50, worker: 1 },
             ]
