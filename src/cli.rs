@@ -115,7 +115,7 @@ pub enum OnOff {
 pub enum RuntimeChoice {
     /// gilscope's simulated `CPython` (exact GIL timeline)
     Sim,
-    /// the real interpreter (--python; timeline inferred from progress stamps)
+    /// the real interpreter (--python; GIL lanes read from its memory, or inferred where it cannot be read)
     Cpython,
     /// both, and a table of how far they agree
     Both,

@@ -5,9 +5,8 @@ use ratatui::text::{Line, Span};
 
 use crate::app::{App, Run, Session, Switches};
 use crate::experiment::spec::Workload;
-use crate::experiment::tally::{Latency, Tally};
+use crate::experiment::tally::{Lanes, Latency, Tally};
 use crate::format::{duration_label, fit, memory_label};
-use crate::protocol::Timeline;
 use crate::sim::workload::Role;
 use crate::ui::Theme;
 
@@ -170,10 +169,11 @@ fn wait(run: &Run, tally: &Tally) -> (&'static str, String) {
             duration_label(tally.wait_max_ns as f64 / 1e9)
         )
     };
-    // Inferred lanes cannot tell a GIL wait from the OS running something else.
-    let label = match tally.timeline() {
-        Timeline::Exact => "GIL wait ",
-        Timeline::Inferred { .. } => "stalled  ",
+    // Inferred lanes cannot tell a GIL wait from the OS running something
+    // else; lanes read from the GIL can.
+    let label = match tally.lanes() {
+        Some(Lanes::Inferred { .. }) => "stalled  ",
+        _ => "GIL wait ",
     };
     (label, wait)
 }

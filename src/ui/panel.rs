@@ -11,10 +11,9 @@ use ratatui::widgets::{Block, Paragraph};
 
 use crate::app::{App, Mode, Phase, Run, Session};
 use crate::experiment::spec::{Model, RunSpec};
-use crate::experiment::tally::{Lane, Tally};
+use crate::experiment::tally::{Lane, Lanes, Tally};
 use crate::experiment::track::Mix;
 use crate::format::{fit, span_label};
-use crate::protocol::Timeline;
 use crate::ui::layout::Style;
 use crate::ui::timeline::{self, Cell, Window};
 use crate::ui::{Theme, figures};
@@ -411,13 +410,13 @@ fn gil_lanes(
         let text = match run.spec.model {
             // One worker per GIL: nobody ever waits for it. Inferred lanes still
             // show stalls, the OS running something else, which are no GIL waits.
-            Model::Processes | Model::Subinterpreters { .. } => match (tally.timeline(), tally.waits) {
-                (Timeline::Exact, _) | (_, 0) => format!("{each} · never contended"),
-                (Timeline::Inferred { .. }, n) => {
+            Model::Processes | Model::Subinterpreters { .. } => match (tally.lanes(), tally.waits) {
+                (Some(Lanes::Inferred { .. }), n) if n > 0 => {
                     let stalls = format!("{n} stall{} (inferred)", if n == 1 { "" } else { "s" });
                     let long = format!("{each} · {stalls}");
                     if long.chars().count() <= cells + 5 { long } else { format!("one each · {stalls}") }
                 }
+                _ => format!("{each} · never contended"),
             },
             _ => "one per process, shared by its threads".to_owned(),
         };
