@@ -69,9 +69,12 @@ fn runtime_both_runs_each_model_under_each_runtime_side_by_side() {
     // CPython's multiprocessing really ran in 2 processes, its threading in 1.
     assert_eq!(runs[1]["processes"], 1);
     assert_eq!(runs[3]["processes"], 2);
-    // Its lanes were read from its GILs; the simulation's are the lock's own.
-    for (run, lanes) in runs.iter().zip(["exact", "measured", "exact", "measured"]) {
-        assert_eq!(run["lanes"], lanes, "{run}");
+    // Its lanes were read from its GILs (exact where uprobes are allowed, as
+    // root; else sampled); the simulation's are the lock's own.
+    for (run, lanes) in
+        runs.iter().zip([["exact"; 2], ["exact", "measured"], ["exact"; 2], ["exact", "measured"]])
+    {
+        assert!(lanes.contains(&run["lanes"].as_str().unwrap_or("")), "{run}");
     }
     // No calibration was stored, so the run calibrated itself and stored one.
     assert!(cache.join("gilscope/calibration.json").exists());
@@ -83,13 +86,13 @@ fn runtime_both_runs_each_model_under_each_runtime_side_by_side() {
     let gil =
         text.split("the GIL, simulated vs read from CPython").nth(1).unwrap_or_else(|| panic!("{text}"));
     for row in [
-        "threading · CPython lanes measured",
+        "threading · CPython lanes ",
         "GIL switches",
         "hold median",
         "hold p90",
         "held share T0",
         "held share T1",
-        "multiprocessing · CPython lanes measured",
+        "multiprocessing · CPython lanes ",
         "held share P1",
     ] {
         assert!(gil.contains(row), "no {row:?} in {gil}");

@@ -54,11 +54,20 @@ pub struct LaneStage {
     /// Processes whose lanes' source was said.
     said: Vec<u32>,
     last_report: Instant,
+    /// Workers of watched streams that named their thread, not yet taken
+    /// in: (stream, worker, pid, tid, interpreter).
+    named: Vec<(usize, u32, u32, u32, u64)>,
+    /// How many workers the run's watched streams speak for.
+    expected: usize,
 }
 
 impl LaneStage {
-    pub fn new(run: RunId) -> LaneStage {
+    /// The stage of run `run`, whose watched streams speak for `expected`
+    /// workers.
+    pub fn new(run: RunId, expected: usize) -> LaneStage {
         LaneStage {
+            named: Vec::new(),
+            expected,
             run,
             gils: Vec::new(),
             workers: HashMap::new(),
@@ -74,35 +83,49 @@ impl LaneStage {
     }
 
     /// Takes one report of stream `stream` (`watched`: its GIL lanes are to
-    /// be read) and puts what is ready of it into `out`. Returns whether a
-    /// worker was taken in (its `thread` record seen): the start gun may
-    /// count it.
-    pub fn pass(&mut self, report: Report, watched: bool, out: &mut Vec<Report>) -> bool {
+    /// be read) and puts what is ready of it into `out`. Returns how many
+    /// workers were taken in (their GIL found, or why not): the start gun
+    /// may count them. Workers are taken in together, once every one of the
+    /// run's watched workers named its thread (or a stream ended first):
+    /// reading a process's symbols costs CPU, which the workers still
+    /// starting, and timing their start, should not share.
+    pub fn pass(&mut self, report: Report, watched: bool, out: &mut Vec<Report>) -> usize {
         match report {
             Report::Record { stream, record: Record::Thread { t, worker, pid, tid, interp }, .. }
                 if watched =>
             {
-                self.take_in(stream, worker, pid, tid, interp, out);
                 out.push(self.report(stream, Record::Thread { t, worker, pid, tid, interp }));
-                true
+                self.named.push((stream, worker, pid, tid, interp));
+                if self.named.len() >= self.expected { self.take_in_named(out) } else { 0 }
             }
             Report::Record { stream, record, .. } => {
                 match record.worker().and_then(|w| self.workers.get_mut(&w)) {
                     Some((_, lane)) => lane.own(record),
                     None => out.push(self.report(stream, record)),
                 }
-                false
+                0
             }
             Report::Ended { stream, .. } => {
+                // A stream that ended early holds no one back.
+                let taken = self.take_in_named(out);
                 self.close_stream(stream, out);
                 out.push(report);
-                false
+                taken
             }
             Report::Hello { .. } => {
                 out.push(report);
-                false
+                0
             }
         }
+    }
+
+    /// Takes in every worker that named its thread so far.
+    fn take_in_named(&mut self, out: &mut Vec<Report>) -> usize {
+        let named = std::mem::take(&mut self.named);
+        for &(stream, worker, pid, tid, interp) in &named {
+            self.take_in(stream, worker, pid, tid, interp, out);
+        }
+        named.len()
     }
 
     /// Takes the samples read since the last call and merges every lane as
@@ -182,7 +205,10 @@ impl LaneStage {
         {
             return Ok(g);
         }
-        let watch = Watch::start(reader, watch::exact_wanted()).map_err(|f| f.reason)?;
+        // Uprobes see every take_gil of the process, whichever GIL it is
+        // for: a worker in an interpreter of its own is sampled instead.
+        let exact = watch::exact_wanted() && interp == 0;
+        let watch = Watch::start(reader, exact).map_err(|f| f.reason)?;
         let track = if watch.exact() { GilTrack::exact() } else { GilTrack::sampled() };
         self.gils.push(Gil {
             stream,

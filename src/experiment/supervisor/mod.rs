@@ -355,7 +355,8 @@ impl Job {
         let mut last_heard = Instant::now();
         // Set when the run as a whole failed: every stream ends with it.
         let mut failure: Option<String> = None;
-        let mut lanes = LaneStage::new(run);
+        let watched = self.start.launches.iter().filter(|l| l.watch_gil).map(|l| l.workers as usize).sum();
+        let mut lanes = LaneStage::new(run, watched);
         let mut out = Vec::new();
         while streams.iter().any(|s| !s.ended) {
             let (mut fds, mut owners) = (Vec::new(), Vec::new());
@@ -400,7 +401,7 @@ impl Job {
                     Report::Record { stream, .. } => streams[*stream].watched,
                     _ => false,
                 };
-                if lanes.pass(report, watched, &mut out) {
+                for _ in 0..lanes.pass(report, watched, &mut out) {
                     self.gun.started_one();
                 }
             }

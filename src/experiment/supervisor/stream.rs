@@ -101,6 +101,9 @@ impl Stream {
             Pipe::Stdout => self.stdout.as_mut().map(|p| p.read(chunk)),
             Pipe::Stderr => self.stderr.as_mut().map(|p| p.read(chunk)),
         };
+        // What was read may have been written after the caller's `now`: no
+        // record in it can be younger than the moment the read returned.
+        let now = now.max(crate::clock::now_ns());
         match (pipe, read) {
             (_, None) => {}
             (_, Some(Err(e))) if e.kind() == std::io::ErrorKind::Interrupted => {}
