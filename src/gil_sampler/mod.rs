@@ -655,6 +655,10 @@ mod tests {
             torn += u64::from(matches!(reader.read(), Err(ReadError::Torn)));
         }
         let bumps = word.load(std::sync::atomic::Ordering::Relaxed) - first;
+        // The bumping thread spins until told to stop: stop it before the
+        // fake goes away, and so it spins on no core after this test.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = bump.join();
         assert!(torn > 0, "{bumps} bumps during {reads} reads, none caught mid-read");
     }
 }
