@@ -125,6 +125,9 @@ pub struct Tally {
     pub last_event: u64,
     /// The processes' memory at its peak, where someone read it (headless runs).
     pub memory: Option<Memory>,
+    /// When the work last moved forward (an iteration, a request, a worker
+    /// finished): records that move nothing do not keep a run alive.
+    last_advance: u64,
 }
 
 impl Tally {
@@ -155,6 +158,7 @@ impl Tally {
             holds: Histogram::default(),
             last_event: requested_at,
             memory: None,
+            last_advance: requested_at,
         }
     }
 
@@ -255,7 +259,11 @@ impl Tally {
             Report::Hello { stream, hello, .. } => {
                 self.hellos.insert(stream, hello);
             }
-            Report::Record { record, .. } => self.record(&record),
+            Report::Record { record, .. } => {
+                let before = self.work_done();
+                self.record(&record);
+                self.watch_progress(before);
+            }
             Report::Ended { outcome, .. } => {
                 self.streams_ended += 1;
                 let t = self.last_event;
@@ -269,6 +277,33 @@ impl Tally {
                     Ok(()) => {}
                 }
             }
+        }
+    }
+
+    /// Iterations and requests done, and workers finished: what grows while
+    /// the work goes on.
+    fn work_done(&self) -> u64 {
+        self.workers.iter().map(|w| w.done + u64::from(w.finished_at.is_some())).sum()
+    }
+
+    /// Fails a run whose workers keep talking without getting anywhere for
+    /// longer than a silent one would be allowed.
+    fn watch_progress(&mut self, before: u64) {
+        if self.work_done() > before {
+            self.last_advance = self.last_event;
+            return;
+        }
+        let limit = super::silence_limit(&self.spec);
+        let stalled = std::time::Duration::from_nanos(self.last_event.saturating_sub(self.last_advance));
+        if stalled > limit && self.failure.is_none() {
+            let t = self.last_event;
+            self.fail(
+                format!(
+                    "the workers made no progress in {} s, though they kept sending records",
+                    limit.as_secs()
+                ),
+                t,
+            );
         }
     }
 
