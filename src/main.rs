@@ -1,6 +1,5 @@
 //! The binary: read the command line, hand it to a command.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,15 +29,15 @@ fn main() -> ExitCode {
         // A worker keeps the default signal handling: gilscope kills it.
         gilscope::worker::main(args);
     }
-    // Before any thread starts: termination signals become messages.
+    // Before any thread starts: termination signals become messages, and
+    // until a command takes them itself, each one ends gilscope at once.
     signals::block();
+    if let Err(e) = signals::watch(leave) {
+        say(&format!("cannot watch for termination signals ({e}); workers still die with gilscope"));
+    }
     match cli.command {
-        Some(Command::Calibrate(args)) => {
-            leave_on_signal();
-            report(commands::calibrate::execute(&args))
-        }
+        Some(Command::Calibrate(args)) => report(commands::calibrate::execute(&args)),
         Some(Command::Run(args)) => {
-            leave_on_signal();
             // Flags that are each fine but do not fit together are usage errors too.
             let runs = match args.runs(DEFAULT_ITERATION_NS) {
                 Ok(runs) => runs,
@@ -68,8 +67,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Lesson(args)) => {
             if args.list {
-                println!("{}", gilscope::app::lesson::list());
-                return ExitCode::SUCCESS;
+                return commands::print(&gilscope::app::lesson::list());
             }
             match gilscope::app::lesson::numbered(args.number) {
                 Ok(index) => commands::live::lesson(&args.experiment, index),
@@ -85,26 +83,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Headless commands end at a termination signal, taking every process
-/// they started with them.
-fn leave_on_signal() {
-    let signals = match signals::watch() {
-        Ok(signals) => signals,
-        Err(e) => {
-            say(&format!("cannot watch for termination signals ({e}); workers still die with gilscope"));
-            return;
-        }
-    };
-    let spawned = std::thread::Builder::new().name("leave".into()).spawn(move || {
-        if let Ok(signal) = signals.recv() {
-            signals::mark_leaving();
-            children::kill_every_group();
-            std::process::exit(i32::from(signals::exit_status(signal)));
-        }
-    });
-    if let Err(e) = spawned {
-        say(&format!("cannot watch for termination signals ({e}); workers still die with gilscope"));
-    }
+/// A termination signal that no command took: every process gilscope
+/// started goes with it, and the exit status says which signal it was.
+fn leave(signal: libc::c_int) {
+    signals::mark_leaving();
+    children::kill_every_group();
+    std::process::exit(i32::from(signals::exit_status(signal)));
 }
 
 fn report(outcome: Result<String, String>) -> ExitCode {
@@ -114,20 +98,7 @@ fn report(outcome: Result<String, String>) -> ExitCode {
         std::thread::park();
     }
     match outcome {
-        Ok(text) => {
-            let mut stdout = std::io::stdout().lock();
-            match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // Whoever read the output stopped reading: nothing to say to them.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    ExitCode::from(commands::CLOSED_STDOUT)
-                }
-                Err(e) => {
-                    say(&format!("cannot write the report: {e}"));
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Ok(text) => commands::print(&text),
         Err(why) => {
             say(&why);
             ExitCode::FAILURE

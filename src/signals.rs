@@ -8,9 +8,10 @@
 //! Child processes start with an empty mask (the standard library resets it
 //! between fork and exec), so workers still die of these signals.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 /// Set once gilscope is leaving because of a signal.
 static LEAVING: AtomicBool = AtomicBool::new(false);
@@ -47,9 +48,15 @@ pub fn block() {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) };
 }
 
-/// A thread that sends the number of every termination signal that arrives.
-pub fn watch() -> std::io::Result<Receiver<libc::c_int>> {
-    let (tx, rx) = crossbeam_channel::bounded(4);
+/// Whoever takes the signals now, if anyone: see [`redirect`].
+static TAKER: Mutex<Option<Sender<libc::c_int>>> = Mutex::new(None);
+
+/// Starts the one thread that takes the termination signals, for the whole
+/// life of gilscope. Each goes to the receiver of the last [`redirect`] while
+/// it lives; before that (or after it is dropped) `otherwise` is called with
+/// it on that thread: a command is never deaf to a signal, whatever it is
+/// busy with (asking an interpreter, reading a file).
+pub fn watch(otherwise: fn(libc::c_int)) -> std::io::Result<()> {
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let set = set();
         loop {
@@ -58,12 +65,26 @@ pub fn watch() -> std::io::Result<Receiver<libc::c_int>> {
             if unsafe { libc::sigwait(&raw const set, &raw mut signal) } != 0 {
                 continue;
             }
-            if tx.send(signal).is_err() {
-                return;
+            let taken = match TAKER.lock() {
+                Ok(taker) => taker.as_ref().is_some_and(|tx| tx.try_send(signal).is_ok()),
+                Err(_) => false,
+            };
+            if !taken {
+                otherwise(signal);
             }
         }
     })?;
-    Ok(rx)
+    Ok(())
+}
+
+/// From now on the termination signals come here (the live view and a
+/// replay leave through their own door: terminal restored, then the exit).
+pub fn redirect() -> Receiver<libc::c_int> {
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    if let Ok(mut taker) = TAKER.lock() {
+        *taker = Some(tx);
+    }
+    rx
 }
 
 /// The exit status a shell gives a command ended by `signal`.

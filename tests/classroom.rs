@@ -679,3 +679,110 @@ fn a_lesson_and_a_finished_replay_look_like_this() {
     }
     snapshot("replay_ended_80x24", player.app());
 }
+
+/// `command` with its stdout on `/dev/full` (every write: no space left).
+fn onto_a_full_disk(args: &[&str]) -> Output {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    common::gilscope().args(args).stdout(full).output().expect("start gilscope")
+}
+
+#[test]
+fn lesson_list_and_export_say_why_when_stdout_cannot_be_written_and_never_panic() {
+    let dir = common::scratch("full-stdout");
+    let file = dir.join("saved.gilrec");
+    saved(&recorded_session()).save(&file).unwrap();
+    let trace = dir.join("t.json");
+    for args in
+        [vec!["lesson", "--list"], vec!["export", file.to_str().unwrap(), "--trace", trace.to_str().unwrap()]]
+    {
+        let out = onto_a_full_disk(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = one_line_error(&out);
+        assert!(err.contains("cannot write to stdout"), "{args:?}: {err}");
+        // A reader that stops reading: the exit a shell expects, nothing said.
+        let mut child = common::gilscope()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 141)), "{args:?}: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn pipes_devices_and_endless_lines_are_refused_as_recordings_at_once() {
+    let dir = common::scratch("not-files");
+    let fifo = dir.join("pipe.gilrec");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let zero = dir.join("zero.gilrec");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    // 17 MiB and not one newline: refused at the line limit, not read whole.
+    let endless = dir.join("endless.gilrec");
+    std::fs::write(&endless, vec![b'x'; 17 << 20]).unwrap();
+    for (path, says) in
+        [(&fifo, "not a regular file"), (&zero, "not a regular file"), (&endless, "longer than 16 MiB")]
+    {
+        let path = path.to_str().unwrap();
+        for command in [vec!["replay", path], vec!["export", path, "--trace", "/dev/null"]] {
+            let started = std::time::Instant::now();
+            let child = common::gilscope()
+                .args(&command)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (out, in_time) = common::output_within(child, std::time::Duration::from_secs(20));
+            assert!(in_time, "{command:?} still ran after {:?}", started.elapsed());
+            assert_eq!(out.status.code(), Some(2), "{command:?}");
+            let err = one_line_error(&out);
+            assert!(err.contains(says), "{command:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_trace_that_cannot_be_written_whole_leaves_the_old_one_as_it_was() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::scratch("trace-full");
+    let file = dir.join("saved.gilrec");
+    saved(&recorded_session()).save(&file).unwrap();
+    let trace = dir.join("kept.json");
+    std::fs::write(&trace, "{\"traceEvents\":[]}").unwrap();
+    let mut command = common::gilscope();
+    command.args(["export", file.to_str().unwrap(), "--trace", trace.to_str().unwrap()]);
+    // A file size limit of 4 KiB: the trace does not fit, as on a full disk.
+    // SAFETY: setrlimit and signal are async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line_error(&out);
+    assert!(err.contains("cannot write"), "{err}");
+    assert_eq!(std::fs::read_to_string(&trace).unwrap(), "{\"traceEvents\":[]}", "the old trace is kept");
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "nothing left behind: {names:?}");
+}
+
+#[test]
+fn a_replay_without_a_terminal_refuses_in_one_line() {
+    let dir = common::scratch("replay-blind");
+    let file = dir.join("saved.gilrec");
+    saved(&recorded_session()).save(&file).unwrap();
+    let out = gilscope(&["replay", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no escape codes written blind");
+    let err = one_line_error(&out);
+    assert!(err.contains("needs a terminal"), "{err}");
+}

@@ -364,3 +364,20 @@ fn a_run_that_goes_silent_fails_after_its_silence_limit_unless_paused() {
     );
     drop(running);
 }
+
+#[test]
+fn a_worker_that_keeps_talking_without_progress_fails_the_run() {
+    // A valid progress record every half second that never moves on: the
+    // silence watchdog is fed, but the work goes nowhere.
+    let drip = python_worker(
+        1,
+        &format!(
+            "{CLEAN_START}while True:\n    out.write(f'progress {{t()}} 0 5 1000\\n')\n    out.flush()\n    time.sleep(0.5)"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let tally = collect_within(drip, 1, 1000, Duration::from_mins(1));
+    let why = tally.failure.expect("a run that goes nowhere must fail");
+    assert!(why.contains("no progress in 30 s"), "{why}");
+    assert!(started.elapsed() < Duration::from_secs(40), "it took {:?}", started.elapsed());
+}

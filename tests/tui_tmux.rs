@@ -407,3 +407,53 @@ fn python_is_not_asked_until_c_is_pressed() {
     tmux.keys(&["q"]);
     tmux.wait_gone(Duration::from_secs(5));
 }
+
+/// An interpreter that never answers, through a shell that does not `exec`
+/// it (killing the shell alone would leave its child), and how to find what
+/// is left of it: gilscope gives interpreters an environment of their own,
+/// so they are found by the script's path and the sleep's unique length.
+fn hanging_python(name: &str, seconds: &str) -> (std::path::PathBuf, impl Fn() -> Vec<String>) {
+    let dir = common::scratch(name);
+    let fake = common::script(&dir, "python3", &format!("sleep {seconds}; true"));
+    let (path, seconds) = (fake.display().to_string(), seconds.to_owned());
+    let left = move || {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let args: Vec<String> =
+                cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let ours = args.first().is_some_and(|a| a.ends_with("/sh") || a == "sleep")
+                && args.iter().any(|a| *a == path || *a == seconds);
+            if ours && state(&entry.path()).is_some_and(|s| s != 'Z') {
+                found.push(args.join(" "));
+            }
+        }
+        found
+    };
+    (fake, left)
+}
+
+#[test]
+fn a_signal_while_python_is_asked_ends_gilscope_at_once_with_the_interpreter() {
+    let (fake, left) = hanging_python("probe-signal", "1000.25");
+    let after = "echo \"gilscope exited: $?\"; sleep 60";
+    let tmux =
+        Tmux::start("probe-signal", &format!("--runtime cpython --python '{}'", fake.display()), Some(after));
+    assert!(common::wait_until(Duration::from_secs(10), || left().len() == 2), "never asked: {:?}", left());
+    signal(tmux.app().expect("the app runs").pid, libc::SIGTERM);
+    let screen = tmux.wait_for("gilscope exited", Duration::from_secs(3));
+    assert!(screen.contains("gilscope exited: 143"), "{screen}");
+    assert!(common::wait_until(Duration::from_secs(3), || left().is_empty()), "left behind: {:?}", left());
+}
+
+#[test]
+fn quitting_while_python_is_asked_leaves_nothing_of_it() {
+    let (fake, left) = hanging_python("probe-quit", "1000.5");
+    let tmux = Tmux::start("probe-quit", &format!("--python '{}'", fake.display()), None);
+    tmux.wait_for("press space", Duration::from_secs(10));
+    tmux.keys(&["c"]);
+    assert!(common::wait_until(Duration::from_secs(10), || left().len() == 2), "c did not ask: {:?}", left());
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+    assert!(common::wait_until(Duration::from_secs(3), || left().is_empty()), "left behind: {:?}", left());
+}

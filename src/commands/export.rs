@@ -16,13 +16,10 @@ pub fn main(args: &ExportArgs) -> ExitCode {
         }
     };
     match trace::write(&recording, &args.trace) {
-        Ok(()) => {
-            println!(
-                "wrote {}: open it in https://ui.perfetto.dev (Open trace file) or chrome://tracing (Load)",
-                args.trace.display()
-            );
-            ExitCode::SUCCESS
-        }
+        Ok(()) => crate::commands::print(&format!(
+            "wrote {}: open it in https://ui.perfetto.dev (Open trace file) or chrome://tracing (Load)",
+            args.trace.display()
+        )),
         Err(why) => {
             say(&why);
             ExitCode::FAILURE

@@ -106,10 +106,7 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     }
 
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
-    let terminate = signals::watch().unwrap_or_else(|e| {
-        say(&format!("cannot handle termination signals ({e}); q still quits"));
-        never()
-    });
+    let terminate = signals::redirect();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (sample_tx, sample_rx) = crossbeam_channel::bounded(4);
     if let Err(e) = monitor::spawn(watch_rx, sample_tx) {
@@ -140,8 +137,10 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     };
     let channels = Channels { input, samples: sample_rx, terminate, answers, found: found_rx };
     let outcome = main_loop(&mut terminal, app, &mut world, channels);
-    // Workers first: killing them takes no terminal.
+    // Workers first: killing them takes no terminal. Then whatever else
+    // was started (an interpreter still being asked, and its children).
     world.runs.clear();
+    crate::children::kill_every_group();
     ratatui::restore();
     match outcome {
         Ok(None) => ExitCode::SUCCESS,

@@ -30,6 +30,11 @@ pub fn main(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(e.exit_code);
         }
     };
+    // After the file: what is wrong with it is the first thing to hear.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        say("a replay needs a terminal on stdout; `gilscope export` writes a recording as a trace anywhere");
+        return ExitCode::from(2);
+    }
     let h = &recording.header;
     let python = h.interpreter.python_version.as_ref().map_or(String::new(), |v| format!(", python {v}"));
     let origin = format!("recorded {} on {}{python}", h.saved_at, h.machine.describe());
@@ -47,10 +52,7 @@ pub fn main(args: &ReplayArgs) -> ExitCode {
     player.app_mut().notice = Some(origin);
 
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
-    let terminate = crate::signals::watch().unwrap_or_else(|e| {
-        say(&format!("cannot handle termination signals ({e}); q still quits"));
-        never()
-    });
+    let terminate = crate::signals::redirect();
     let (mut terminal, input) =
         match open_terminal("a replay needs a terminal ({e}); `gilscope export` works without one") {
             Ok(opened) => opened,

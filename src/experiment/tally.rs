@@ -201,6 +201,9 @@ pub struct Tally {
     /// (exact streams): a take by another worker than the stream's last.
     lane_handovers: u64,
     last_taker: BTreeMap<usize, u32>,
+    /// When the work last moved forward (an iteration, a request, a worker
+    /// finished): records that move nothing do not keep a run alive.
+    last_advance: u64,
 }
 
 impl Tally {
@@ -235,6 +238,7 @@ impl Tally {
             gils_read: BTreeMap::new(),
             lane_handovers: 0,
             last_taker: BTreeMap::new(),
+            last_advance: requested_at,
         }
     }
 
@@ -386,8 +390,10 @@ impl Tally {
                 self.hellos.insert(stream, hello);
             }
             Report::Record { stream, record, .. } => {
+                let before = self.work_done();
                 self.count_handover(stream, &record);
                 self.record(&record);
+                self.watch_progress(before);
             }
             Report::Ended { outcome, .. } => {
                 self.streams_ended += 1;
@@ -419,6 +425,33 @@ impl Tally {
             && previous != worker
         {
             self.lane_handovers += 1;
+        }
+    }
+
+    /// Iterations and requests done, and workers finished: what grows while
+    /// the work goes on.
+    fn work_done(&self) -> u64 {
+        self.workers.iter().map(|w| w.done + u64::from(w.finished_at.is_some())).sum()
+    }
+
+    /// Fails a run whose workers keep talking without getting anywhere for
+    /// longer than a silent one would be allowed.
+    fn watch_progress(&mut self, before: u64) {
+        if self.work_done() > before {
+            self.last_advance = self.last_event;
+            return;
+        }
+        let limit = super::silence_limit(&self.spec);
+        let stalled = std::time::Duration::from_nanos(self.last_event.saturating_sub(self.last_advance));
+        if stalled > limit && self.failure.is_none() {
+            let t = self.last_event;
+            self.fail(
+                format!(
+                    "the workers made no progress in {} s, though they kept sending records",
+                    limit.as_secs()
+                ),
+                t,
+            );
         }
     }
 

@@ -637,9 +637,28 @@ mod tests {
                 }
             })
         };
-        let torn = (0..20_000).filter(|_| matches!(reader.read(), Err(ReadError::Torn))).count();
+        // Read only once the bumping thread is seen running, and until a
+        // read is caught mid-move or ten seconds have passed: on a busy or
+        // single-core machine the two threads may share a core, and then
+        // only a read preempted between its pieces can see the move.
+        // SAFETY: as above; the fake outlives this function.
+        let word = unsafe { &*(gil as usize as *const std::sync::atomic::AtomicU64) };
+        let first = word.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        while word.load(std::sync::atomic::Ordering::Relaxed) == first && started.elapsed().as_secs() < 10 {
+            std::thread::yield_now();
+        }
+        let (mut reads, mut torn) = (0u64, 0u64);
+        let reading = std::time::Instant::now();
+        while torn == 0 && reading.elapsed().as_secs() < 10 {
+            reads += 1;
+            torn += u64::from(matches!(reader.read(), Err(ReadError::Torn)));
+        }
+        let bumps = word.load(std::sync::atomic::Ordering::Relaxed) - first;
+        // The bumping thread spins until told to stop: stop it before the
+        // fake goes away, and so it spins on no core after this test.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = bump.join();
-        assert!(torn > 0, "a switch number moving all the time was never caught mid-read");
+        assert!(torn > 0, "{bumps} bumps during {reads} reads, none caught mid-read");
     }
 }

@@ -174,16 +174,19 @@ mod tests {
     #[test]
     fn glibc_publishes_where_struct_pthread_keeps_the_os_thread_id() {
         // This very thread: pthread_self() is the struct pthread's address.
-        let pid = std::process::id();
-        let files = super::super::symbols::mapped_files(pid).unwrap();
-        let libc = super::super::symbols::find_defining(pid, &files, "_thread_db_pthread_tid", &[])
-            .expect("glibc 2.34+ defines _thread_db_pthread_tid");
-        let at = libc.address("_thread_db_pthread_tid").unwrap();
+        // The descriptor is found by the dynamic linker here, so that this
+        // checks glibc's word and the reading of it, not symbol lookup
+        // (which symbols.rs tests).
+        // SAFETY: a NUL-terminated name; dlsym has no other precondition.
+        let at = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_pthread_tid".as_ptr()) } as u64;
+        assert_ne!(at, 0, "glibc 2.34+ defines _thread_db_pthread_tid");
         let memory = memory_of_self(at);
         let mut raw = [0u8; 12];
         memory.read(at, &mut raw).unwrap();
         let word = |i: usize| u32::from_ne_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
-        let offset = pthread_tid_offset([word(0), word(4), word(8)]).expect("a 32-bit tid field");
+        let words = [word(0), word(4), word(8)];
+        let offset = pthread_tid_offset(words)
+            .unwrap_or_else(|| panic!("not a 32-bit tid field: {words:?} at {at:#x}"));
         // SAFETY: pthread_self has no failure mode.
         let me = unsafe { libc::pthread_self() } as u64;
         assert_eq!(memory.read_u32(me + offset).unwrap(), own_tid());

@@ -586,30 +586,25 @@ impl Recording {
         out.flush()
     }
 
-    /// Saves to `path` whole or not at all: written beside it, then renamed.
+    /// Saves to `path` whole or not at all.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let part = path.with_extension(format!("{EXTENSION}.part"));
-        let written = std::fs::File::create(&part).and_then(|file| {
-            let mut out = std::io::BufWriter::new(file);
-            self.write(&mut out)?;
-            // No fsync: it can take seconds on a busy disk, and the live view
-            // waits for the save; the rename alone keeps a half-written file
-            // from ever bearing the name.
-            out.into_inner().map_err(std::io::IntoInnerError::into_error).map(drop)
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&part, path)) {
-            let _ = std::fs::remove_file(&part);
-            return Err(format!("cannot write {}: {e}", path.display()));
-        }
-        Ok(())
+        write_whole(path, |out| self.write(out))
     }
 
-    /// Reads the recording at `path`.
+    /// Reads the recording at `path`, a regular file (not a pipe or a
+    /// device, which could block or never end).
     pub fn load(path: &Path) -> Result<Recording, ReadError> {
-        let file = std::fs::File::open(path).map_err(|e| ReadError {
+        let cannot = |e: std::io::Error| ReadError {
             message: format!("cannot open {}: {e}", path.display()),
             exit_code: 2,
-        })?;
+        };
+        if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+            return Err(ReadError {
+                message: format!("{} is not a regular file", path.display()),
+                exit_code: 2,
+            });
+        }
+        let file = std::fs::File::open(path).map_err(cannot)?;
         Recording::read(BufReader::new(file), &path.display().to_string())
     }
 
@@ -620,7 +615,7 @@ impl Recording {
             exit_code: 2,
         };
         let damaged = |why: String| ReadError { message: format!("{name} is damaged: {why}"), exit_code: 1 };
-        let mut lines = input.lines();
+        let mut lines = BoundedLines { input, done: false };
         let first = match lines.next() {
             Some(Ok(line)) => line,
             Some(Err(e)) => return Err(foreign(format!("unreadable: {e}"))),
@@ -680,6 +675,97 @@ impl Recording {
             )));
         }
         Ok(Recording { header, entries })
+    }
+}
+
+/// Writes a file whole or not at all: into a file beside `path`, renamed
+/// over it once complete, so a full disk or an error leaves the old file
+/// (if any) as it was and no half-written one under the name.
+pub fn write_whole(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), String> {
+    // A device or a pipe (/dev/null, /dev/stdout) is written as it is: it
+    // cannot be half a file, and must never be renamed over.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                fill(&mut out)?;
+                out.flush()
+            })
+            .map_err(|e| format!("cannot write {}: {e}", path.display()));
+    }
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    let written = std::fs::File::create(&part).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        fill(&mut out)?;
+        // No fsync: it can take seconds on a busy disk, and the live view
+        // waits for a save; the rename alone keeps a half-written file from
+        // ever bearing the name.
+        out.into_inner().map_err(std::io::IntoInnerError::into_error).map(drop)
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&part, path)) {
+        let _ = std::fs::remove_file(&part);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+/// The longest line a recording may hold: its longest entries, a batch of
+/// reports, take a few KiB.
+const MAX_LINE: u64 = 16 << 20;
+
+/// A recording's lines, each at most [`MAX_LINE`] bytes: a file without
+/// newlines is refused at that length, not read whole into memory.
+struct BoundedLines<R> {
+    input: R,
+    done: bool,
+}
+
+impl<R: BufRead> Iterator for BoundedLines<R> {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut line = Vec::new();
+        let read = std::io::Read::take(&mut self.input, MAX_LINE + 1).read_until(b'\n', &mut line);
+        let bad = |why: String| Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why)));
+        match read {
+            Ok(0) => None,
+            Ok(_) if line.last() == Some(&b'\n') => {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Some(
+                    String::from_utf8(line)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+                )
+            }
+            Ok(n) if n as u64 > MAX_LINE => {
+                self.done = true;
+                bad(format!("a line longer than {} MiB", MAX_LINE >> 20))
+            }
+            // The last line, without a newline.
+            Ok(_) => {
+                self.done = true;
+                Some(
+                    String::from_utf8(line)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+                )
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 

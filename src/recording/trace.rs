@@ -208,9 +208,9 @@ fn category(state: State) -> &'static str {
 
 /// Writes the trace of `recording` to `path`.
 pub fn write(recording: &Recording, path: &std::path::Path) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut out, &trace(recording))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    std::io::Write::flush(&mut out).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    // Whole or not at all: a full disk leaves no half a trace, and an
+    // earlier trace of that name stays as it was.
+    super::write_whole(path, |out| {
+        serde_json::to_writer(out, &trace(recording)).map_err(std::io::Error::other)
+    })
 }
