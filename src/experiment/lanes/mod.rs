@@ -41,6 +41,9 @@ struct Gil {
     workers: Vec<u32>,
     /// Its final counts have been written.
     closed: bool,
+    /// The hand-overs last said, so that a run that stands still (paused)
+    /// gets no new word.
+    said: Option<(u64, u64)>,
 }
 
 /// The lanes stage of one run.
@@ -141,7 +144,7 @@ impl LaneStage {
             self.last_report = Instant::now();
             for g in 0..self.gils.len() {
                 if !self.gils[g].closed {
-                    self.say_counts(g, out);
+                    self.say_counts(g, false, out);
                 }
             }
         }
@@ -217,6 +220,7 @@ impl LaneStage {
             watch,
             track,
             holder: None,
+            said: None,
             workers: Vec::new(),
             closed: false,
         });
@@ -261,7 +265,7 @@ impl LaneStage {
         if done || all {
             self.gils[g].watch.stop();
             self.read_samples(g);
-            self.say_counts(g, out);
+            self.say_counts(g, true, out);
             self.gils[g].closed = true;
         }
     }
@@ -270,7 +274,8 @@ impl LaneStage {
     /// worked (from the last one's start to the first one's end, so that
     /// threads starting and ending, whose short holds fall between two
     /// samples, are not counted by one side only).
-    fn say_counts(&self, g: usize, out: &mut Vec<Report>) {
+    /// Says nothing new where the counts did not move, unless `last`.
+    fn say_counts(&mut self, g: usize, last: bool, out: &mut Vec<Report>) {
         let gil = &self.gils[g];
         let lanes: Vec<&LaneWorker> =
             gil.workers.iter().filter_map(|w| self.workers.get(w).map(|(_, l)| l)).collect();
@@ -284,11 +289,15 @@ impl LaneStage {
             None => gil.track.latest_t().unwrap_or(from),
         };
         let (switches, seen) = gil.track.handovers(from, to);
+        if !last && gil.said == Some((switches, seen)) {
+            return;
+        }
         let stats = gil.watch.stats();
         // Exact lanes come from probes: their samples only read the counter.
         let samples = if gil.watch.exact() { 0 } else { stats.taken };
         let record = Record::Gil {
-            t: now_ns(),
+            // Stamped with the reads it counts: it moves no run's clock on.
+            t: to,
             pid: gil.pid,
             interp: gil.interp,
             switches,
@@ -297,7 +306,9 @@ impl LaneStage {
             span_ns: stats.elapsed_ns(),
             cpu_ns: stats.cpu_ns,
         };
-        out.push(self.report(gil.stream, record));
+        let stream = gil.stream;
+        self.gils[g].said = Some((switches, seen));
+        out.push(self.report(stream, record));
     }
 
     /// Stream `stream` ended: every lane it made is merged to its end.
