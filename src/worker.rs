@@ -8,12 +8,13 @@
 
 use std::io::{BufWriter, Read, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 
 use crate::clock::{now_ns, process_usage};
 use crate::protocol::{Hello, Record, Runtime, Timeline, VERSION};
+use crate::sim::gil::{POLL_RECORDS_EVERY, next_records};
 use crate::sim::interpreter::{Interpreter, StartGun};
 use crate::sim::workload::{Role, WorkParams};
 
@@ -125,10 +126,6 @@ impl WorkerArgs {
 /// a flood slows the worker down instead of growing its memory.
 const QUEUE: usize = 64 * 1024;
 
-/// The longest a written record waits in the buffer before it is flushed:
-/// far below a frame (33 ms), and many records go out in one write.
-const FLUSH_WITHIN: Duration = Duration::from_millis(2);
-
 /// Runs the worker process to its end. Never returns.
 pub fn main(args: &WorkerArgs) -> ! {
     let gun = Arc::new(StartGun::default());
@@ -167,15 +164,16 @@ pub fn main(args: &WorkerArgs) -> ! {
     let counts = match interpreter.run(&tx, &gun) {
         Ok(counts) => counts,
         Err(message) => {
-            // Say why before going: the queue drains and flushes within
-            // milliseconds (other workers may still be running, so the
-            // writer is not joined).
+            // Say why before going: woken, the writer drains the queue and
+            // flushes within microseconds (other workers may still be
+            // running, so it is not joined).
             let _ = tx.send(Record::Error { message });
+            writer.thread().unpark();
             let deadline = std::time::Instant::now() + Duration::from_secs(1);
             while !tx.is_empty() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(FLUSH_WITHIN * 10);
+            std::thread::sleep(POLL_RECORDS_EVERY * 2);
             std::process::exit(1);
         }
     };
@@ -189,46 +187,32 @@ pub fn main(args: &WorkerArgs) -> ! {
         drop_requests: Some(counts.drop_requests),
     });
     drop(tx);
+    // The writer polls; nothing is left to wait for.
+    writer.thread().unpark();
     let written = writer.join().unwrap_or(false);
     std::process::exit(i32::from(!written));
 }
 
-/// Writes the header and then every record. Records are buffered and go
-/// out in one write once none has come for a while or the oldest has waited
-/// [`FLUSH_WITHIN`]: the parent sees events within milliseconds, in a few
-/// writes instead of one per record. Returns false when `out` (stdout) is gone.
+/// Writes the header and then every record. Records are queued by the GIL
+/// under its own mutex and picked up by polling ([`next_records`]), never by
+/// a wake-up from the sender; each batch goes out in one write, so the parent
+/// sees events within [`POLL_RECORDS_EVERY`], not at exit. Unpark the
+/// writer's thread to have it look at once. Returns false when `out`
+/// (stdout) is gone.
 pub fn write_stream(out: impl Write, hello: &Hello, rx: &Receiver<Record>) -> bool {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     if writeln!(out, "{hello}").and_then(|()| out.flush()).is_err() {
         return false;
     }
-    // When the oldest record not yet written out arrived.
-    let mut oldest: Option<Instant> = None;
-    loop {
-        let next = match oldest {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(since) => rx.recv_deadline(since + FLUSH_WITHIN),
-        };
-        match next {
-            Ok(record) => {
-                if writeln!(out, "{record}").is_err() {
-                    return false;
-                }
-                // A steady stream never leaves the queue empty: flush by age too.
-                if oldest.get_or_insert_with(Instant::now).elapsed() >= FLUSH_WITHIN {
-                    if out.flush().is_err() {
-                        return false;
-                    }
-                    oldest = None;
-                }
+    while let Some(records) = next_records(rx) {
+        for record in records {
+            if writeln!(out, "{record}").is_err() {
+                return false;
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if out.flush().is_err() {
-                    return false;
-                }
-                oldest = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => return out.flush().is_ok(),
+        }
+        if out.flush().is_err() {
+            return false;
         }
     }
+    true
 }

@@ -1,25 +1,33 @@
 //! The simulated GIL, following `CPython` 3.2+ (`Python/ceval_gil.c`).
 //!
-//! - The lock is a flag behind a mutex, with a condition variable to wait on.
+//! - The lock is a flag behind a mutex, with a condition variable to wait on:
+//!   the POSIX ones `CPython` uses (see `pthread.rs` for why not Rust's).
 //! - A waiter waits at most one switch interval at a time. If it timed out,
 //!   the GIL is still held and no switch happened meanwhile, it sets the drop
 //!   request and keeps waiting.
 //! - The holder polls the drop request at every loop iteration and releases.
 //! - Forced switching: a thread that released because of a drop request waits
 //!   until another thread has taken the GIL before it may try again.
-//! - Which waiter wins is up to the OS scheduler: there is no queue.
+//! - Which waiter wins is up to the OS scheduler and the condition variable:
+//!   there is no queue.
+//! - Besides the workers, the interpreter's main thread takes the GIL while
+//!   it starts them; it leaves no records, but its hand-overs are switches.
 //!
 //! With the GIL off (free-threaded `CPython`) `take` never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::now_ns;
 use crate::protocol::{Record, ReleaseReason};
+use crate::sim::pthread::{Condvar, Mutex as PMutex, MutexGuard};
 
 /// Where a GIL reports what it does. Implemented by the worker's record
 /// stream and by tests that collect events.
+///
+/// Takes and releases are recorded under the GIL's own mutex, so that records
+/// come out in lock order: `record` must be quick, and must never block or
+/// wake another thread.
 pub trait Recorder: Sync {
     fn record(&self, record: Record);
 
@@ -37,24 +45,76 @@ impl Recorder for crossbeam_channel::Sender<Record> {
     }
 }
 
+/// How often [`next_records`] looks for records: as often as the `CPython`
+/// worker writes its own (about every 15 ms of work).
+pub const POLL_RECORDS_EVERY: Duration = Duration::from_millis(15);
+
+/// Waits until records fed by a GIL's [`Recorder`] are queued and returns
+/// them all; None once every sender is gone and nothing is left. Unpark the
+/// calling thread to have it look at once (when the senders are done).
+///
+/// It polls, rarely, instead of blocking on the channel. A send that finds
+/// the receiver asleep wakes it with a system call made inside the GIL's
+/// mutex, and on a two-core machine makes a third thread runnable: that
+/// stretched each hand-over from the 1–3 µs `CPython` takes to 15–50 µs,
+/// long enough for the thread that asked for the drop to be asleep again
+/// when the GIL came free, which changed who wins it. And a thread that wakes
+/// often gives the scheduler a chance, each time, to run a waiter the GIL's
+/// holder had kept off the core, which `CPython` does not do either.
+pub fn next_records(rx: &crossbeam_channel::Receiver<Record>) -> Option<Vec<Record>> {
+    loop {
+        match rx.try_recv() {
+            Ok(first) => {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                return Some(batch);
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => std::thread::park_timeout(POLL_RECORDS_EVERY),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+        }
+    }
+}
+
+/// A thread that takes the GIL: a worker, or the interpreter's main thread,
+/// which starts the workers. The main thread is no worker (it has no lane),
+/// so nothing it does is recorded, but its hand-overs count as switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holder {
+    Main,
+    Worker(u32),
+}
+
+/// What a take records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announce {
+    /// `Wait` if the GIL is held, then `Take`: a worker at its work.
+    WaitAndTake,
+    /// `Started` once it holds the GIL, and `Take` too if it works on at once.
+    Started { requested: u64, runs_now: bool },
+    /// Nothing: the main thread.
+    Nothing,
+}
+
 struct State {
     locked: bool,
-    /// The worker that took the GIL most recently (it may have released it since).
-    last_holder: Option<u32>,
-    /// Counts hand-overs between different workers.
+    /// Counts takes by a thread other than the last holder, as `CPython`'s
+    /// `switch_number` does.
     switch_number: u64,
 }
 
 pub struct Gil<R: Recorder> {
     enabled: bool,
     interval: Duration,
-    state: Mutex<State>,
+    state: PMutex<State>,
     /// Signalled on release: a waiter may take the GIL.
     released: Condvar,
+    /// The thread that took the GIL most recently (it may have released it
+    /// since), behind a mutex of its own as in `CPython`: a forced dropper
+    /// waits on it after letting go of `state`.
+    last_holder: PMutex<Option<Holder>>,
     /// Signalled on every take: a forced dropper may stop waiting.
     switched: Condvar,
     drop_request: AtomicBool,
-    switches: AtomicU64,
     drop_requests: AtomicU64,
     recorder: R,
 }
@@ -64,19 +124,20 @@ impl<R: Recorder> Gil<R> {
         Gil {
             enabled,
             interval: interval.max(Duration::from_micros(1)),
-            state: Mutex::new(State { locked: false, last_holder: None, switch_number: 0 }),
+            state: PMutex::new(State { locked: false, switch_number: 0 }),
             released: Condvar::new(),
+            last_holder: PMutex::new(None),
             switched: Condvar::new(),
             drop_request: AtomicBool::new(false),
-            switches: AtomicU64::new(0),
             drop_requests: AtomicU64::new(0),
             recorder,
         }
     }
 
-    /// How often the GIL has passed from one worker to another.
+    /// How often the GIL has passed from one thread to another, the main
+    /// thread included (the first take is no hand-over).
     pub fn switches(&self) -> u64 {
-        self.switches.load(Ordering::Relaxed)
+        self.lock().switch_number.saturating_sub(1)
     }
 
     /// How often a waiter asked the holder to drop the GIL.
@@ -95,66 +156,131 @@ impl<R: Recorder> Gil<R> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A worker thread that panicked while holding the mutex leaves the
-        // flag consistent (every update is a single store), so go on.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Blocks until `worker` holds the GIL.
     pub fn take(&self, worker: u32) {
+        self.take_as(Holder::Worker(worker), Announce::WaitAndTake);
+    }
+
+    /// A new worker thread's first act, as in `CPython`'s thread bootstrap:
+    /// it takes the GIL like any waiter, and `Started` (asked for at
+    /// `requested`) is recorded the moment it has it. The wait before is not
+    /// announced: the worker has not started yet. With `runs_now` it goes
+    /// on to its work holding the GIL, so `Take` is recorded at that same
+    /// instant; without, it lets go unrecorded ([`Gil::release_unrecorded`])
+    /// to wait for the start gun, and takes the GIL again for its work.
+    pub fn take_to_start(&self, worker: u32, requested: u64, runs_now: bool) {
+        self.take_as(Holder::Worker(worker), Announce::Started { requested, runs_now });
+    }
+
+    /// A started worker lets go of the GIL to block before its work, unrecorded.
+    pub fn release_unrecorded(&self, worker: u32) {
+        self.release_as(Holder::Worker(worker), None);
+    }
+
+    /// The interpreter's main thread takes the GIL, unrecorded.
+    pub fn take_as_main(&self) {
+        self.take_as(Holder::Main, Announce::Nothing);
+    }
+
+    /// The main thread lets go of the GIL to block (waiting for a thread
+    /// to start, or joining one), unrecorded.
+    pub fn release_as_main(&self) {
+        self.release_as(Holder::Main, None);
+    }
+
+    fn take_as(&self, who: Holder, what: Announce) {
+        let announce = |t| {
+            if let Holder::Worker(worker) = who {
+                match what {
+                    Announce::WaitAndTake => self.recorder.record(Record::Take { t, worker }),
+                    Announce::Started { requested, runs_now } => {
+                        self.recorder.record(Record::Started { t, worker, requested });
+                        if runs_now {
+                            self.recorder.record(Record::Take { t, worker });
+                        }
+                    }
+                    Announce::Nothing => {}
+                }
+            }
+        };
         if !self.enabled {
-            self.recorder.record(Record::Take { t: now_ns(), worker });
+            announce(now_ns());
             return;
         }
         let mut state = self.lock();
-        if state.locked {
+        if state.locked
+            && what == Announce::WaitAndTake
+            && let Holder::Worker(worker) = who
+        {
             self.recorder.record(Record::Wait { t: now_ns(), worker });
         }
         while state.locked {
             let saved_switch_number = state.switch_number;
-            let (guard, timeout) = self
-                .released
-                .wait_timeout(state, self.interval)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (guard, timed_out) = self.released.wait_timeout(state, self.interval);
             state = guard;
-            if timeout.timed_out() && state.locked && state.switch_number == saved_switch_number {
-                self.drop_request.store(true, Ordering::Relaxed);
+            if timed_out && state.locked && state.switch_number == saved_switch_number {
                 self.drop_requests.fetch_add(1, Ordering::Relaxed);
-                self.recorder.drop_request(now_ns(), worker);
+                if let Holder::Worker(worker) = who {
+                    self.recorder.drop_request(now_ns(), worker);
+                }
+                // Last, as in CPython: the holder drops at once, and finds
+                // the mutex free only once this thread waits again.
+                self.drop_request.store(true, Ordering::Relaxed);
             }
         }
+        let mut last_holder = self.last_holder.lock();
         state.locked = true;
-        if state.last_holder != Some(worker) {
-            if state.last_holder.is_some() {
-                self.switches.fetch_add(1, Ordering::Relaxed);
-            }
-            state.last_holder = Some(worker);
+        if *last_holder != Some(who) {
+            *last_holder = Some(who);
             state.switch_number += 1;
         }
+        self.switched.notify_one();
+        drop(last_holder);
         // Recorded under the mutex, so takes and releases are in lock order.
-        self.recorder.record(Record::Take { t: now_ns(), worker });
-        self.switched.notify_all();
+        announce(now_ns());
         // A request aimed at the previous holder is void now.
         self.drop_request.store(false, Ordering::Relaxed);
     }
 
     /// Releases the GIL held by `worker`. If a drop request was pending, waits
-    /// until another worker has taken it (forced switching).
+    /// until another thread has taken it (forced switching).
     pub fn release(&self, worker: u32, reason: ReleaseReason) {
+        self.release_as(Holder::Worker(worker), Some(reason));
+    }
+
+    /// Releases the GIL; `reason` None leaves no record.
+    fn release_as(&self, who: Holder, reason: Option<ReleaseReason>) {
+        let announce = |t| {
+            if let (Holder::Worker(worker), Some(reason)) = (who, reason) {
+                self.recorder.record(Record::Release { t, worker, reason });
+            }
+        };
         if !self.enabled {
-            self.recorder.record(Record::Release { t: now_ns(), worker, reason });
+            announce(now_ns());
             return;
         }
         let mut state = self.lock();
-        debug_assert!(state.locked, "worker {worker} released a GIL nobody held");
+        debug_assert!(state.locked, "{who:?} released a GIL nobody held");
         state.locked = false;
-        self.recorder.record(Record::Release { t: now_ns(), worker, reason });
         self.released.notify_one();
+        // Recorded after the signal, which a waiter not yet asleep may catch
+        // within a microsecond (as in CPython), and still under the mutex,
+        // so that records stay in lock order.
+        announce(now_ns());
+        drop(state);
+        // Forced switching, as `CPython` does it: only once the GIL is free,
+        // and only if nobody has taken it yet.
         if self.drop_request.load(Ordering::Relaxed) {
-            self.drop_request.store(false, Ordering::Relaxed);
-            // CPython waits once; looping makes spurious wake-ups harmless.
-            while state.last_holder == Some(worker) {
-                state = self.switched.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last_holder = self.last_holder.lock();
+            if *last_holder == Some(who) {
+                self.drop_request.store(false, Ordering::Relaxed);
+                // CPython waits once; looping makes spurious wake-ups harmless.
+                while *last_holder == Some(who) {
+                    last_holder = self.switched.wait(last_holder);
+                }
             }
         }
     }
@@ -169,7 +295,7 @@ impl<R: Recorder> Gil<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     /// What a test GIL did: its records, and its drop requests in between.
     #[derive(Clone, Debug, PartialEq)]
@@ -216,6 +342,7 @@ mod tests {
 
     /// Runs `threads` busy workers on one GIL and returns its records and drop requests.
     fn logged(enabled: bool, threads: u32, interval: Duration, run: Duration) -> Vec<Logged> {
+        let _cores = crate::sim::one_at_a_time();
         let log = Arc::new(Log::default());
         let gil = Arc::new(Gil::new(enabled, interval, log.clone()));
         let handles: Vec<_> = (0..threads)

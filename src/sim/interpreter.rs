@@ -1,6 +1,16 @@
 //! One simulated interpreter process: its GIL (or, for subinterpreters, one
 //! GIL per worker) and its worker threads.
+//!
+//! Its main thread starts the workers as `threading.Thread.start()` does in
+//! `CPython`: holding the GIL, it creates worker k's thread, then blocks
+//! (GIL released) until k has taken the GIL and signalled that it runs, then
+//! takes the GIL back like any waiter before it can start k + 1. A worker
+//! that goes to work at once is CPU-bound by then, so winning the GIL back
+//! costs up to a switch interval and a drop request; one that waits for the
+//! start gun lets go of the GIL at once. After the last one the main thread
+//! lets go and joins them.
 
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -24,7 +34,7 @@ pub struct Interpreter {
     pub params: WorkParams,
     /// When the parent asked for this process, if the process itself is what
     /// starts the first worker (the multiprocessing model). Otherwise each
-    /// worker's start cost is its thread spawn alone.
+    /// worker's start cost runs from the main thread's request for its thread.
     pub process_requested_at: Option<u64>,
     /// CPU time each worker spends starting its interpreter once the gun
     /// fires, one interpreter at a time as `CPython`'s main thread creates
@@ -48,6 +58,10 @@ impl StartGun {
         StartGun { fired: Mutex::new(true), went: Condvar::new() }
     }
 
+    pub fn has_fired(&self) -> bool {
+        *self.fired.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn fire(&self) {
         *self.fired.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         self.went.notify_all();
@@ -64,7 +78,7 @@ impl StartGun {
 /// What an interpreter's GIL counted over a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GilCounts {
-    /// Hand-overs between different workers.
+    /// Hand-overs between different threads, the main thread's included.
     pub switches: u64,
     /// Times a waiter asked the holder to drop it.
     pub drop_requests: u64,
@@ -72,7 +86,8 @@ pub struct GilCounts {
 
 impl Interpreter {
     /// Runs every worker to completion, each starting its work when `gun`
-    /// fires, and returns what the GILs counted. Records go to `recorder` as
+    /// fires, and returns what the GILs counted (the main thread's
+    /// hand-overs included). Records go to `recorder` as
     /// they happen. An error means the process must exit: a worker could
     /// not start or panicked.
     pub fn run<R: Recorder + Clone + Send + 'static>(
@@ -83,6 +98,12 @@ impl Interpreter {
         let gil = Arc::new(Gil::new(self.gil, self.switch_interval, recorder.clone()));
         let mut gils = vec![Arc::clone(&gil)];
         let pid = std::process::id();
+        // A process of one worker started by its parent runs that worker in
+        // its main thread, as multiprocessing does: no thread to start.
+        let main_starts_threads = self.process_requested_at.is_none() || self.roles.len() > 1;
+        if main_starts_threads {
+            gil.take_as_main();
+        }
         let mut threads = Vec::with_capacity(self.roles.len());
         // One interpreter is created at a time: whoever holds this creates.
         let creating = Arc::new(Mutex::new(()));
@@ -98,19 +119,28 @@ impl Interpreter {
             let params = self.params.clone();
             let gun = Arc::clone(gun);
             let (creating, interpreter_start) = (Arc::clone(&creating), self.interpreter_start);
-            let thread_requested = now_ns();
             let requested = match self.process_requested_at {
                 Some(t) if k == 0 => t,
-                _ => thread_requested,
+                _ => now_ns(),
             };
+            let (started_tx, started_rx) = mpsc::sync_channel::<()>(1);
             let spawned = std::thread::Builder::new().name(format!("worker-{worker}")).spawn(move || {
-                let t = now_ns();
-                shared.recorder().record(Record::Started { t, worker, requested });
-                shared.recorder().record(Record::Process { t, worker, pid });
-                gun.wait();
-                if !interpreter_start.is_zero() {
-                    let _one_at_a_time = creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    spend_cpu(interpreter_start);
+                // Goes to work at once, as a `CPython` thread does, unless it
+                // must wait for the start gun (or start an interpreter first).
+                let runs_now = gun.has_fired() && interpreter_start.is_zero();
+                shared.take_to_start(worker, requested, runs_now);
+                shared.recorder().record(Record::Process { t: now_ns(), worker, pid });
+                // The receiver is gone only if the main thread gave up.
+                let _ = started_tx.send(());
+                if !runs_now {
+                    shared.release_unrecorded(worker);
+                    gun.wait();
+                    if !interpreter_start.is_zero() {
+                        let _one_at_a_time =
+                            creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        spend_cpu(interpreter_start);
+                    }
+                    shared.take(worker);
                 }
                 match role {
                     Role::Cpu => run_cpu(&shared, worker, &params),
@@ -120,10 +150,23 @@ impl Interpreter {
                 shared.recorder().record(Record::Cpu { t, worker, cpu_ns: thread_cpu_ns() });
                 shared.recorder().record(Record::Finished { t, worker });
             });
-            match spawned {
-                Ok(handle) => threads.push(handle),
+            let handle = match spawned {
+                Ok(handle) => handle,
                 Err(e) => return Err(format!("cannot start worker {worker}: {e}")),
+            };
+            threads.push(handle);
+            if main_starts_threads {
+                // `_started.wait()`: blocks with the GIL released, then wants it back.
+                gil.release_as_main();
+                let started = started_rx.recv();
+                gil.take_as_main();
+                if started.is_err() {
+                    return Err(format!("worker {worker} died before it started"));
+                }
             }
+        }
+        if main_starts_threads {
+            gil.release_as_main();
         }
         for handle in threads {
             if handle.join().is_err() {
@@ -152,6 +195,8 @@ fn spend_cpu(cpu: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ReleaseReason;
+    use crate::sim::workload::calibrate_units;
 
     #[test]
     fn interpreters_start_one_at_a_time_after_the_gun_and_take_cpu_to_start() {
@@ -190,5 +235,118 @@ mod tests {
         // Each waited for its own interpreter's 40 ms; the second also for the first's.
         assert!(first_take[0] >= fired + 39_000_000, "{first_take:?} after {fired}");
         assert!(first_take[1] >= first_take[0] + 35_000_000, "{first_take:?}");
+    }
+
+    /// Every record of one run, in the order they were made.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<Record>>);
+
+    impl Recorder for Arc<Log> {
+        fn record(&self, record: Record) {
+            self.0.lock().unwrap().push(record);
+        }
+    }
+
+    /// An interpreter of `roles` at `interval`, each CPU worker with about
+    /// `cpu` of work; an I/O worker asks for `requests` of 1 ms.
+    fn interpreter(roles: &[Role], interval: Duration, cpu: Duration, requests: u32) -> Interpreter {
+        const ITERATION_NS: u64 = 100;
+        Interpreter {
+            first_worker: 0,
+            roles: roles.to_vec(),
+            gil: true,
+            own_gils: false,
+            switch_interval: interval,
+            params: WorkParams {
+                iterations: cpu.as_nanos() as u64 / ITERATION_NS,
+                units: calibrate_units(ITERATION_NS as f64),
+                requests,
+                io_wait: Duration::from_millis(1),
+                reply_iterations: 1000,
+                progress_every: 10_000,
+            },
+            process_requested_at: None,
+            interpreter_start: Duration::ZERO,
+        }
+    }
+
+    /// Runs [`interpreter`] with its workers at work as soon as they start
+    /// (as `CPython`'s threads, and every in-process run without a race);
+    /// returns the switches and the records.
+    fn run(roles: &[Role], interval: Duration, cpu: Duration, requests: u32) -> (u64, Vec<Record>) {
+        let log = Arc::new(Log::default());
+        let _cores = crate::sim::one_at_a_time();
+        let counts =
+            interpreter(roles, interval, cpu, requests).run(&log, &Arc::new(StartGun::fired())).unwrap();
+        let records = log.0.lock().unwrap().clone();
+        (counts.switches, records)
+    }
+
+    fn times(records: &[Record], f: impl Fn(&Record) -> Option<u64>) -> Vec<u64> {
+        records.iter().filter_map(f).collect()
+    }
+
+    #[test]
+    fn the_main_thread_wins_the_gil_back_before_it_starts_the_next_worker() {
+        let interval = Duration::from_millis(5);
+        let (_, records) = run(&[Role::Cpu, Role::Cpu], interval, Duration::from_millis(60), 0);
+        let started = times(&records, |r| match *r {
+            Record::Started { t, .. } => Some(t),
+            _ => None,
+        });
+        assert_eq!(started.len(), 2);
+        // Worker 0 runs from the moment it starts; the main thread must time
+        // out once and ask it to drop before it can start worker 1.
+        let gap = started[1] - started[0];
+        assert!(gap >= interval.as_nanos() as u64, "worker 1 started {gap} ns after worker 0");
+        let dropped = records.iter().any(|r| {
+            matches!(r, Record::Release { worker: 0, reason: ReleaseReason::DropRequest, t } if *t < started[1])
+        });
+        assert!(dropped, "worker 0 was never asked to drop before worker 1 started");
+    }
+
+    #[test]
+    fn the_main_thread_leaves_no_records_but_its_hand_overs_count() {
+        let (switches, records) = run(&[Role::Cpu], Duration::from_millis(1), Duration::from_millis(50), 0);
+        // main → worker 0 → main (after a drop request) → worker 0 once main joins.
+        assert_eq!(switches, 3);
+        assert!(records.iter().all(|r| r.worker().is_none_or(|w| w == 0)));
+        let takes = records.iter().filter(|r| matches!(r, Record::Take { .. })).count();
+        assert_eq!(takes, 2, "worker 0 takes at its start and after the main thread let go");
+        assert!(matches!(records.first(), Some(Record::Started { .. })), "{:?}", records.first());
+    }
+
+    #[test]
+    fn workers_waiting_for_the_gun_let_go_of_the_gil_so_starting_them_takes_no_switch_interval() {
+        // Far longer than starting three threads takes, even on a busy machine:
+        // a main thread that had to win the GIL back by a drop request would
+        // not have started them all within the patience below.
+        let interval = Duration::from_secs(30);
+        let cpu = Duration::from_millis(5);
+        let gun = Arc::new(StartGun::default());
+        let log = Arc::new(Log::default());
+        let _cores = crate::sim::one_at_a_time();
+        let running = {
+            let (log, gun) = (Arc::clone(&log), Arc::clone(&gun));
+            let interpreter = interpreter(&[Role::Cpu; 3], interval, cpu, 0);
+            std::thread::spawn(move || interpreter.run(&log, &gun))
+        };
+        let count = |what: fn(&Record) -> bool| log.0.lock().unwrap().iter().filter(|r| what(r)).count();
+        let patience = std::time::Instant::now() + Duration::from_secs(10);
+        while count(|r| matches!(r, Record::Started { .. })) < 3 {
+            assert!(std::time::Instant::now() < patience, "the workers did not all start before the gun");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(count(|r| matches!(r, Record::Take { .. })), 0, "a worker went to work before the gun");
+        let fired_at = now_ns();
+        gun.fire();
+        running.join().unwrap().unwrap();
+        let records = log.0.lock().unwrap().clone();
+        let takes = times(&records, |r| match *r {
+            Record::Take { t, .. } => Some(t),
+            _ => None,
+        });
+        assert!(takes.len() >= 3 && takes.iter().all(|&t| t >= fired_at), "{takes:?} before {fired_at}");
     }
 }

@@ -76,9 +76,9 @@ pub struct WorkParams {
     pub progress_every: u64,
 }
 
-/// Runs the CPU loop while holding the GIL, as `CPython`'s eval loop does.
+/// Runs the CPU loop, as `CPython`'s eval loop does: called holding the
+/// GIL, and releases it at the end.
 pub fn run_cpu<R: Recorder>(gil: &Gil<R>, worker: u32, p: &WorkParams) {
-    gil.take(worker);
     let every = p.progress_every.max(1);
     let mut carry = 0.0;
     let mut i = 0;
@@ -99,9 +99,8 @@ pub fn run_cpu<R: Recorder>(gil: &Gil<R>, worker: u32, p: &WorkParams) {
 }
 
 /// Runs `requests` I/O requests: the wait happens with the GIL released; the
-/// reply is handled under it.
+/// reply is handled under it. Called holding the GIL; releases it at the end.
 pub fn run_io<R: Recorder>(gil: &Gil<R>, worker: u32, p: &WorkParams) {
-    gil.take(worker);
     for done in 0..p.requests {
         let asked = now_ns();
         gil.release(worker, ReleaseReason::Io);
@@ -141,6 +140,7 @@ mod tests {
 
     #[test]
     fn a_calibrated_iteration_costs_about_the_target() {
+        let _cores = crate::sim::one_at_a_time();
         let target = 80.0;
         let units = calibrate_units(target);
         let n = 200_000;

@@ -371,12 +371,11 @@ impl Job {
             let timeout_ms = if exiting || lanes.active() { 5 } else { 200 };
             // SAFETY: `fds` is a valid array of pollfd for its length.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-            let now = now_ns();
             if ready > 0 {
                 last_heard = Instant::now();
                 for (fd, &(i, pipe)) in fds.iter().zip(&owners) {
                     if fd.revents != 0 {
-                        streams[i].read(pipe, &mut chunk, now, &mut batch, &self.gun);
+                        streams[i].read(pipe, &mut chunk, &mut batch, &self.gun);
                     }
                 }
             }

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStderr, ChildStdout};
 
+use crate::clock::now_ns;
 use crate::experiment::supervisor::gun::Gun;
 use crate::experiment::supervisor::{Report, RunId};
 use crate::format::duration_label;
@@ -87,23 +88,16 @@ impl Stream {
         self.stdout.is_none() && self.stderr.is_none()
     }
 
-    /// Reads what `pipe` has (poll said it is ready), read at `now`; the
-    /// reports it makes go into `batch`.
-    pub(super) fn read(
-        &mut self,
-        pipe: Pipe,
-        chunk: &mut [u8],
-        now: u64,
-        batch: &mut Vec<Report>,
-        gun: &Gun,
-    ) {
+    /// Reads what `pipe` has (poll said it is ready); the reports it makes
+    /// go into `batch`.
+    pub(super) fn read(&mut self, pipe: Pipe, chunk: &mut [u8], batch: &mut Vec<Report>, gun: &Gun) {
         let read = match pipe {
             Pipe::Stdout => self.stdout.as_mut().map(|p| p.read(chunk)),
             Pipe::Stderr => self.stderr.as_mut().map(|p| p.read(chunk)),
         };
-        // What was read may have been written after the caller's `now`: no
-        // record in it can be younger than the moment the read returned.
-        let now = now.max(crate::clock::now_ns());
+        // Taken once the bytes are in: a record written after poll returned
+        // may be in them, and no record can be later than its reading.
+        let now = now_ns();
         match (pipe, read) {
             (_, None) => {}
             (_, Some(Err(e))) if e.kind() == std::io::ErrorKind::Interrupted => {}

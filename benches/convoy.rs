@@ -1,0 +1,285 @@
+//! The convoy effect's latency, simulated beside real `CPython`: the
+//! simulation's `mixed` interpreter run in-process, and
+//! `benches/convoy_referee.py` (plain Python, no gilscope code) as the
+//! referee, interleaved round by round (sim, `CPython`, sim, `CPython`…).
+//!
+//! A request's latency runs from the I/O worker's request to the moment it
+//! holds the GIL again. Only requests made while every CPU worker was in its
+//! loop count (after the last one started, before the first one finished),
+//! so both runtimes are measured under the same contention.
+//!
+//! `cargo bench --bench convoy [-- --rounds 5 --requests 200 --io-wait-ms 1
+//!  --cpu 1,3 --interval-ms 1,5,20 --sim-only]`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench stops where it fails
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gilscope::cpython::Python;
+use gilscope::experiment::calibration::Calibration;
+use gilscope::experiment::spec::DEFAULT_REPLY_ITERATIONS;
+use gilscope::protocol::Record;
+use gilscope::sim::gil::next_records;
+use gilscope::sim::interpreter::{Interpreter, StartGun};
+use gilscope::sim::workload::{Role, WorkParams};
+
+const REFEREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/convoy_referee.py");
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn list(name: &str, default: &[u64]) -> Vec<u64> {
+    arg(name).map_or_else(|| default.to_vec(), |v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+}
+
+/// The q-quantile by the nearest-rank rule, as the referee computes it.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// One run's figures, in ms.
+#[derive(Clone)]
+struct Figures {
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    requests: usize,
+    /// Wall time of the I/O worker's requests, s.
+    elapsed_s: f64,
+    /// Every counted request's latency, sorted.
+    sorted_ms: Vec<f64>,
+}
+
+fn figures(mut ms: Vec<f64>, elapsed_s: f64) -> Figures {
+    ms.sort_by(f64::total_cmp);
+    Figures {
+        mean: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+        p50: percentile(&ms, 0.5),
+        p99: percentile(&ms, 0.99),
+        requests: ms.len(),
+        elapsed_s,
+        sorted_ms: ms,
+    }
+}
+
+/// The simulation: worker 0 does I/O, workers 1..=cpu run the sqrt loop for
+/// about `cpu_s` seconds each.
+fn simulate(
+    cpu: u32,
+    interval: Duration,
+    io_wait: Duration,
+    requests: u32,
+    units: u32,
+    iteration_ns: f64,
+    cpu_s: f64,
+) -> Figures {
+    let mut roles = vec![Role::Io];
+    roles.extend(std::iter::repeat_n(Role::Cpu, cpu as usize));
+    let interpreter = Interpreter {
+        first_worker: 0,
+        roles,
+        gil: true,
+        own_gils: false,
+        switch_interval: interval,
+        params: WorkParams {
+            iterations: (cpu_s * 1e9 / iteration_ns) as u64,
+            units,
+            requests,
+            io_wait,
+            reply_iterations: DEFAULT_REPLY_ITERATIONS,
+            progress_every: 1 << 40,
+        },
+        process_requested_at: None,
+        interpreter_start: Duration::ZERO,
+    };
+    // Records go through a channel to another thread, as in a worker process.
+    let (tx, rx) = crossbeam_channel::unbounded::<Record>();
+    let collector = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        while let Some(records) = next_records(&rx) {
+            all.extend(records);
+        }
+        all
+    });
+    interpreter.run(&tx, &Arc::new(StartGun::fired())).expect("the simulated interpreter runs");
+    drop(tx);
+    collector.thread().unpark();
+    let records = collector.join().expect("the collector");
+    let (mut last_start, mut first_finish) = (0, u64::MAX);
+    for r in &records {
+        match *r {
+            Record::Started { t, worker, .. } if worker > 0 => last_start = last_start.max(t),
+            Record::Finished { t, worker } if worker > 0 => first_finish = first_finish.min(t),
+            _ => {}
+        }
+    }
+    let mut spans = (u64::MAX, 0);
+    let latencies: Vec<f64> = records
+        .iter()
+        .filter_map(|r| match *r {
+            Record::Reply { t, latency_ns, .. } if t - latency_ns >= last_start && t <= first_finish => {
+                spans = (spans.0.min(t - latency_ns), spans.1.max(t));
+                Some(latency_ns as f64 / 1e6)
+            }
+            _ => None,
+        })
+        .collect();
+    figures(latencies, spans.1.saturating_sub(spans.0) as f64 / 1e9)
+}
+
+fn referee(python: &Path, cpu: u32, interval: Duration, io_wait: Duration, requests: u32) -> Figures {
+    let out = Command::new(python)
+        .arg(REFEREE)
+        .args(["--cpu-threads", &cpu.to_string()])
+        .args(["--switch-interval-s", &interval.as_secs_f64().to_string()])
+        .args(["--io-wait-s", &io_wait.as_secs_f64().to_string()])
+        .args(["--requests", &requests.to_string()])
+        .args(["--reply-iterations", &DEFAULT_REPLY_ITERATIONS.to_string()])
+        .output()
+        .expect("python3 runs the referee");
+    assert!(out.status.success(), "referee: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the referee prints JSON");
+    assert_eq!(v["all_busy"], true, "the referee's CPU threads were not all busy");
+    let ms = v["latencies_ns"]
+        .as_array()
+        .expect("latencies")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .map(|x| x / 1e6)
+        .collect();
+    figures(ms, v["elapsed_s"].as_f64().unwrap_or(0.0))
+}
+
+fn main() -> Result<(), String> {
+    let rounds = arg("--rounds").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let requests = arg("--requests").and_then(|v| v.parse().ok()).unwrap_or(200);
+    let io_wait = Duration::from_micros(
+        arg("--io-wait-ms").and_then(|v| v.parse::<f64>().ok()).map_or(1000, |ms| (ms * 1e3) as u64),
+    );
+    let cpus = list("--cpu", &[1, 3]);
+    let intervals = list("--interval-ms", &[1, 5, 20]);
+    let sim_only = std::env::args().any(|a| a == "--sim-only");
+
+    let python = Python::probe(Path::new("python3"))?;
+    let calibration = Calibration::measure(&python, 2_000_000, 3)?;
+    let iteration_ns = calibration.iteration_ns;
+    let units = ((iteration_ns * calibration.sim_units_per_ns.unwrap_or(1.0)).round() as u32).max(1);
+    println!(
+        "convoy bench · {} · {iteration_ns:.1} ns per iteration · {requests} requests × {} ms wait · {rounds} rounds, interleaved",
+        python.describe(),
+        io_wait.as_secs_f64() * 1e3
+    );
+
+    let configs: Vec<(u32, Duration)> = cpus
+        .iter()
+        .flat_map(|&c| intervals.iter().map(move |&ms| (c as u32, Duration::from_millis(ms))))
+        .collect();
+    let mut sim: Vec<Vec<Figures>> = vec![Vec::new(); configs.len()];
+    let mut real: Vec<Vec<Figures>> = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        for (k, &(cpu, interval)) in configs.iter().enumerate() {
+            let busy = common::wait_for_quiet(3, Duration::from_mins(10));
+            if !sim_only {
+                real[k].push(referee(&python.path, cpu, interval, io_wait, requests));
+            }
+            // Enough CPU work per thread to outlast the requests: the
+            // referee's wall time for them (or a guess), shared by `cpu`
+            // threads, and 40 % more.
+            let guess =
+                f64::from(requests) * (io_wait.as_secs_f64() + f64::from(cpu + 1) * interval.as_secs_f64());
+            let elapsed = real[k].last().map_or(guess, |f| f.elapsed_s).max(guess);
+            let work_s = 1.4 * elapsed / f64::from(cpu);
+            sim[k].push(simulate(cpu, interval, io_wait, requests, units, iteration_ns, work_s));
+            let show =
+                |f: Option<&Figures>| f.map_or("—".to_owned(), |f| format!("{:.1} / {:.1}", f.mean, f.p99));
+            eprintln!(
+                "round {round}: {cpu} cpu × {} ms · mean / p99 ms: sim {} · CPython {} · {busy} runnable before",
+                interval.as_millis(),
+                show(sim[k].last()),
+                show(real[k].last())
+            );
+        }
+    }
+
+    let stat = |runs: &[Figures], f: fn(&Figures) -> f64| -> String {
+        if runs.is_empty() {
+            return "—".to_owned();
+        }
+        let v: Vec<f64> = runs.iter().map(f).collect();
+        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        format!("{:.1} ({:.1}–{:.1})", median(v), lo, hi)
+    };
+    println!("\nmedians over {rounds} rounds (min–max), ms; requests counted per run: sim / CPython");
+    println!(
+        "  {:<14}{:>22}{:>22}{:>22}{:>22}{:>10}",
+        "cpu × interval", "sim mean", "CPython mean", "sim p99", "CPython p99", "n"
+    );
+    for (k, &(cpu, interval)) in configs.iter().enumerate() {
+        let n = |runs: &[Figures]| runs.iter().map(|f| f.requests).min().unwrap_or(0);
+        println!(
+            "  {:<14}{:>22}{:>22}{:>22}{:>22}{:>10}",
+            format!("{cpu} × {} ms", interval.as_millis()),
+            stat(&sim[k], |f| f.mean),
+            stat(&real[k], |f| f.mean),
+            stat(&sim[k], |f| f.p99),
+            stat(&real[k], |f| f.p99),
+            format!("{}/{}", n(&sim[k]), n(&real[k])),
+        );
+    }
+    print_pooled(&configs, &sim, &real);
+    println!("\np50, ms");
+    for (k, &(cpu, interval)) in configs.iter().enumerate() {
+        println!(
+            "  {:<14}{:>22}{:>22}",
+            format!("{cpu} × {} ms", interval.as_millis()),
+            stat(&sim[k], |f| f.p50),
+            stat(&real[k], |f| f.p50)
+        );
+    }
+    Ok(())
+}
+
+/// The p99 and the maximum of every round's requests taken together.
+fn print_pooled(configs: &[(u32, Duration)], sim: &[Vec<Figures>], real: &[Vec<Figures>]) {
+    // One run's p99 is its second or third slowest request: a single late
+    // wake-up moves it. Pooled over every round it is a steadier figure.
+    println!("\nevery round's requests pooled, ms");
+    println!(
+        "  {:<14}{:>12}{:>12}{:>12}{:>12}{:>17}",
+        "cpu × interval", "sim p99", "CPython p99", "sim max", "CPython max", "p99 sim/CPython"
+    );
+    for (k, &(cpu, interval)) in configs.iter().enumerate() {
+        let pooled = |runs: &[Figures]| {
+            let mut all: Vec<f64> = runs.iter().flat_map(|f| f.sorted_ms.iter().copied()).collect();
+            all.sort_by(f64::total_cmp);
+            all
+        };
+        let (s, r) = (pooled(&sim[k]), pooled(&real[k]));
+        let (sp, rp) = (percentile(&s, 0.99), percentile(&r, 0.99));
+        println!(
+            "  {:<14}{:>12.1}{:>12.1}{:>12.1}{:>12.1}{:>17.2}",
+            format!("{cpu} × {} ms", interval.as_millis()),
+            sp,
+            rp,
+            s.last().copied().unwrap_or(f64::NAN),
+            r.last().copied().unwrap_or(f64::NAN),
+            sp / rp
+        );
+    }
+}
