@@ -195,6 +195,10 @@ pub struct Tally {
     /// Where each process's lanes come from, as gilscope's lanes stage said
     /// (the real `CPython`'s; the simulation's are the lock's own).
     pub lanes_of: BTreeMap<u32, LaneSource>,
+    /// When the lanes stage last took a process in (found its GIL, or gave
+    /// up): the start gun waits for it, so the time from the last worker's
+    /// start until then is gilscope's own, not the model's.
+    taken_in_at: Option<u64>,
     /// What gilscope read of each GIL, by process and interpreter.
     pub gils_read: BTreeMap<(u32, u64), GilRead>,
     /// Hand-overs of GILs whose takes are the lock's own, in its order
@@ -235,6 +239,7 @@ impl Tally {
             last_event: requested_at,
             memory: None,
             lanes_of: BTreeMap::new(),
+            taken_in_at: None,
             gils_read: BTreeMap::new(),
             lane_handovers: 0,
             last_taker: BTreeMap::new(),
@@ -620,8 +625,9 @@ impl Tally {
             Record::End { pid, cpu_ns, max_rss_kb, switches, drop_requests, .. } => {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches, drop_requests });
             }
-            Record::Lanes { pid, ref source, .. } => {
+            Record::Lanes { t, pid, ref source } => {
                 self.lanes_of.insert(pid, source.clone());
+                self.taken_in_at = Some(self.taken_in_at.map_or(t, |at| at.max(t)));
             }
             Record::Gil { pid, interp, switches, seen, samples, span_ns, cpu_ns, .. } => {
                 self.gils_read.insert((pid, interp), GilRead { switches, seen, samples, span_ns, cpu_ns });
@@ -640,7 +646,20 @@ impl Tally {
             now
         };
         let start = self.first_request.unwrap_or(self.requested_at);
-        end.saturating_sub(start)
+        end.saturating_sub(start).saturating_sub(self.held_for_lanes_ns())
+    }
+
+    /// How long the workers, all started, waited at the start gun while
+    /// gilscope found their GILs (reading an interpreter's symbols takes tens
+    /// of milliseconds): left out of the wall time, as a pause is, since no
+    /// Python program waits for it.
+    pub fn held_for_lanes_ns(&self) -> u64 {
+        let Some(taken_in) = self.taken_in_at else { return 0 };
+        let Some(last_start) = self.workers.iter().map(|w| w.started_at).max().flatten() else { return 0 };
+        if self.workers.iter().any(|w| w.started_at.is_none()) {
+            return 0;
+        }
+        taken_in.saturating_sub(last_start)
     }
 
     /// Overall progress, 0.0 ..= 1.0.
@@ -958,6 +977,21 @@ mod tests {
         assert!(mix.wait <= 0.0, "{mix:?}");
         assert_eq!(t.workers[0].start_cost_ns(), Some(400));
         assert_eq!(t.wall_ns(99_999), 2_900, "from the first request to the last finish");
+    }
+
+    #[test]
+    fn the_wait_for_gilscope_to_find_the_gils_is_not_the_models_time() {
+        let mut t = tally(2);
+        rec(&mut t, Record::Started { t: 1_500, worker: 0, requested: 1_100 });
+        rec(&mut t, Record::Started { t: 1_700, worker: 1, requested: 1_100 });
+        assert_eq!(t.held_for_lanes_ns(), 0, "nothing held before the lanes stage says so");
+        // Both workers started at 1,700; their GIL was found at 51,700: the gun fired then.
+        rec(&mut t, Record::Lanes { t: 51_700, pid: 7, source: LaneSource::Exact });
+        rec(&mut t, Record::Take { t: 51_800, worker: 0 });
+        rec(&mut t, Record::Finished { t: 60_000, worker: 0 });
+        rec(&mut t, Record::Finished { t: 61_100, worker: 1 });
+        assert_eq!(t.held_for_lanes_ns(), 50_000);
+        assert_eq!(t.wall_ns(99_999), 10_000, "first request to last finish, less the 50 µs held");
     }
 
     #[test]
