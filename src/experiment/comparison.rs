@@ -92,6 +92,17 @@ pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -
             "the machine was busy: other processes used {outside:.1} of its {cores} cores while this was timed"
         ));
     }
+    // Reading a GIL thousands of times a second takes CPU; where the workers
+    // wanted every core, it was taken from them.
+    if let Some(watcher) = result.watcher_cores
+        && watcher >= 0.1
+        && !gil_bound
+        && e.workers >= cores
+    {
+        doubts.push(format!(
+            "sampling the GIL took {watcher:.2} of the {cores} cores the workers needed, so the speedup is lower than without it"
+        ));
+    }
     if let Some(s) = result.speedup {
         if gil_bound && e.workload == Workload::Cpu && s > 1.1 {
             doubts.push(format!(
@@ -114,7 +125,12 @@ pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -
 /// is nothing to compare; a line saying why when the figures are not clean.
 pub fn verdict(results: &[RunResult], rounds: &[Rounds], e: &Experiment) -> Option<String> {
     if let Some(doubt) = results.iter().find_map(|r| r.doubts.first()) {
-        return Some(format!("→ no verdict: {doubt}; run again on an idle machine"));
+        let hint = if doubt.starts_with("sampling the GIL") {
+            "run as root, where uprobes read the GIL for far less"
+        } else {
+            "run again on an idle machine"
+        };
+        return Some(format!("→ no verdict: {doubt}; {hint}"));
     }
     match e.workload {
         Workload::Cpu => cpu_verdict(results, rounds),

@@ -841,6 +841,7 @@ mod tests {
             sample_period_us: None,
             samples_per_s: None,
             watcher_cpu: None,
+            watcher_cores: None,
             gil_switches: 0,
             gil_switches_in_lanes: 0,
             held_share: Vec::new(),

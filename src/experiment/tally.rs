@@ -626,7 +626,10 @@ impl Tally {
                 self.ends.insert(pid, ProcessEnd { cpu_ns, max_rss_kb, switches, drop_requests });
             }
             Record::Lanes { t, pid, ref source } => {
-                self.lanes_of.insert(pid, source.clone());
+                // A process's lanes are as weak as its weakest GIL's.
+                if !matches!(self.lanes_of.get(&pid), Some(LaneSource::Inferred { .. })) {
+                    self.lanes_of.insert(pid, source.clone());
+                }
                 self.taken_in_at = Some(self.taken_in_at.map_or(t, |at| at.max(t)));
             }
             Record::Gil { pid, interp, switches, seen, samples, span_ns, cpu_ns, .. } => {
@@ -753,10 +756,10 @@ impl Tally {
             }
             _ => None,
         };
-        let watcher_cpu = (!self.gils_read.is_empty()).then(|| {
-            let share = |g: &GilRead| g.cpu_ns as f64 / g.span_ns.max(1) as f64;
-            self.gils_read.values().map(share).sum::<f64>() / self.gils_read.len() as f64
-        });
+        let share = |g: &GilRead| g.cpu_ns as f64 / g.span_ns.max(1) as f64;
+        let watcher_cores =
+            (!self.gils_read.is_empty()).then(|| self.gils_read.values().map(share).sum::<f64>());
+        let watcher_cpu = watcher_cores.map(|c| c / self.gils_read.len() as f64);
         Some(RunResult {
             model: self.spec.model.name(),
             label: RunSpec {
@@ -800,6 +803,7 @@ impl Tally {
             },
             samples_per_s,
             watcher_cpu,
+            watcher_cores,
             gil_switches,
             gil_switches_in_lanes,
             held_share: self.workers.iter().map(|w| w.held_share().unwrap_or(0.0)).collect(),
@@ -877,6 +881,8 @@ pub struct RunResult {
     pub samples_per_s: Option<f64>,
     /// The GIL watcher's own CPU, as a share of one core per GIL watched.
     pub watcher_cpu: Option<f64>,
+    /// The GIL watcher's CPU for all the GILs watched, in cores.
+    pub watcher_cores: Option<f64>,
     /// GIL hand-overs: the interpreter's own `switch_number` while the
     /// workers worked, where gilscope read it; else as the processes
     /// counted them (the simulated lock's; an inferred count for the real

@@ -168,9 +168,9 @@ impl LaneStage {
         if self.unread.contains_key(&pid) {
             return;
         }
-        let found = match self.gils.iter().position(|g| g.pid == pid && g.interp == interp) {
-            Some(g) => Ok(g),
-            None => self.attach(stream, pid, interp),
+        let (found, new_gil) = match self.gils.iter().position(|g| g.pid == pid && g.interp == interp) {
+            Some(g) => (Ok(g), false),
+            None => (self.attach(stream, pid, interp), true),
         };
         match found {
             Ok(g) => {
@@ -178,8 +178,13 @@ impl LaneStage {
                 self.gils[g].watch.follow_new_threads();
                 self.gils[g].workers.push(worker);
                 self.workers.insert(worker, (g, LaneWorker::new(worker, tid)));
-                if !self.said.contains(&pid) {
-                    self.said.push(pid);
+                // Said for each GIL found (a process of subinterpreters has
+                // several): the start gun waited for each, and the tally
+                // leaves that wait out of the model's time.
+                if new_gil || !self.said.contains(&pid) {
+                    if !self.said.contains(&pid) {
+                        self.said.push(pid);
+                    }
                     let watch = &self.gils[g].watch;
                     let source = if watch.exact() {
                         LaneSource::Exact
