@@ -247,8 +247,10 @@ fn fork_starts_a_process_faster_than_forkserver_and_forkserver_faster_than_spawn
                 "cpython",
                 "--start-method",
                 method,
+                // Four: forkserver's own server start is shared by its
+                // workers, so with two it can come out as slow as spawn.
                 "--workers",
-                "2",
+                "4",
             ]
             .iter()
             .chain(&["--iterations", "200000", "--rounds", "3", "--json"])

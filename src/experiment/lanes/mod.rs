@@ -126,7 +126,11 @@ impl LaneStage {
     fn take_in_named(&mut self, out: &mut Vec<Report>) -> usize {
         let named = std::mem::take(&mut self.named);
         for &(stream, worker, pid, tid, interp) in &named {
-            self.take_in(stream, worker, pid, tid, interp, out);
+            // A worker alone in its interpreter hands its GIL to nobody:
+            // reading it a thousand times a second shows all there is, for a
+            // tenth of the CPU ten thousand would take from the workers.
+            let alone = named.iter().filter(|n| n.2 == pid && n.4 == interp).count() == 1;
+            self.take_in(stream, (worker, alone), pid, tid, interp, out);
         }
         named.len()
     }
@@ -159,7 +163,7 @@ impl LaneStage {
     fn take_in(
         &mut self,
         stream: usize,
-        worker: u32,
+        (worker, alone): (u32, bool),
         pid: u32,
         tid: u32,
         interp: u64,
@@ -170,7 +174,7 @@ impl LaneStage {
         }
         let (found, new_gil) = match self.gils.iter().position(|g| g.pid == pid && g.interp == interp) {
             Some(g) => (Ok(g), false),
-            None => (self.attach(stream, pid, interp), true),
+            None => (self.attach(stream, pid, interp, alone), true),
         };
         match found {
             Ok(g) => {
@@ -205,7 +209,7 @@ impl LaneStage {
         }
     }
 
-    fn attach(&mut self, stream: usize, pid: u32, interp: u64) -> Result<usize, String> {
+    fn attach(&mut self, stream: usize, pid: u32, interp: u64, alone: bool) -> Result<usize, String> {
         let reader = watch::reader(pid, interp, watch::ATTACH_WITHIN).map_err(|f| f.reason)?;
         // Interpreters sharing one GIL (the legacy subinterpreters) share its watch.
         if let Some(g) =
@@ -216,7 +220,7 @@ impl LaneStage {
         // Uprobes see every take_gil of the process, whichever GIL it is
         // for: a worker in an interpreter of its own is sampled instead.
         let exact = watch::exact_wanted() && interp == 0;
-        let watch = Watch::start(reader, exact).map_err(|f| f.reason)?;
+        let watch = Watch::start(reader, exact, alone).map_err(|f| f.reason)?;
         let track = if watch.exact() { GilTrack::exact() } else { GilTrack::sampled() };
         self.gils.push(Gil {
             stream,

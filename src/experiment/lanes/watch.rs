@@ -25,8 +25,9 @@ pub const LANES_ENV: &str = "GILSCOPE_LANES";
 /// How long a worker process just started may take before its GIL can be read.
 pub const ATTACH_WITHIN: Duration = Duration::from_secs(3);
 
-/// How often the switch counter is read when uprobes give every hand-over.
-const EXACT_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
+/// How often a GIL is read when uprobes give every hand-over, or when one
+/// worker alone uses it.
+const QUIET_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
 
 /// One GIL being sampled.
 pub struct Watch {
@@ -76,7 +77,8 @@ pub fn reader(pid: u32, interp: u64, within: Duration) -> Result<GilReader, Fall
 impl Watch {
     /// Starts sampling what `reader` reads, and with `exact`, probing its
     /// takes and releases where the machine allows it.
-    pub fn start(reader: GilReader, exact: bool) -> Result<Watch, Fallback> {
+    /// `alone`: one worker uses this GIL, so there are no hand-overs to catch.
+    pub fn start(reader: GilReader, exact: bool, alone: bool) -> Result<Watch, Fallback> {
         let (probes, no_probes) = if exact {
             match GilProbes::attach(reader.process()) {
                 Ok(probes) => (Some(probes), None),
@@ -88,8 +90,8 @@ impl Watch {
         // With probes the samples only read the interpreter's own switch
         // counter, which a thousand reads a second bracket as well: ten
         // times fewer wake-ups, a tenth of the CPU taken from the workers.
-        let config = if probes.is_some() {
-            SamplerConfig { period: EXACT_SAMPLE_PERIOD, ..SamplerConfig::default() }
+        let config = if probes.is_some() || alone {
+            SamplerConfig { period: QUIET_SAMPLE_PERIOD, ..SamplerConfig::default() }
         } else {
             SamplerConfig::default()
         };
