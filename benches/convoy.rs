@@ -17,15 +17,13 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use gilscope::cpython::Python;
 use gilscope::experiment::calibration::Calibration;
 use gilscope::experiment::spec::DEFAULT_REPLY_ITERATIONS;
 use gilscope::protocol::Record;
-use gilscope::sim::gil::next_records;
-use gilscope::sim::interpreter::{Interpreter, StartGun};
+use gilscope::sim::interpreter::Interpreter;
 use gilscope::sim::workload::{Role, WorkParams};
 
 const REFEREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/convoy_referee.py");
@@ -109,18 +107,7 @@ fn simulate(
         interpreter_start: Duration::ZERO,
     };
     // Records go through a channel to another thread, as in a worker process.
-    let (tx, rx) = crossbeam_channel::unbounded::<Record>();
-    let collector = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        while let Some(records) = next_records(&rx) {
-            all.extend(records);
-        }
-        all
-    });
-    interpreter.run(&tx, &Arc::new(StartGun::fired())).expect("the simulated interpreter runs");
-    drop(tx);
-    collector.thread().unpark();
-    let records = collector.join().expect("the collector");
+    let records = common::records_of(&interpreter);
     let (mut last_start, mut first_finish) = (0, u64::MAX);
     for r in &records {
         match *r {

@@ -16,14 +16,12 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use gilscope::cpython::Python;
 use gilscope::experiment::calibration::Calibration;
 use gilscope::protocol::Record;
-use gilscope::sim::gil::next_records;
-use gilscope::sim::interpreter::{Interpreter, StartGun};
+use gilscope::sim::interpreter::Interpreter;
 use gilscope::sim::workload::{Role, WorkParams};
 
 const REFEREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/start_referee.py");
@@ -63,20 +61,7 @@ fn simulate(threads: u32, interval: Duration, units: u32) -> Vec<f64> {
         process_requested_at: None,
         interpreter_start: Duration::ZERO,
     };
-    let (tx, rx) = crossbeam_channel::unbounded::<Record>();
-    let collector = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        while let Some(records) = next_records(&rx) {
-            all.extend(records);
-        }
-        all
-    });
-    interpreter.run(&tx, &Arc::new(StartGun::fired())).expect("the simulated interpreter runs");
-    drop(tx);
-    collector.thread().unpark();
-    let mut started: Vec<(u32, u64, u64)> = collector
-        .join()
-        .expect("the collector")
+    let mut started: Vec<(u32, u64, u64)> = common::records_of(&interpreter)
         .into_iter()
         .filter_map(|r| match r {
             Record::Started { t, worker, requested } => Some((worker, t, requested)),

@@ -1,7 +1,30 @@
 //! What the benches that compare with real `CPython` share: waiting for a
-//! quiet machine before each measurement, on a machine shared with others.
+//! quiet machine before each measurement, on a machine shared with others,
+//! and running one simulated interpreter to its records.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use gilscope::protocol::Record;
+use gilscope::sim::gil::next_records;
+use gilscope::sim::interpreter::{Interpreter, StartGun};
+
+/// Runs `interpreter` with its gun already fired and returns every record
+/// it wrote, collected on another thread as a worker process's writer does.
+pub fn records_of(interpreter: &Interpreter) -> Vec<Record> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Record>();
+    let collector = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        while let Some(records) = next_records(&rx) {
+            all.extend(records);
+        }
+        all
+    });
+    interpreter.run(&tx, &Arc::new(StartGun::fired())).expect("the simulated interpreter runs");
+    drop(tx);
+    collector.thread().unpark();
+    collector.join().expect("the collector")
+}
 
 /// Runnable tasks on the whole machine now (`/proc/loadavg`'s 4th field,
 /// this process's own running thread included); None where unreadable.

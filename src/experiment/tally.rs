@@ -205,7 +205,7 @@ pub struct Tally {
     /// (exact streams): a take by another worker than the stream's last.
     lane_handovers: u64,
     last_taker: BTreeMap<usize, u32>,
-    /// When the work last moved forward (an iteration, a request, a worker
+    /// When the work last moved forward (progress reported, a worker
     /// finished): records that move nothing do not keep a run alive.
     last_advance: u64,
 }
@@ -395,10 +395,9 @@ impl Tally {
                 self.hellos.insert(stream, hello);
             }
             Report::Record { stream, record, .. } => {
-                let before = self.work_done();
                 self.count_handover(stream, &record);
                 self.record(&record);
-                self.watch_progress(before);
+                self.fail_if_stalled();
             }
             Report::Ended { outcome, .. } => {
                 self.streams_ended += 1;
@@ -433,19 +432,9 @@ impl Tally {
         }
     }
 
-    /// Iterations and requests done, and workers finished: what grows while
-    /// the work goes on.
-    fn work_done(&self) -> u64 {
-        self.workers.iter().map(|w| w.done + u64::from(w.finished_at.is_some())).sum()
-    }
-
     /// Fails a run whose workers keep talking without getting anywhere for
     /// longer than a silent one would be allowed.
-    fn watch_progress(&mut self, before: u64) {
-        if self.work_done() > before {
-            self.last_advance = self.last_event;
-            return;
-        }
+    fn fail_if_stalled(&mut self) {
         let limit = super::silence_limit(&self.spec);
         let stalled = std::time::Duration::from_nanos(self.last_event.saturating_sub(self.last_advance));
         if stalled > limit && self.failure.is_none() {
@@ -605,9 +594,14 @@ impl Tally {
                 self.replies.push(Reply { latency_ns, contended });
             }
             Record::Progress { worker, done, total, .. } => {
+                let mut advanced = false;
                 if let Some(w) = self.worker(worker) {
+                    advanced = done > w.done;
                     w.done = w.done.max(done);
                     w.total = total;
+                }
+                if advanced {
+                    self.last_advance = self.last_event;
                 }
             }
             Record::Finished { t, worker } => {
@@ -615,6 +609,7 @@ impl Tally {
                     w.finished_at = Some(t);
                     w.done = w.total;
                 }
+                self.last_advance = self.last_event;
                 self.enter(worker, t, Lane::Finished);
             }
             Record::Cpu { worker, cpu_ns, .. } => {
