@@ -8,15 +8,16 @@
 //!    default zoom and at the whole run, and the app's memory;
 //! 3. many workers: 64, 128 and 256 workers racing, at 80×24 and 200×60: a
 //!    frame, and a key press to the next frame;
-//! 4. cpu: the live view's own CPU over a default demo run in tmux, and
-//!    htop's in a pane of the same size at the same moment (100 ms refresh).
+//! 4. cpu: the live view's own CPU (every thread, from schedstat) over two
+//!    default demo runs in tmux at 80×24 and 200×60, and htop's in a pane of
+//!    the same size at the same moment (100 ms refresh).
 //!
-//! `cargo bench --bench tui [-- --frames N --minutes M --no-cpu]`
+//! `cargo bench --bench tui [-- --frames N --minutes M --no-cpu | --cpu-only [--bin PATH]]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gilscope::app::{App, Msg, View, Zoom};
@@ -37,6 +38,11 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--cpu-only") {
+        cpu_share();
+        return;
+    }
     let frames = arg("--frames", 500) as usize;
     println!("frames: drawn and written as escape codes (diff included), mean / p95 of {frames}");
     for (name, mut app) in [
@@ -196,25 +202,50 @@ fn tmux(socket: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// (utime + stime) in clock ticks of the whole process, and of each thread by name.
-fn cpu_ticks(pid: u32) -> (u64, Vec<(String, u64)>) {
-    let ticks = |stat: &str| -> Option<(String, u64)> {
-        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After the name: state is field 0, utime field 11, stime field 12.
-        Some((name.to_owned(), fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?))
-    };
-    let total =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ticks(&s)).map_or(0, |t| t.1);
-    let mut threads = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for entry in entries.flatten() {
-            if let Some(t) = std::fs::read_to_string(entry.path().join("stat")).ok().and_then(|s| ticks(&s)) {
-                threads.push(t);
-            }
+/// CPU time in ns of every thread of `pid` now, by tid, with its name
+/// (`/proc/PID/task/TID/schedstat`: nanoseconds, where `stat` counts ticks).
+fn thread_ns(pid: u32) -> Vec<(u32, String, u64)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for entry in entries.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_owned();
+        let ns = std::fs::read_to_string(entry.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let Some(ns) = ns {
+            out.push((tid, name, ns));
         }
     }
-    (total, threads)
+    out
+}
+
+/// Every thread's CPU time as last seen: threads that end between two
+/// looks keep their last reading (they are looked at every 50 ms).
+#[derive(Default)]
+struct Threads(std::collections::BTreeMap<u32, (String, u64)>);
+
+impl Threads {
+    fn look(&mut self, pid: u32) {
+        for (tid, name, ns) in thread_ns(pid) {
+            self.0.insert(tid, (name, ns));
+        }
+    }
+
+    /// CPU seconds since `before`, in all and by thread name.
+    fn since(&self, before: &Threads) -> (f64, Vec<(String, f64)>) {
+        let mut by_name: Vec<(String, f64)> = Vec::new();
+        for (tid, (name, ns)) in &self.0 {
+            let was = before.0.get(tid).map_or(0, |(_, ns)| *ns);
+            let s = ns.saturating_sub(was) as f64 / 1e9;
+            match by_name.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => *v += s,
+                None => by_name.push((name.clone(), s)),
+            }
+        }
+        by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+        (by_name.iter().map(|(_, s)| s).sum(), by_name)
+    }
 }
 
 fn find_app(socket: &str) -> Option<u32> {
@@ -226,40 +257,33 @@ fn find_app(socket: &str) -> Option<u32> {
     String::from_utf8_lossy(first).ends_with("gilscope").then_some(pane)
 }
 
-fn start_top(pid: u32) -> Option<Child> {
-    Command::new("top")
-        .args(["-b", "-d", "1", "-p", &pid.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
-}
-
-/// %CPU of `pid` in each of top's samples but the first (which covers the
-/// time before top started).
-fn top_samples(output: &str, pid: u32) -> Vec<f64> {
-    let mut samples: Vec<f64> = output
-        .lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            (fields.first() == Some(&pid.to_string().as_str()))
-                .then(|| fields.get(8)?.replace(',', ".").parse().ok())?
-        })
-        .collect();
-    if !samples.is_empty() {
-        samples.remove(0);
-    }
-    samples
-}
-
 fn cpu_share() {
-    let socket = format!("gilscope-bench-{}", std::process::id());
-    let bin = env!("CARGO_BIN_EXE_gilscope");
-    println!("\ncpu: the TUI process alone (not its workers), default settings, 80×24 tmux, {bin}");
+    // `--bin PATH` measures another build (an A/B beside this one).
+    let args: Vec<String> = std::env::args().collect();
+    let other = args.iter().position(|a| a == "--bin").and_then(|i| args.get(i + 1)).cloned();
+    let bin = other.as_deref().unwrap_or(env!("CARGO_BIN_EXE_gilscope"));
+    println!(
+        "\ncpu: the live view's process (all its threads, not its workers) over two default demo runs, space to"
+    );
+    println!(
+        "results, beside htop -d 1 (a 100 ms refresh, as the live view's at 250 ms a cell) in a pane of the same size"
+    );
+    println!("at the same moment; CPU from /proc/PID/task/*/schedstat (ns), {bin}");
+    if Command::new("htop").arg("--version").output().is_err() {
+        println!("  htop is not installed (apt-get install htop): no comparison");
+    }
+    for (width, height) in [(80, 24), (200, 60)] {
+        cpu_share_at(bin, width, height, 2);
+    }
+}
+
+fn cpu_share_at(bin: &str, width: u16, height: u16, runs: usize) {
+    let socket = format!("gilscope-bench-{}-{width}", std::process::id());
+    let (w, h) = (width.to_string(), height.to_string());
     // A cache of its own, so the bench never reads a developer's calibration.
     let cache = std::env::temp_dir().join(format!("gilscope-bench-cache-{}", std::process::id()));
-    let command = format!("env XDG_CACHE_HOME='{}' '{bin}'", cache.display());
-    tmux(&socket, &["new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", &command]);
+    let command = format!("env XDG_CACHE_HOME='{}' '{bin}' --runtime sim", cache.display());
+    tmux(&socket, &["new-session", "-d", "-s", "bench", "-x", &w, "-y", &h, &command]);
     let start = Instant::now();
     let pid = loop {
         if let Some(pid) = find_app(&socket) {
@@ -268,10 +292,10 @@ fn cpu_share() {
         assert!(start.elapsed() < Duration::from_secs(10), "gilscope did not start in tmux");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let screen = || tmux(&socket, &["capture-pane", "-p", "-t", "bench"]);
     let wait_for = |text: &str, limit: Duration| {
         let start = Instant::now();
-        while !tmux(&socket, &["capture-pane", "-p", "-t", "bench"]).contains(text) {
+        while !screen().contains(text) {
             assert!(start.elapsed() < limit, "no {text:?} on screen");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -279,83 +303,70 @@ fn cpu_share() {
     wait_for("press space", Duration::from_secs(10));
 
     // Idle: nothing runs, the app should sleep but for the core bars.
-    let (idle_before, _) = cpu_ticks(pid);
+    let mut idle_before = Threads::default();
+    idle_before.look(pid);
     let idle_start = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
-    let idle = (cpu_ticks(pid).0 - idle_before) as f64 / hz / idle_start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut idle_after = Threads::default();
+    idle_after.look(pid);
+    let idle = idle_after.since(&idle_before).0 / idle_start.elapsed().as_secs_f64();
 
-    // htop beside it, in a pane of the same size, refreshing every 100 ms
-    // (the live view draws about 10 frames a second at the default zoom).
     let htop = Command::new("htop").arg("--version").output().is_ok();
     if htop {
-        tmux(&socket, &["new-session", "-d", "-s", "htop", "-x", "80", "-y", "24", "htop -d 1"]);
+        tmux(&socket, &["new-session", "-d", "-s", "htop", "-x", &w, "-y", &h, "htop -d 1"]);
         std::thread::sleep(Duration::from_millis(500));
     }
     let htop_pid = htop
         .then(|| tmux(&socket, &["display-message", "-p", "-t", "htop", "#{pane_pid}"]))
         .and_then(|p| p.trim().parse::<u32>().ok());
-    let top = start_top(pid);
-    let (before, threads_before) = cpu_ticks(pid);
-    let htop_before = htop_pid.map_or(0, |p| cpu_ticks(p).0);
+    let htop_ns = |p: u32| thread_ns(p).iter().map(|(_, _, ns)| ns).sum::<u64>();
+    let (mut before, mut seen) = (Threads::default(), Threads::default());
+    before.look(pid);
+    seen.look(pid);
+    let htop_before = htop_pid.map_or(0, htop_ns);
     let run_start = Instant::now();
-    tmux(&socket, &["send-keys", "-t", "bench", "Space"]);
-    wait_for(" → ", Duration::from_mins(2));
+    for _ in 0..runs {
+        tmux(&socket, &["send-keys", "-t", "bench", "Space"]);
+        // Running (the status line says so), then its results ("→ …").
+        let since = Instant::now();
+        let mut started = false;
+        loop {
+            seen.look(pid);
+            let now = screen();
+            started |= now.contains(" running · ");
+            if started && !now.contains(" running · ") && now.contains(" → ") {
+                break;
+            }
+            assert!(since.elapsed() < Duration::from_mins(2), "no results on screen:\n{now}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let wall = run_start.elapsed().as_secs_f64();
-    let (after, threads_after) = cpu_ticks(pid);
-    let htop_share = htop_pid.map(|p| (cpu_ticks(p).0 - htop_before) as f64 / hz / wall);
-    let top_out = top.and_then(|mut t| {
-        let _ = t.kill();
-        t.wait_with_output().ok()
-    });
-    let screen = tmux(&socket, &["capture-pane", "-p", "-t", "bench"]);
+    seen.look(pid);
+    let htop_share = htop_pid.map(|p| htop_ns(p).saturating_sub(htop_before) as f64 / 1e9 / wall);
     tmux(&socket, &["send-keys", "-t", "bench", "q"]);
     std::thread::sleep(Duration::from_millis(300));
     tmux(&socket, &["kill-server"]);
 
-    let share = (after - before) as f64 / hz / wall;
-    println!("  idle 5 s before the run: {:.2} % of one core", idle * 100.0);
+    let (cpu, by_name) = seen.since(&before);
+    let share = cpu / wall;
     println!(
-        "  one run, space to results: {:.1} s wall, {:.2} s CPU → {:.2} % of one core (/proc/{pid}/stat utime+stime)",
-        wall,
-        (after - before) as f64 / hz,
+        "  {width}×{height}: idle {:.2} % of one core; {runs} runs, {wall:.1} s: {:.3} s CPU → {:.2} % of one core",
+        idle * 100.0,
+        cpu,
         share * 100.0
     );
-    let mut by_name: Vec<(String, f64)> = Vec::new();
-    for (name, t) in &threads_after {
-        let was = threads_before.iter().find(|(n, _)| n == name).map_or(0, |(_, t)| *t);
-        let s = t.saturating_sub(was) as f64 / hz;
-        match by_name.iter_mut().find(|(n, _)| n == name) {
-            Some((_, v)) => *v += s,
-            None => by_name.push((name.clone(), s)),
-        }
-    }
-    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
     let parts: Vec<String> = by_name
         .iter()
         .filter(|(_, s)| *s > 0.0)
-        .map(|(n, s)| format!("{n} {:.2} %", s / wall * 100.0))
+        .map(|(n, s)| format!("{n} {:.3} %", s / wall * 100.0))
         .collect();
-    println!("  by thread (threads still alive at the end): {}", parts.join(" · "));
-    match htop_share {
-        Some(h) => println!(
-            "  htop -d 1 in an 80×24 pane over the same {wall:.1} s: {:.2} % of one core → the live view costs {:.2}× htop",
+    println!("    by thread: {}", parts.join(" · "));
+    if let Some(h) = htop_share {
+        println!(
+            "    htop -d 1, {width}×{height}, same {wall:.1} s: {:.2} % of one core → the live view costs {:.2}× htop",
             h * 100.0,
             share / h.max(1e-9)
-        ),
-        None => println!("  htop is not installed (apt-get install htop) for the comparison"),
-    }
-    match top_out {
-        Some(out) => {
-            let samples = top_samples(&String::from_utf8_lossy(&out.stdout), pid);
-            let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
-            println!(
-                "  top -b -d 1 -p {pid}, beside it: mean {mean:.2} % over {} one-second samples {samples:?}",
-                samples.len()
-            );
-        }
-        None => println!("  top could not run"),
-    }
-    if let Some(line) = screen.lines().find(|l| l.contains("× of")) {
-        println!("  the run's results line:{line}");
+        );
     }
 }

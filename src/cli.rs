@@ -72,8 +72,9 @@ pub struct ExperimentArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", default_value = "50ms", value_parser = parse_io_wait)]
     pub io_wait: Duration,
     /// Which interpreter runs the workers: gilscope's simulated `CPython`, the real one, or both
-    #[arg(long, value_enum, default_value_t = RuntimeChoice::Sim)]
-    pub runtime: RuntimeChoice,
+    /// [default: the live view opens on the real one where --python can run, else the simulation; `run` uses sim]
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeChoice>,
     /// The Python interpreter of the cpython runtime (a free-threaded build such as python3.13t runs with the GIL off)
     #[arg(long, value_name = "PATH", default_value = crate::cpython::DEFAULT_PYTHON)]
     pub python: PathBuf,
@@ -199,6 +200,11 @@ pub struct ExportArgs {
 }
 
 impl ExperimentArgs {
+    /// The runtime asked for; the simulation where none was.
+    pub fn runtime(&self) -> RuntimeChoice {
+        self.runtime.unwrap_or(RuntimeChoice::Sim)
+    }
+
     /// The experiment these flags describe, on the first runtime they name,
     /// one loop iteration costing `iteration_ns` (the plan's calibration).
     pub fn experiment(&self, default_pace: u32, iteration_ns: f64) -> Experiment {
@@ -211,7 +217,7 @@ impl ExperimentArgs {
             requests: self.requests,
             io_wait: self.io_wait,
             pace: self.pace.unwrap_or(default_pace),
-            runtime: self.runtime.runtimes()[0],
+            runtime: self.runtime().runtimes()[0],
             start_method: self.start_method,
             ..Experiment::new(self.workers.unwrap_or_else(cores))
         }
@@ -251,7 +257,7 @@ impl RunArgs {
             &self.experiment.experiment(1, iteration_ns),
             self.choice(),
             self.processes,
-            self.experiment.runtime.runtimes(),
+            self.experiment.runtime().runtimes(),
         )
     }
 }

@@ -23,6 +23,7 @@ pub mod experiment;
 pub(crate) mod format;
 pub mod gil_sampler;
 pub mod monitor;
+pub mod procfs;
 pub mod protocol;
 pub mod recording;
 pub mod scenario;

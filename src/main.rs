@@ -52,7 +52,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             // A missing interpreter is a bad --python: say so before running anything.
-            let python = if args.experiment.runtime == RuntimeChoice::Sim {
+            let python = if args.experiment.runtime() == RuntimeChoice::Sim {
                 None
             } else {
                 match gilscope::cpython::Python::probe(&args.experiment.python) {

@@ -1,6 +1,6 @@
-//! The operating system's view of an experiment, read with sysinfo on a
-//! thread of its own: per-core load, and for each watched process its CPU
-//! use, resident memory and threads. Whole samples go out over a channel, so
+//! The operating system's view of an experiment, read on a thread of its
+//! own: per-core load (with sysinfo), and for each watched process its CPU
+//! use, resident memory and threads (from its /proc files directly). Whole samples go out over a channel, so
 //! the app never waits on /proc.
 //!
 //! Only the pids the app asks for are read, and never more often than
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, System};
 
 use crate::clock::now_ns;
 use crate::experiment::load::LoadMeter;
@@ -28,6 +28,11 @@ pub const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 /// monitor's CPU). Each sample reads it for this many processes, in turn,
 /// and keeps the others' last reading.
 pub const MEMORY_READS_PER_SAMPLE: usize = 16;
+
+/// How often a process's memory is read again. A worker's memory moves
+/// slowly, and reading it walks its page tables: at every sample, half of
+/// the monitor's CPU. A process is read when first seen whatever its turn.
+pub const MEMORY_EVERY: Duration = Duration::from_secs(2);
 
 /// How much lower than the main thread's the monitor's scheduling priority
 /// is: on a machine short of cores, a key's answer comes before a sample.
@@ -109,8 +114,11 @@ fn sample_forever(system: &mut System, watch: &Receiver<Vec<u32>>, samples: &Sen
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let mut sample = read(system, &mut watched);
-        sample.outside_cores = load.map(|m| m.outside_cores() as f32);
-        load = LoadMeter::start();
+        if let Some(meter) = &mut load {
+            sample.outside_cores = meter.lap().map(|cores| cores as f32);
+        } else {
+            load = LoadMeter::start();
+        }
         watched.saw(&sample);
         if samples.send(sample).is_err() {
             return;
@@ -129,8 +137,9 @@ struct Watched {
     gone: Vec<u32>,
     seen: HashMap<u32, CpuReading>,
     named: Named,
-    /// Each process's latest memory reading, and where the next turn starts.
-    memory: HashMap<u32, Memory>,
+    /// Each process's latest memory reading and when it was taken, and
+    /// where the next turn starts.
+    memory: HashMap<u32, (Memory, Instant)>,
     memory_turn: usize,
 }
 
@@ -160,7 +169,8 @@ impl Watched {
         let pids = &self.pids;
         self.seen.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
         self.memory.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
-        self.named.0.retain(|(pid, _)| pids.contains(&Pid::from_u32(*pid)));
+        self.named.workers.retain(|(pid, _)| pids.contains(&Pid::from_u32(*pid)));
+        self.named.listed.retain(|pid, _| pids.contains(&Pid::from_u32(*pid)));
     }
 
     /// Whether this sample reads the memory of the process at `index` among
@@ -180,9 +190,28 @@ struct CpuReading {
 }
 
 /// Threads already seen named `worker-N`, by (pid, tid): a worker thread
-/// names itself once, so its name is not read again.
+/// names itself once, so its name is not read again. A process's task list
+/// is read again only while its thread count moves, and at least every
+/// [`RELIST_AFTER`] (one thread may end as another starts).
 #[derive(Debug, Default)]
-struct Named(std::collections::HashSet<(u32, u32)>);
+struct Named {
+    workers: std::collections::HashSet<(u32, u32)>,
+    listed: HashMap<u32, Listing>,
+}
+
+/// A process's task list as last read.
+#[derive(Clone, Copy, Debug)]
+struct Listing {
+    threads: u32,
+    workers: u32,
+    /// Two readings in a row found the same: the list is not read again
+    /// until the count moves or this reading is [`RELIST_AFTER`] old.
+    settled: bool,
+    at: Instant,
+}
+
+/// How long a settled task list is trusted.
+const RELIST_AFTER: Duration = Duration::from_secs(2);
 
 fn read(system: &mut System, watched: &mut Watched) -> Sample {
     let pids = watched.pids.clone();
@@ -190,62 +219,126 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
     system.refresh_cpu_usage();
     let cores = system.cpus().iter().map(sysinfo::Cpu::usage).collect();
     let mut processes = Vec::new();
-    if !pids.is_empty() {
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&pids),
-            true,
-            ProcessRefreshKind::nothing().with_cpu().with_memory().with_tasks(),
-        );
-        for (index, pid) in pids.iter().enumerate() {
-            let Some(process) = system.process(*pid) else { continue };
-            let tasks = process.tasks();
-            // On Linux the task list leaves the main thread out.
-            let threads = tasks.map_or(1, |t| t.len() as u32 + 1);
-            let worker_threads = std::iter::once(pid)
-                .chain(tasks.into_iter().flatten())
-                .filter(|tid| watched.named.is_worker(*pid, **tid))
-                .count() as u32;
-            // The rate comes from our own two readings of the CPU time, not
-            // from `cpu_usage()`: sysinfo takes a process whose first reading
-            // was zero (one just started) for unread, and would say 0 % twice.
-            let now = CpuReading { cpu_ms: process.accumulated_cpu_time(), at: Instant::now() };
-            let before = watched.seen.insert(pid.as_u32(), now);
-            let cpu_cores = before.map(|b| {
-                let wall_ms = now.at.duration_since(b.at).as_secs_f32() * 1e3;
-                now.cpu_ms.saturating_sub(b.cpu_ms) as f32 / wall_ms.max(1.0)
-            });
-            processes.push(ProcessSample {
-                pid: pid.as_u32(),
-                cpu_cores,
-                rss_bytes: process.memory(),
-                threads,
-                worker_threads,
-                memory: if watched.memory_turn(index, count) {
-                    let read = Memory::of(pid.as_u32());
+    for (index, pid) in pids.iter().enumerate() {
+        let pid = pid.as_u32();
+        let Some(stat) = ProcStat::of(pid) else { continue };
+        let worker_threads = watched.named.workers(pid, stat.threads);
+        // The rate comes from our own two readings of the CPU time.
+        let now = CpuReading { cpu_ms: stat.cpu_ticks * 1000 / ticks_per_second(), at: Instant::now() };
+        let before = watched.seen.insert(pid, now);
+        let cpu_cores = before.map(|b| {
+            let wall_ms = now.at.duration_since(b.at).as_secs_f32() * 1e3;
+            now.cpu_ms.saturating_sub(b.cpu_ms) as f32 / wall_ms.max(1.0)
+        });
+        processes.push(ProcessSample {
+            pid,
+            cpu_cores,
+            rss_bytes: stat.rss_pages * page_size(),
+            threads: stat.threads,
+            worker_threads,
+            memory: match watched.memory.get(&pid) {
+                Some(&(last, at)) if at.elapsed() < MEMORY_EVERY || !watched.memory_turn(index, count) => {
+                    Some(last)
+                }
+                _ => {
+                    let read = Memory::of(pid);
                     if let Some(m) = read {
-                        watched.memory.insert(pid.as_u32(), m);
+                        watched.memory.insert(pid, (m, Instant::now()));
                     }
                     read
-                } else {
-                    watched.memory.get(&pid.as_u32()).copied()
-                },
-            });
-        }
-        watched.memory_turn = (watched.memory_turn + MEMORY_READS_PER_SAMPLE) % count.max(1);
+                }
+            },
+        });
+    }
+    if count > 0 {
+        watched.memory_turn = (watched.memory_turn + MEMORY_READS_PER_SAMPLE) % count;
     }
     Sample { at: now_ns(), cores, processes, outside_cores: None }
 }
 
+/// What one read of `/proc/PID/stat` tells of a process. Read directly
+/// rather than through sysinfo, whose refresh of a process and its tasks
+/// opened 36 files a sample for the default demo's 3 processes (a fifth of
+/// the live view's CPU); this is one file per process, plus the task list
+/// when the thread count changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProcStat {
+    /// User and system time, in clock ticks.
+    cpu_ticks: u64,
+    /// Every OS thread, the main thread included.
+    threads: u32,
+    rss_pages: u64,
+}
+
+impl ProcStat {
+    fn of(pid: u32) -> Option<ProcStat> {
+        let mut text = [0u8; 1024];
+        let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut text))
+            .ok()?;
+        ProcStat::parse(std::str::from_utf8(&text[..n]).ok()?)
+    }
+
+    /// Parses a stat line; the name in parentheses may hold spaces and ")".
+    fn parse(stat: &str) -> Option<ProcStat> {
+        let (_, rest) = stat.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state is field 0, utime 11, stime 12, num_threads 17, rss 21.
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        Some(ProcStat {
+            cpu_ticks: number(11)? + number(12)?,
+            threads: u32::try_from(number(17)?).ok()?,
+            rss_pages: number(21)?,
+        })
+    }
+}
+
+/// Clock ticks per second of /proc's CPU times (`USER_HZ`).
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|hz| *hz > 0).unwrap_or(100)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| *p > 0).unwrap_or(4096)
+}
+
 impl Named {
+    /// How many of the `threads` threads of `pid` are named `worker-N`.
+    /// A worker names itself just after it starts, so a list read while
+    /// threads come and go is read again at the next sample.
+    fn workers(&mut self, pid: u32, threads: u32) -> u32 {
+        let last = self.listed.get(&pid).copied();
+        if let Some(l) = last
+            && l.threads == threads
+            && l.settled
+            && l.at.elapsed() < RELIST_AFTER
+        {
+            return l.workers;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+        let mut workers = 0;
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+            if self.is_worker(pid, tid) {
+                workers += 1;
+            }
+        }
+        let settled = last.is_some_and(|l| l.threads == threads && l.workers == workers);
+        self.listed.insert(pid, Listing { threads, workers, settled, at: Instant::now() });
+        workers
+    }
+
     /// Whether thread `tid` of `pid` is named `worker-N`. Read from /proc
-    /// until it is (sysinfo reads a task's name once and keeps it, and a
-    /// thread names itself only just after it starts), in one read of at
-    /// most 64 bytes: with `fs::read_to_string` (open, statx, two reads) on
-    /// every thread of every sample, the kernel spent seconds of gilscope's
-    /// CPU in `d_walk` when those processes were reaped (64 workers: 4.6 s).
-    fn is_worker(&mut self, pid: Pid, tid: Pid) -> bool {
-        let key = (pid.as_u32(), tid.as_u32());
-        if self.0.contains(&key) {
+    /// until it is (a thread names itself only just after it starts), in one
+    /// read of at most 64 bytes: with `fs::read_to_string` (open, statx, two
+    /// reads) on every thread of every sample, the kernel spent seconds of
+    /// gilscope's CPU in `d_walk` when those processes were reaped (64
+    /// workers: 4.6 s).
+    fn is_worker(&mut self, pid: u32, tid: u32) -> bool {
+        let key = (pid, tid);
+        if self.workers.contains(&key) {
             return true;
         }
         let mut name = [0u8; 64];
@@ -253,7 +346,7 @@ impl Named {
             .and_then(|mut f| std::io::Read::read(&mut f, &mut name));
         let worker = read.is_ok_and(|n| name[..n].starts_with(WORKER_THREAD_PREFIX.as_bytes()));
         if worker {
-            self.0.insert(key);
+            self.workers.insert(key);
         }
         worker
     }
@@ -278,6 +371,17 @@ mod tests {
         assert!(!watched.ask(vec![me, dead]), "nothing new to read");
         assert_eq!(watched.pids, [Pid::from_u32(me)], "and not read again when asked again");
         assert!(watched.seen.keys().all(|pid| *pid == me));
+    }
+
+    #[test]
+    fn a_stat_line_is_read_past_a_name_that_holds_spaces_and_parentheses() {
+        let line = "4242 (a) b (c) ) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    250 31 0 0 20 0 7 0 123456 1000000 2560 18446744073709551615";
+        let stat = ProcStat::parse(line).expect("a well-formed line");
+        assert_eq!(stat, ProcStat { cpu_ticks: 281, threads: 7, rss_pages: 2560 });
+        assert_eq!(ProcStat::parse("4242 (cut) S 1 2"), None, "a short line is no reading");
+        let mine = ProcStat::of(std::process::id()).expect("our own stat");
+        assert!(mine.threads >= 1 && mine.rss_pages > 0, "{mine:?}");
     }
 
     #[test]

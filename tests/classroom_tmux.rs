@@ -127,7 +127,7 @@ fn recordings(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_run_saved_with_r_replays_to_the_same_results_without_a_worker() {
     let tmux = Tmux::new("save-replay");
-    tmux.start("live", "--iterations 300000 --pace 1 --workers 2");
+    tmux.start("live", "--iterations 300000 --pace 1 --workers 2 --runtime sim");
     tmux.wait_for("live", "press space", Duration::from_secs(10));
     tmux.keys("live", &["Space"]);
     let live = tmux.wait_for("live", " → ", Duration::from_secs(30));
@@ -170,7 +170,7 @@ fn a_run_saved_with_r_replays_to_the_same_results_without_a_worker() {
 #[test]
 fn a_lesson_opens_with_its_question_and_l_moves_to_the_next() {
     let tmux = Tmux::new("lesson");
-    tmux.start("live", "lesson 2 --iterations 300000 --pace 1");
+    tmux.start("live", "lesson 2 --iterations 300000 --pace 1 --runtime sim");
     let screen = tmux.wait_for("live", "lesson 2/", Duration::from_secs(10));
     assert!(screen.contains("One worker: is there anything for processes to win?"), "{screen}");
     assert!(screen.contains("1 worker"), "the lesson's settings:\n{screen}");

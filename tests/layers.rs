@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["worker"],
     &["sim"],
     &["protocol"],
-    &["cache", "format", "clock", "children", "signals"],
+    &["cache", "format", "clock", "children", "signals", "procfs"],
 ];
 
 fn layer(module: &str) -> usize {

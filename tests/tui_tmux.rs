@@ -191,9 +191,9 @@ fn signal(pid: i32, signal: libc::c_int) {
 }
 
 /// Small runs: the baseline run and both models take well under a second.
-const QUICK: &str = "--iterations 300000 --pace 1 --workers 2";
+const QUICK: &str = "--iterations 300000 --pace 1 --workers 2 --runtime sim";
 /// Runs long enough to act on mid-run (several seconds).
-const SLOW: &str = "--iterations 4000000 --pace 4 --workers 2";
+const SLOW: &str = "--iterations 4000000 --pace 4 --workers 2 --runtime sim";
 
 #[test]
 fn a_run_from_space_to_results_then_q_leaves_nothing_behind() {
@@ -300,7 +300,7 @@ fn a_small_terminal_is_told_the_size_it_needs_and_a_resize_brings_the_screen_bac
 #[test]
 fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
     // About a second per worker alone: the OS sampler sees every process.
-    let tmux = Tmux::start("cpython-counts", "--iterations 10000000 --workers 2", None);
+    let tmux = Tmux::start("cpython-counts", "--iterations 10000000 --workers 2 --runtime sim", None);
     tmux.wait_for("press space", Duration::from_secs(10));
     tmux.keys(&["c"]);
     let screen = tmux.wait_for("runtime cpython", Duration::from_secs(5));
@@ -325,7 +325,7 @@ fn the_real_cpython_shows_as_many_threads_and_processes_as_it_has_workers() {
 /// is up (the others still starting), does `stop` to gilscope; checks that it
 /// is gone at once and leaves no worker.
 fn stopping_a_256_worker_start(name: &str, stop: impl FnOnce(&Tmux)) {
-    let tmux = Tmux::start(name, "--workers 256 --pace 4 --iterations 4000000", None);
+    let tmux = Tmux::start(name, "--workers 256 --pace 4 --iterations 4000000 --runtime sim", None);
     let screen = tmux.wait_for("press space", Duration::from_secs(10));
     // More workers than cores: the models take turns unless told to race.
     if screen.contains("mode one at a time") {
@@ -393,11 +393,11 @@ fn the_live_view_refuses_to_run_blind_when_stdout_is_not_a_terminal() {
 }
 
 #[test]
-fn python_is_not_asked_until_c_is_pressed() {
+fn with_runtime_sim_python_is_not_asked_until_c_is_pressed() {
     let dir = common::scratch("lazy-probe");
     let mark = dir.join("asked");
     let fake = common::script(&dir, "python3", &format!("touch '{}'; exec python3 \"$@\"", mark.display()));
-    let tmux = Tmux::start("lazy-probe", &format!("--python '{}'", fake.display()), None);
+    let tmux = Tmux::start("lazy-probe", &format!("--runtime sim --python '{}'", fake.display()), None);
     tmux.wait_for("press space", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
     assert!(!mark.exists(), "the simulated runtime asked python at start");
@@ -449,7 +449,7 @@ fn a_signal_while_python_is_asked_ends_gilscope_at_once_with_the_interpreter() {
 #[test]
 fn quitting_while_python_is_asked_leaves_nothing_of_it() {
     let (fake, left) = hanging_python("probe-quit", "1000.5");
-    let tmux = Tmux::start("probe-quit", &format!("--python '{}'", fake.display()), None);
+    let tmux = Tmux::start("probe-quit", &format!("--runtime sim --python '{}'", fake.display()), None);
     tmux.wait_for("press space", Duration::from_secs(10));
     tmux.keys(&["c"]);
     assert!(common::wait_until(Duration::from_secs(10), || left().len() == 2), "c did not ask: {:?}", left());
@@ -457,3 +457,46 @@ fn quitting_while_python_is_asked_leaves_nothing_of_it() {
     tmux.wait_gone(Duration::from_secs(5));
     assert!(common::wait_until(Duration::from_secs(3), || left().is_empty()), "left behind: {:?}", left());
 }
+
+#[test]
+fn the_live_view_opens_on_the_real_interpreter_paced_with_more_iterations() {
+    // No --runtime: the interpreter is asked once the screen is up. The
+    // script answers a second late, so space is pressed before it does:
+    // the run waits for the answer and starts on the real interpreter.
+    let dir = common::scratch("real-default");
+    let fake = common::script(&dir, "python3", "sleep 1; exec python3 \"$@\"");
+    let args = format!("--python '{}' --iterations 1000000 --pace 3 --workers 2", fake.display());
+    let tmux = Tmux::start("real-default", &args, None);
+    let screen = tmux.wait_for("press space", Duration::from_secs(10));
+    assert!(screen.contains("asking the Python interpreter"), "{screen}");
+    tmux.keys(&["Space"]);
+    let screen = tmux.wait_for("starting once the Python interpreter", Duration::from_secs(5));
+    assert!(screen.contains("runtime sim"), "nothing runs on the simulation meanwhile:\n{screen}");
+    let screen = tmux.wait_for("runtime cpython", Duration::from_secs(15));
+    // Slowed for watching with more work, and the header says how much.
+    assert!(screen.contains("sqrt × 3,000,000 (3× 1,000,000) per worker"), "{screen}");
+    assert!(screen.contains("pace 3× the work"), "{screen}");
+    let screen = tmux.wait_for(" → ", Duration::from_mins(1));
+    assert!(screen.contains("runtime cpython"), "{screen}");
+    assert!(screen.contains("threading") && screen.contains("multiprocessing"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+    assert!(tmux.processes().is_empty(), "left behind: {:?}", tmux.processes());
+}
+
+#[test]
+fn without_a_working_interpreter_the_live_view_says_why_and_simulates() {
+    let dir = common::scratch("no-python");
+    let missing = dir.join("no-such-python");
+    let tmux = Tmux::start("no-python", &format!("--python '{}' {QUICK_ANY}", missing.display()), None);
+    let screen = tmux.wait_for("simulated CPython: the real one cannot run here (", Duration::from_secs(10));
+    assert!(screen.contains("runtime sim"), "{screen}");
+    tmux.keys(&["Space"]);
+    let screen = tmux.wait_for(" → ", Duration::from_secs(30));
+    assert!(screen.contains("runtime sim"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_gone(Duration::from_secs(5));
+}
+
+/// QUICK without a runtime: whichever the live view opens on.
+const QUICK_ANY: &str = "--iterations 300000 --pace 1 --workers 2";

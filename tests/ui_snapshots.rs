@@ -140,6 +140,8 @@ fn cpython_mid_run() -> (App, u64, u64, u64) {
     let mut app = fresh(demo());
     app.set_mode(Mode::Race); // these scenarios show both models at once
     app.options.runtimes = vec![Runtime::Sim, Runtime::Cpython];
+    // Unpaced (--pace 1): the real interpreter runs the seed's 4,000,000 iterations.
+    app.experiment.pace = 1;
     key(&mut app, 'c');
     assert_eq!(app.experiment.runtime, Runtime::Cpython);
     let baseline_run = starts(&key(&mut app, ' '));

@@ -39,7 +39,7 @@ pub use crate::app::run::{OsView, Phase, Run, Switches};
 pub use crate::app::session::{Compared, Session, model_specs};
 pub use crate::app::settings::{
     CPYTHON_ZOOM, DEFAULT_PACE, DEFAULT_ZOOM, HelpLayout, HelpPage, Mode, PACE_STEPS, SWITCH_STEPS, View,
-    WORKER_STEPS, Zoom, step,
+    WORKER_STEPS, Zoom, step, zoom_for,
 };
 use crate::experiment::baseline::{Baseline, BaselineTime};
 use crate::experiment::spec::{Experiment, MAX_PACE, Model, RunSpec, Workload};
@@ -114,13 +114,27 @@ pub struct App {
     pub below: Below,
     /// Earlier sessions' results, newest first, shown under the current one.
     pub history: Vec<Earlier>,
-    /// The interpreter was asked whether it can run, and has not answered yet.
-    asking_python: bool,
+    /// Whether the interpreter was asked whether it can run, and why.
+    asking: Asking,
     /// The lesson whose question is on screen (an index into `lesson::LESSONS`).
     pub lesson: Option<usize>,
     /// Set while the app replays a recording.
     pub playback: Option<Playback>,
     next_run: RunId,
+}
+
+/// Whether the interpreter was asked whether it can run, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asking {
+    Not,
+    /// `c` asked: its answer switches to the real interpreter.
+    ToSwitch,
+    /// The live view opens on the real interpreter once it answers that it
+    /// can run (no --runtime was given); `then_start`: space was pressed
+    /// meanwhile, and the run starts with the answer.
+    ToOpen {
+        then_start: bool,
+    },
 }
 
 /// What the panels show under their timelines (key `b`).
@@ -181,7 +195,7 @@ impl App {
             mode_chosen: false,
             below: Below::Figures,
             history: Vec::new(),
-            asking_python: false,
+            asking: Asking::Not,
             lesson: None,
             playback: None,
             next_run: 1,
@@ -255,7 +269,7 @@ impl App {
 
     /// The zoom a new session opens at: the runtime's own.
     fn default_zoom(&self) -> Zoom {
-        if self.experiment.runtime == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM }
+        zoom_for(&self.experiment)
     }
 
     /// Some run is starting, running or paused.
@@ -508,8 +522,8 @@ impl App {
                 Some(why) => self.notice = Some(format!("no real CPython: {why}")),
                 // Not asked yet: the interpreter is asked now, the switch
                 // follows its answer.
-                None if !self.asking_python => {
-                    self.asking_python = true;
+                None if self.asking == Asking::Not => {
+                    self.asking = Asking::ToSwitch;
                     self.notice = Some("asking the Python interpreter whether it can run…".to_owned());
                     effects.push(Effect::AskPython);
                 }
@@ -519,27 +533,43 @@ impl App {
         }
         let at = runtimes.iter().position(|r| *r == self.experiment.runtime).unwrap_or(0);
         let next = runtimes[(at + 1) % runtimes.len()];
-        // The real interpreter cannot be paced: its runs last about a second,
-        // so its lanes start zoomed in far enough to show them.
-        let zoom = if next == Runtime::Cpython { CPYTHON_ZOOM } else { DEFAULT_ZOOM };
+        let zoom = zoom_for(&Experiment { runtime: next, ..self.experiment.clone() });
         self.view = View { zoom, ..View::default() };
         self.change(effects, |e| e.runtime = next);
     }
 
+    /// The live view opens on the real interpreter when it can run: it is
+    /// being asked (the caller asks it), and its answer switches the
+    /// runtime; meanwhile the simulation is on screen and space waits.
+    pub fn open_on_real(&mut self) {
+        self.asking = Asking::ToOpen { then_start: false };
+        self.notice = Some("asking the Python interpreter whether it can run…".to_owned());
+    }
+
     fn python_answered(&mut self, answer: Result<(), String>, effects: &mut Vec<Effect>) {
-        self.asking_python = false;
+        let asked = std::mem::replace(&mut self.asking, Asking::Not);
+        let opening = matches!(asked, Asking::ToOpen { .. });
         match answer {
             Ok(()) => {
                 self.notice = None;
                 if !self.options.runtimes.contains(&Runtime::Cpython) {
                     self.options.runtimes.push(Runtime::Cpython);
                 }
-                self.next_runtime(effects);
+                if !opening || self.experiment.runtime != Runtime::Cpython {
+                    self.next_runtime(effects);
+                }
+            }
+            Err(why) if opening => {
+                self.notice = Some(format!("simulated CPython: the real one cannot run here ({why})"));
+                self.options.cpython_unavailable = Some(why);
             }
             Err(why) => {
                 self.notice = Some(format!("no real CPython: {why}"));
                 self.options.cpython_unavailable = Some(why);
             }
+        }
+        if asked == (Asking::ToOpen { then_start: true }) {
+            self.start(effects);
         }
     }
 
@@ -572,6 +602,12 @@ impl App {
                         effects.push(Effect::Pause(id));
                     }
                 }
+            }
+            // Opening on the real interpreter: the run waits for its answer.
+            _ if matches!(self.asking, Asking::ToOpen { .. }) => {
+                self.asking = Asking::ToOpen { then_start: true };
+                self.notice =
+                    Some("starting once the Python interpreter says whether it can run…".to_owned());
             }
             _ => self.start(effects),
         }

@@ -43,6 +43,13 @@ pub const DEFAULT_ZOOM: Zoom = Zoom::Level(7);
 /// 20 ms a cell: an unpaced `CPython` run of 4,000,000 iterations fills a lane.
 pub const CPYTHON_ZOOM: Zoom = Zoom::Level(4);
 
+/// The zoom a run of `e` opens at: paced runs last as long under either
+/// runtime (the simulation's iterations are slower, the interpreter runs
+/// more of them); an unpaced real interpreter's last about a second.
+pub fn zoom_for(e: &crate::experiment::spec::Experiment) -> Zoom {
+    if e.runtime == crate::protocol::Runtime::Cpython && e.pace <= 1 { CPYTHON_ZOOM } else { DEFAULT_ZOOM }
+}
+
 /// What part of the run the timeline shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {

@@ -322,6 +322,48 @@ fn c_asks_python_once_and_switches_when_it_answers() {
 }
 
 #[test]
+fn opening_on_the_real_interpreter_waits_for_its_answer_and_space_waits_with_it() {
+    let demo = || {
+        let e = Experiment { pace: DEFAULT_PACE, ..Experiment::new(2) };
+        let mut app = App::new(e, Options { cores: 4, ..Options::default() }, 1_000);
+        app.open_on_real();
+        app
+    };
+    // It answers before space: the view switches to it, paced with more work.
+    let mut app = demo();
+    assert_eq!(app.experiment.runtime, Runtime::Sim, "the simulation shows meanwhile");
+    assert_eq!(ch(&mut app, 'c'), vec![], "c does not ask a second time");
+    app.update(1, Msg::PythonAnswered(Ok(())));
+    assert_eq!(app.experiment.runtime, Runtime::Cpython);
+    assert_eq!(app.view.zoom, DEFAULT_ZOOM, "a paced real run lasts as long as a paced simulated one");
+    assert_eq!(app.experiment.work_iterations(), 60_000_000);
+    let started = starts(&ch(&mut app, ' '));
+    assert_eq!(started[0].1.experiment.runtime, Runtime::Cpython, "{started:?}");
+    ch(&mut app, 'c');
+    assert_eq!(app.experiment.runtime, Runtime::Sim, "c still switches");
+
+    // Space before the answer: nothing starts until it comes, then the run does.
+    let mut app = demo();
+    assert_eq!(ch(&mut app, ' '), vec![]);
+    assert!(app.notice.as_deref().is_some_and(|n| n.starts_with("starting once")), "{:?}", app.notice);
+    let effects = app.update(2, Msg::PythonAnswered(Ok(())));
+    let started = starts(&effects);
+    assert_eq!(started.len(), 1, "{effects:?}");
+    assert_eq!(started[0].1.experiment.runtime, Runtime::Cpython);
+
+    // It cannot run: the simulation stays, the reason is on screen, space waited and runs it.
+    let mut app = demo();
+    ch(&mut app, ' ');
+    let effects = app.update(2, Msg::PythonAnswered(Err("python3 is Python 2.7.18".into())));
+    assert_eq!(starts(&effects)[0].1.experiment.runtime, Runtime::Sim, "{effects:?}");
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("simulated CPython: the real one cannot run here (python3 is Python 2.7.18)")
+    );
+    assert_eq!(ch(&mut app, 'c'), vec![], "c says why instead of asking again");
+}
+
+#[test]
 fn c_says_why_the_real_cpython_is_not_there() {
     let mut app = App::new(
         Experiment::new(2),

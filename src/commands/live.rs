@@ -19,8 +19,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, after, never, select};
-use ratatui::DefaultTerminal;
+use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::layout::Rect;
+use ratatui::{DefaultTerminal, Terminal, TerminalOptions, Viewport};
 
 use crate::app::{App, DEFAULT_PACE, Effect, Msg, Options};
 use crate::cli::ExperimentArgs;
@@ -73,11 +75,14 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     };
     let mut notice = plan.notes.first().cloned();
     // The runtime key (`c`) switches between the simulation and the real
-    // interpreter. The interpreter is asked whether it can run only when it
-    // is wanted: now if --runtime names it, else when `c` is first pressed.
-    let first = args.runtime.runtimes()[0];
+    // interpreter. Without --runtime the view opens on the real one where
+    // it can run: it is asked on a thread of its own once the screen is up,
+    // and the simulation shows meanwhile (or for good, with the reason, if
+    // it cannot). With --runtime sim it is asked when `c` is first pressed.
+    let choice = args.runtime();
+    let first = choice.runtimes()[0];
     let (found_tx, found_rx) = crossbeam_channel::bounded(1);
-    let runtimes = if args.runtime.runtimes().contains(&Runtime::Cpython) {
+    let runtimes = if choice.runtimes().contains(&Runtime::Cpython) {
         match Python::probe(&args.python) {
             Ok(python) => {
                 notice = plan.use_python(python.clone()).or(notice);
@@ -103,6 +108,10 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     if let Some(index) = lesson {
         // Nothing runs yet: opening a lesson only sets the settings.
         app.open_lesson(index, &mut Vec::new());
+    }
+    let real_by_default = args.runtime.is_none();
+    if real_by_default {
+        app.open_on_real();
     }
 
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
@@ -135,6 +144,9 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
         tape: Tape::default(),
         machine: Machine::here(crate::cli::cores()),
     };
+    if real_by_default {
+        world.ask_python();
+    }
     let channels = Channels { input, samples: sample_rx, terminate, answers, found: found_rx };
     let outcome = main_loop(&mut terminal, app, &mut world, channels);
     // Workers first: killing them takes no terminal. Then whatever else
@@ -181,16 +193,33 @@ fn discover_for(main: Python, found: Sender<Found>) {
 /// Takes over the terminal (raw mode, alternate screen) and starts reading
 /// its keys; on failure the terminal is given back and the line to say is
 /// `no_terminal` with `{e}` replaced by the cause.
+///
+/// The viewport is fixed and follows the terminal's resize events (see
+/// [`resize`]): a full-screen one asks the terminal for its size before every
+/// frame, which crossterm does by opening `/dev/tty` each time, about a
+/// tenth of a frame's cost.
 pub(super) fn open_terminal(no_terminal: &str) -> Result<(DefaultTerminal, Receiver<Event>), String> {
-    let terminal = ratatui::try_init().map_err(|e| {
+    let failed = |e: std::io::Error| {
         ratatui::restore();
         no_terminal.replace("{e}", &e.to_string())
-    })?;
+    };
+    let full_screen = ratatui::try_init().map_err(failed)?;
+    drop(full_screen);
+    let (width, height) = ratatui::crossterm::terminal::size().map_err(failed)?;
+    let viewport = Viewport::Fixed(Rect::new(0, 0, width, height));
+    let terminal =
+        Terminal::with_options(CrosstermBackend::new(std::io::stdout()), TerminalOptions { viewport })
+            .map_err(failed)?;
     let input = spawn_input().map_err(|e| {
         ratatui::restore();
         format!("cannot read the keyboard: {e}")
     })?;
     Ok((terminal, input))
+}
+
+/// Fits the fixed viewport to a terminal now `width`×`height`.
+pub(super) fn resize(terminal: &mut DefaultTerminal, width: u16, height: u16) -> std::io::Result<()> {
+    terminal.resize(Rect::new(0, 0, width, height))
 }
 
 /// Reads terminal events on a thread of its own: `event::read` blocks.
@@ -315,6 +344,22 @@ impl World {
     }
 }
 
+/// Draws a frame, and tells the app what the screen held: the zoom, pan
+/// and help keys must know.
+fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    let mut viewport = None;
+    terminal.draw(|frame| {
+        viewport = Some(crate::ui::viewport(app, frame.area()));
+        crate::ui::render(frame, app);
+    })?;
+    if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
+        && (lane_cells, help) != (app.lane_cells, app.help_layout)
+    {
+        app.update(now_ns(), msg);
+    }
+    Ok(())
+}
+
 /// Runs the app until it quits; the termination signal that made it quit, if one did.
 fn main_loop(
     terminal: &mut DefaultTerminal,
@@ -335,17 +380,7 @@ fn main_loop(
         let since = last_frame.map_or(frame, |t| t.elapsed());
         if dirty && (since >= frame || key_pressed) {
             key_pressed = false;
-            let mut viewport = None;
-            terminal.draw(|frame| {
-                viewport = Some(crate::ui::viewport(&app, frame.area()));
-                crate::ui::render(frame, &app);
-            })?;
-            // The zoom, pan and help keys must know what the screen holds.
-            if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
-                && (lane_cells, help) != (app.lane_cells, app.help_layout)
-            {
-                app.update(now_ns(), msg);
-            }
+            draw(terminal, &mut app)?;
             last_frame = Some(Instant::now());
             dirty = false;
         }
@@ -357,6 +392,9 @@ fn main_loop(
         // second). Their times come from the workers' clocks, so waiting
         // changes no figure. Otherwise each report is taken as it comes.
         let event_wakeups = if animating { never() } else { events.clone() };
+        // OS samples too: each wake-up of this thread costs about a tenth
+        // of a frame's work.
+        let sample_wakeups = if animating { never() } else { samples.clone() };
         let mut msgs = Vec::new();
         select! {
             recv(input) -> event => match event {
@@ -364,7 +402,8 @@ fn main_loop(
                     key_pressed = true;
                     msgs.push(Msg::Key(key));
                 }
-                Ok(Event::Resize(..)) => {
+                Ok(Event::Resize(width, height)) => {
+                    resize(terminal, width, height)?;
                     dirty = true;
                     continue;
                 }
@@ -379,7 +418,7 @@ fn main_loop(
                 Ok(event) => world.hear(event, &mut msgs),
                 Err(_) => continue,
             },
-            recv(samples) -> sample => if let Ok(sample) = sample { msgs.push(Msg::Sample(sample)) } else {
+            recv(sample_wakeups) -> sample => if let Ok(sample) = sample { msgs.push(Msg::Sample(sample)) } else {
                 samples = never();
                 continue;
             },
@@ -403,7 +442,10 @@ fn main_loop(
                 world.plan.newer_python = newer;
                 world.plan.free_threaded_python = free_threaded;
             }
-            recv(tick) -> _ => msgs.push(Msg::Tick),
+            recv(tick) -> _ => {
+                msgs.push(Msg::Tick);
+                msgs.extend(samples.try_iter().map(Msg::Sample));
+            }
         }
         // Everything the workers said meanwhile, up to a batch: the channel
         // is drained as fast as they write, and the screen still redraws.

@@ -14,7 +14,7 @@ use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use crate::app::{Effect, Msg, Options};
 use crate::cli::ReplayArgs;
-use crate::commands::live::{colour_wanted, open_terminal};
+use crate::commands::live::{colour_wanted, open_terminal, resize};
 use crate::commands::say;
 use crate::recording::Recording;
 use crate::recording::replay::Player;
@@ -134,6 +134,10 @@ fn play(
         let msg = select! {
             recv(input) -> event => match event {
                 Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => Msg::Viewer(key),
+                Ok(Event::Resize(width, height)) => {
+                    resize(terminal, width, height).map_err(|e| format!("the terminal failed: {e}"))?;
+                    continue;
+                }
                 Ok(_) => continue,
                 Err(_) => {
                     input = never();

@@ -18,7 +18,7 @@ fn ticks_per_second() -> f64 {
 
 /// Busy ticks of all cores together since boot: all but idle and iowait.
 pub fn busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let stat = crate::procfs::read("/proc/stat")?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest time is in user).
@@ -30,7 +30,7 @@ pub fn busy_ticks() -> Option<u64> {
 /// reaped children's (fields 14–17 of /proc/PID/stat), plus its live
 /// children's trees.
 pub fn tree_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let Some(stat) = crate::procfs::read(&format!("/proc/{pid}/stat")) else { return 0 };
     let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state is field 0, utime 11, stime 12, cutime 13, cstime 14.
@@ -43,7 +43,7 @@ pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            if let Some(text) = task.path().join("children").to_str().and_then(crate::procfs::read) {
                 out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
             }
         }
@@ -68,12 +68,25 @@ impl LoadMeter {
     /// Cores' worth of CPU that processes outside gilscope's tree used since
     /// the start (0 when too little time passed to tell).
     pub fn outside_cores(&self) -> f64 {
-        let wall = self.at.elapsed().as_secs_f64();
-        let (Some(busy), ours) = (busy_ticks(), tree_ticks(std::process::id())) else { return 0.0 };
+        LoadMeter::start().map_or(0.0, |now| self.outside_until(&now))
+    }
+
+    /// The outside load since the start, and a meter that starts now, from
+    /// one reading of /proc (a monitor that reads every half second pays
+    /// for one walk of the process tree, not two).
+    pub fn lap(&mut self) -> Option<f64> {
+        let now = LoadMeter::start()?;
+        let outside = self.outside_until(&now);
+        *self = now;
+        Some(outside)
+    }
+
+    fn outside_until(&self, now: &LoadMeter) -> f64 {
+        let wall = now.at.duration_since(self.at).as_secs_f64();
         if wall < 0.05 {
             return 0.0;
         }
-        let other = busy.saturating_sub(self.busy).saturating_sub(ours.saturating_sub(self.ours));
+        let other = now.busy.saturating_sub(self.busy).saturating_sub(now.ours.saturating_sub(self.ours));
         other as f64 / ticks_per_second() / wall
     }
 }

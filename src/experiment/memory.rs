@@ -17,7 +17,7 @@ pub struct Memory {
 impl Memory {
     /// Process `pid`'s memory now; None when it is gone or unreadable.
     pub fn of(pid: u32) -> Option<Memory> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let text = crate::procfs::read(&format!("/proc/{pid}/smaps_rollup"))?;
         let field = |name: &str| -> u64 {
             text.lines()
                 .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))

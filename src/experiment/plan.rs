@@ -157,8 +157,9 @@ impl Plan {
                 format!("--workers={}", e.workers),
                 "--first-worker=0".to_owned(),
                 format!("--workload={workload}"),
-                format!("--iterations={}", e.iterations),
-                format!("--requests={}", e.requests),
+                // Paced with more work, never with sleeps.
+                format!("--iterations={}", e.work_iterations()),
+                format!("--requests={}", e.work_requests()),
                 // The same wait as the simulation's, to the nanosecond.
                 format!("--io-ms={}", e.io_wait.as_secs_f64() * 1e3),
                 format!("--reply-iterations={}", e.reply_iterations),

@@ -69,8 +69,10 @@ pub struct Experiment {
     pub reply_iterations: u64,
     /// Target cost of one loop iteration, before the pace factor.
     pub iteration_ns: f64,
-    /// Slows every iteration down this many times, with more real CPU work,
-    /// so a run can be watched.
+    /// Slows a run down this many times so it can be watched: the
+    /// simulation makes every iteration this much costlier (real CPU work,
+    /// never a sleep); the real interpreter, whose iterations cost what they
+    /// cost, runs this many times more of them (and more requests).
     pub pace: u32,
     pub runtime: Runtime,
     /// How the real `CPython`'s multiprocessing starts its processes.
@@ -102,6 +104,24 @@ impl Experiment {
         (first, (first..first + per).map(|w| self.workload.role(w)).collect())
     }
 
+    /// The sqrt loop's length as it runs: the real interpreter is paced
+    /// with more iterations.
+    pub fn work_iterations(&self) -> u64 {
+        match self.runtime {
+            Runtime::Sim => self.iterations,
+            Runtime::Cpython => self.iterations.saturating_mul(u64::from(self.pace.max(1))),
+        }
+    }
+
+    /// Requests per I/O worker as they run: the real interpreter is paced
+    /// with more of them.
+    pub fn work_requests(&self) -> u32 {
+        match self.runtime {
+            Runtime::Sim => self.requests,
+            Runtime::Cpython => self.requests.saturating_mul(self.pace.max(1)),
+        }
+    }
+
     /// How long one I/O request really waits: the pace stretches the waits
     /// of the simulation with its work (the real interpreter is not paced).
     pub fn effective_io_wait(&self) -> Duration {
@@ -114,7 +134,9 @@ impl Experiment {
     /// One line describing the experiment, as the header and `gilscope run` show it.
     pub fn describe(&self) -> String {
         let wait = duration_label(self.effective_io_wait().as_secs_f64());
-        let requests = if self.effective_io_wait() == self.io_wait {
+        let requests = if self.work_requests() != self.requests {
+            format!("{} ({}× {}) requests × {wait}", self.work_requests(), self.pace, self.requests)
+        } else if self.effective_io_wait() == self.io_wait {
             format!("{} requests × {wait}", self.requests)
         } else {
             format!(
@@ -123,12 +145,20 @@ impl Experiment {
                 duration_label(self.io_wait.as_secs_f64())
             )
         };
+        let sqrt = if self.work_iterations() == self.iterations {
+            format!("sqrt × {}", thousands(self.iterations))
+        } else {
+            format!(
+                "sqrt × {} ({}× {})",
+                thousands(self.work_iterations()),
+                self.pace,
+                thousands(self.iterations)
+            )
+        };
         let work = match self.workload {
-            Workload::Cpu => format!("CPU-bound: sqrt × {} per worker", thousands(self.iterations)),
+            Workload::Cpu => format!("CPU-bound: {sqrt} per worker"),
             Workload::Io => format!("I/O-bound: {requests} per worker"),
-            Workload::Mixed => {
-                format!("mixed: 1 I/O worker ({requests}) beside sqrt × {}", thousands(self.iterations))
-            }
+            Workload::Mixed => format!("mixed: 1 I/O worker ({requests}) beside {sqrt}"),
         };
         format!(
             "{work} · {} · switch {}",
@@ -137,10 +167,12 @@ impl Experiment {
         )
     }
 
-    /// Send a progress record about every 2 ms of work.
+    /// Send a progress record about every 10 ms of work: the screen draws
+    /// at most every 33 ms, and each record costs the live view a message
+    /// (at every 2 ms they were a fifth of its main thread's work).
     pub fn progress_every(&self) -> u64 {
         let ns = self.iteration_ns * f64::from(self.pace.max(1));
-        ((2_000_000.0 / ns) as u64).max(1)
+        ((10_000_000.0 / ns) as u64).max(1)
     }
 }
 
@@ -231,12 +263,31 @@ mod tests {
     }
 
     #[test]
+    fn the_real_interpreter_is_paced_with_more_work_and_says_how_much() {
+        let e = Experiment { pace: 15, runtime: Runtime::Cpython, ..Experiment::new(2) };
+        assert_eq!(e.work_iterations(), 60_000_000);
+        assert_eq!(e.work_requests(), 300);
+        assert_eq!(e.effective_io_wait(), e.io_wait, "never by sleeping longer");
+        let text = e.describe();
+        assert!(text.starts_with("CPU-bound: sqrt × 60,000,000 (15× 4,000,000) per worker"), "{text}");
+        let io = Experiment { workload: Workload::Io, ..e.clone() };
+        assert!(io.describe().contains("300 (15× 20) requests × 50 ms"), "{}", io.describe());
+        let sim = Experiment { runtime: Runtime::Sim, ..e };
+        assert_eq!(
+            (sim.work_iterations(), sim.work_requests()),
+            (4_000_000, 20),
+            "the simulation slows each one"
+        );
+        assert!(sim.describe().starts_with("CPU-bound: sqrt × 4,000,000 per worker"), "{}", sim.describe());
+    }
+
+    #[test]
     fn the_description_says_how_long_a_paced_request_really_waits() {
         let e = Experiment { workload: Workload::Io, pace: 15, ..Experiment::new(2) };
         let text = e.describe();
         assert!(text.contains("20 requests × 750 ms (50 ms paced)"), "{text}");
         let real = Experiment { runtime: Runtime::Cpython, ..e };
-        assert!(real.describe().contains("20 requests × 50 ms per worker"), "{}", real.describe());
+        assert!(real.describe().contains("300 (15× 20) requests × 50 ms per worker"), "{}", real.describe());
     }
 
     #[test]

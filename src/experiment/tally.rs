@@ -474,8 +474,8 @@ impl Tally {
     fn work_of(&self, w: u32) -> u64 {
         let e = &self.spec.experiment;
         match e.workload.role(w) {
-            Role::Cpu => e.iterations,
-            Role::Io => u64::from(e.requests),
+            Role::Cpu => e.work_iterations(),
+            Role::Io => u64::from(e.work_requests()),
         }
     }
 
@@ -486,8 +486,8 @@ impl Tally {
     fn record_limit(&self, w: u32) -> u64 {
         let e = &self.spec.experiment;
         let iterations = match e.workload.role(w) {
-            Role::Cpu => e.iterations,
-            Role::Io => u64::from(e.requests).saturating_mul(e.reply_iterations.saturating_add(8)),
+            Role::Cpu => e.work_iterations(),
+            Role::Io => u64::from(e.work_requests()).saturating_mul(e.reply_iterations.saturating_add(8)),
         };
         iterations.saturating_mul(5).saturating_add(256)
     }

@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::ui::Theme;
@@ -76,7 +75,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let label = Span::styled(LABEL, theme.title());
     let Some(sample) = app.sample.as_ref().filter(|s| !s.cores.is_empty()) else {
         let line = Line::from(vec![label, Span::styled("reading the OS…", theme.dim())]);
-        frame.render_widget(Paragraph::new(line), area);
+        crate::ui::text::render(frame.buffer_mut(), area, &[line]);
         return;
     };
     let n = sample.cores.len();
@@ -117,7 +116,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             }
         }
     }
-    frame.render_widget(Paragraph::new(lines), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &lines);
 }
 
 #[cfg(test)]

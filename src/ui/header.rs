@@ -4,7 +4,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::{App, Zoom};
 use crate::experiment::track::LEVELS_NS;
@@ -29,9 +28,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             format!("{}/cell", span_label(LEVELS_NS[level.min(LEVELS_NS.len() - 1)]))
         }
     };
-    // The pace slows the simulation only; real CPython runs at its own speed.
+    // The pace slows each simulated iteration; real CPython's iterations run
+    // at their own speed, and there are more of them (the first line says how many).
     let pace = match e.runtime {
-        Runtime::Cpython => "CPython's own".to_owned(),
+        Runtime::Cpython if e.pace == 1 => "CPython's own".to_owned(),
+        Runtime::Cpython => format!("{}× the work", e.pace),
         Runtime::Sim if e.pace == 1 => "CPython's".to_owned(),
         Runtime::Sim => format!("{}× slower", e.pace),
     };
@@ -63,5 +64,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         line(false)
     };
     let second = crate::ui::summary::clip(Line::from(spans), width);
-    frame.render_widget(Paragraph::new(vec![first, second]), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &[first, second]);
 }

@@ -76,12 +76,13 @@ fn figures_page(theme: Theme) -> Vec<Line<'static>> {
 
 /// Whether both pages fit on a screen of `area` at once.
 pub fn layout(area: Rect) -> HelpLayout {
-    let theme = Theme { color: false };
-    if keys_page(theme).len() + figures_page(theme).len() + 3 <= area.height as usize {
-        HelpLayout::Whole
-    } else {
-        HelpLayout::Paged
-    }
+    // Asked before every frame; the pages' lengths never change.
+    static LINES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let lines = *LINES.get_or_init(|| {
+        let theme = Theme { color: false };
+        keys_page(theme).len() + figures_page(theme).len()
+    });
+    if lines + 3 <= area.height as usize { HelpLayout::Whole } else { HelpLayout::Paged }
 }
 
 pub fn render(frame: &mut Frame, area: Rect, page: HelpPage, theme: Theme) {

@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::app::bindings::{self, BarEntry};
@@ -51,5 +50,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         spans.push(Span::styled(entry.keys, theme.key()));
         spans.push(Span::styled(format!(" {}  ", entry.word), theme.dim()));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &[Line::from(spans)]);
 }

@@ -4,7 +4,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::app::lesson::LESSONS;
@@ -19,5 +18,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Span::styled(format!(" lesson {}/{}{changed} · ", index + 1, LESSONS.len()), theme.key()),
         Span::styled(lesson.question, theme.title()),
     ];
-    frame.render_widget(Paragraph::new(clip(Line::from(spans), area.width as usize)), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &[clip(Line::from(spans), area.width as usize)]);
 }

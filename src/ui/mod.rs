@@ -24,6 +24,7 @@ mod narration;
 mod panel;
 mod scoreboard;
 mod summary;
+mod text;
 pub(crate) mod timeline;
 
 use ratatui::Frame;
@@ -220,7 +221,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         .as_ref()
         .map_or_else(|| app.specs().iter().any(|s| !s.gil_off()), |s| s.models.iter().any(|r| !r.gil_off()));
     let legend = legend(theme, app.lanes_source().as_ref(), gil, legend_area.width as usize);
-    frame.render_widget(Paragraph::new(legend), legend_area);
+    text::render(frame.buffer_mut(), legend_area, &[legend]);
     keys::render(frame, keys_area, app, theme);
     if let Some(page) = app.help {
         help::render(frame, area, page, theme);

@@ -6,7 +6,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::experiment::narration;
@@ -42,5 +41,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let versions = versions(app);
     let Some(text) = versions.iter().find(|v| v.chars().count() <= width).or(versions.last()) else { return };
     let line = Line::from(vec![Span::styled(MARK, theme.dim()), Span::raw(fit(text, width))]);
-    frame.render_widget(Paragraph::new(line), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &[line]);
 }

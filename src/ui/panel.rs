@@ -7,7 +7,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
 
 use crate::app::{App, Mode, Phase, Run, Session};
 use crate::experiment::spec::{Model, RunSpec};
@@ -106,9 +105,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, style: Sty
                 (Some(c), true) => format!(" {name} · {c} "),
                 _ => format!(" {name} "),
             };
-            let block = Block::bordered().title(Span::styled(title, theme.title())).border_style(theme.dim());
-            let inner = block.inner(area);
-            frame.render_widget(block, area);
+            let inner = crate::ui::text::boxed(
+                frame.buffer_mut(),
+                area,
+                Span::styled(title, theme.title()),
+                theme.dim(),
+            );
             let mut content = Content::default();
             if let (false, Some(c)) = (title_fits, &counts) {
                 content.lines.push(Line::styled(fit(c, inner.width as usize), theme.title()));
@@ -137,7 +139,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, model: usize, style: Sty
         }
         _ => waiting(&mut content.lines, session, run, &spec, width, style, theme),
     }
-    frame.render_widget(Paragraph::new(content.lines), inner);
+    crate::ui::text::render(frame.buffer_mut(), inner, &content.lines);
     for lane in &content.lanes {
         let (x, y) = (inner.x + lane.col, inner.y + lane.row);
         timeline::paint(frame.buffer_mut(), inner, x, y, &lane.cells);

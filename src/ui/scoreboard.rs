@@ -7,7 +7,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
 
 use crate::app::{App, Run};
 use crate::experiment::scoreboard::{self, starts_by};
@@ -15,14 +14,11 @@ use crate::format::{duration_label, fit, memory_label};
 use crate::ui::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let block = Block::bordered()
-        .title(Span::styled(
-            " scoreboard · the article's claims, measured here · b: back to the lanes ",
-            theme.title(),
-        ))
-        .border_style(theme.dim());
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let title = Span::styled(
+        " scoreboard · the article's claims, measured here · b: back to the lanes ",
+        theme.title(),
+    );
+    let inner = crate::ui::text::boxed(frame.buffer_mut(), area, title, theme.dim());
     let width = inner.width as usize;
     let wide = width >= 100;
     let mut lines = vec![Line::styled(
@@ -87,5 +83,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     if let Some(note) = scoreboard::start_cost_note(simulated, real) {
         lines.push(Line::styled(fit(note, width), theme.dim()));
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    crate::ui::text::render(frame.buffer_mut(), inner, &lines);
 }

@@ -6,7 +6,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::{App, Earlier, Mode, Phase, Session};
 use crate::experiment::load::too_busy;
@@ -31,7 +30,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         lines[3] = Line::styled(format!(" {notice}"), theme.bad());
     }
     let lines: Vec<Line> = lines.into_iter().map(|l| clip(l, width)).collect();
-    frame.render_widget(Paragraph::new(lines), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &lines);
 }
 
 /// Earlier sessions' speedups, newest first, as many as fit in `area`.
@@ -42,7 +41,7 @@ pub fn render_history(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .take(area.height as usize)
         .map(|e| clip(earlier(e, theme), area.width as usize))
         .collect();
-    frame.render_widget(Paragraph::new(lines), area);
+    crate::ui::text::render(frame.buffer_mut(), area, &lines);
 }
 
 /// " earlier · 2 workers · switch 5 ms · one at a time: threading 0.98× · multiprocessing 1.93×"

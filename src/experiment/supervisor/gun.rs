@@ -32,6 +32,11 @@ impl Gun {
         }
     }
 
+    /// Whether it has fired: the race is on.
+    pub(super) fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
     /// Fires, once: every worker of every run starts its work.
     pub(super) fn fire(&self) {
         if !self.fired.swap(true, Ordering::SeqCst) {

@@ -89,8 +89,8 @@ impl Stream {
     }
 
     /// Reads what `pipe` has (poll said it is ready); the reports it makes
-    /// go into `batch`.
-    pub(super) fn read(&mut self, pipe: Pipe, chunk: &mut [u8], batch: &mut Vec<Report>, gun: &Gun) {
+    /// go into `batch`. Returns how many bytes came.
+    pub(super) fn read(&mut self, pipe: Pipe, chunk: &mut [u8], batch: &mut Vec<Report>, gun: &Gun) -> usize {
         let read = match pipe {
             Pipe::Stdout => self.stdout.as_mut().map(|p| p.read(chunk)),
             Pipe::Stderr => self.stderr.as_mut().map(|p| p.read(chunk)),
@@ -110,9 +110,16 @@ impl Stream {
                 }
             }
             (Pipe::Stderr, Some(Ok(0) | Err(_))) => self.stderr = None,
-            (Pipe::Stdout, Some(Ok(n))) => self.lines(&chunk[..n], now, batch, gun),
-            (Pipe::Stderr, Some(Ok(n))) => self.keep_stderr(&chunk[..n]),
+            (Pipe::Stdout, Some(Ok(n))) => {
+                self.lines(&chunk[..n], now, batch, gun);
+                return n;
+            }
+            (Pipe::Stderr, Some(Ok(n))) => {
+                self.keep_stderr(&chunk[..n]);
+                return n;
+            }
         }
+        0
     }
 
     fn lines(&mut self, mut bytes: &[u8], now: u64, batch: &mut Vec<Report>, gun: &Gun) {
