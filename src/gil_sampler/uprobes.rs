@@ -217,7 +217,15 @@ pub struct GilProbes {
     kinds: HashMap<u64, GilEventKind>,
     lost: u64,
     untraced: u64,
+    /// When the process's threads were last listed.
+    listed_at: std::time::Instant,
 }
+
+/// How often a drain looks for threads that began or ended: listing
+/// /proc/PID/task at every drain (every 25 ms, per process) was most of
+/// the reading thread's CPU, and a worker's threads all start before its
+/// GIL is taken in.
+const RELIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl std::fmt::Debug for GilProbes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -307,6 +315,7 @@ impl GilProbes {
             kinds: HashMap::new(),
             lost: 0,
             untraced: 0,
+            listed_at: std::time::Instant::now(),
         };
         for tid in tids {
             // Refusals show on the first thread: say why, do not half-attach.
@@ -386,9 +395,14 @@ impl GilProbes {
     /// stamped a little after it.
     pub fn drain(&mut self) -> Vec<GilEvent> {
         // An exited process has no task list: every thread is gone.
-        let live = threads::task_ids(self.pid).unwrap_or_default();
-        let new: Vec<u32> = live.iter().copied().filter(|t| !self.threads.contains_key(t)).collect();
-        for tid in new {
+        let live = (self.listed_at.elapsed() >= RELIST_EVERY).then(|| {
+            self.listed_at = std::time::Instant::now();
+            threads::task_ids(self.pid).unwrap_or_default()
+        });
+        for &tid in live.iter().flatten() {
+            if self.threads.contains_key(&tid) {
+                continue;
+            }
             match self.trace(tid) {
                 Ok(Some(traced)) => {
                     self.threads.insert(tid, traced);
@@ -404,7 +418,9 @@ impl GilProbes {
             traced.ring.take_records(&mut bytes);
             self.lost += parse_records(&bytes, &self.kinds, &mut events);
         }
-        self.threads.retain(|tid, _| live.contains(tid));
+        if let Some(live) = live {
+            self.threads.retain(|tid, _| live.contains(tid));
+        }
         events.sort_by_key(|e| e.t);
         events
     }
