@@ -272,25 +272,32 @@ pub fn legend(theme: Theme, lanes: Option<&Lanes>, gil: bool, width: usize) -> L
         vec![
             ("0 1".to_owned(), theme.title(), "GIL lane: who holds it".to_owned(), "holder".to_owned()),
             ("╳".to_owned(), theme.switching(), "it changed hands".to_owned(), "switching".to_owned()),
+            (
+                "2+".to_owned(),
+                theme.dim(),
+                "takes in a cell (× row; + is 10 or more)".to_owned(),
+                "takes".to_owned(),
+            ),
         ]
     } else {
         Vec::new()
     };
-    let build = |long: bool, gap: &str| -> Vec<Span<'static>> {
+    // The take counts' mark is the first to go where the line is short.
+    let build = |long: bool, gap: &str, takes: bool| -> Vec<Span<'static>> {
         let mut spans = vec![Span::raw(" ")];
-        for (mark, style, l, s) in states.iter().chain(&gil_items) {
+        let items = gil_items.len().saturating_sub(usize::from(!takes));
+        for (mark, style, l, s) in states.iter().chain(&gil_items[..items]) {
             spans.push(Span::styled(mark.clone(), *style));
             spans.push(Span::styled(format!(" {}{gap}", if long { l } else { s }), theme.dim()));
         }
         spans
     };
     let fits = |spans: &[Span]| spans.iter().map(|s| s.content.chars().count()).sum::<usize>() <= width;
-    let long = build(true, "   ");
-    if fits(&long) {
-        return Line::from(long);
-    }
-    let short = build(false, "  ");
-    if fits(&short) { Line::from(short) } else { Line::from(build(false, " ")) }
+    [(true, "   ", true), (true, "   ", false), (false, "  ", true), (false, " ", true), (false, "  ", false)]
+        .into_iter()
+        .map(|(long, gap, takes)| build(long, gap, takes))
+        .find(|spans| fits(spans))
+        .map_or_else(|| Line::from(build(false, " ", false)), Line::from)
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: Theme) {
@@ -345,5 +352,10 @@ mod tests {
         assert!(!off.contains("GIL"), "{off}");
         let narrow = text(&legend(theme, None, true, 80));
         assert!(narrow.chars().count() <= 80 && narrow.contains("╳"), "{narrow}");
+        // The GIL lane's take counts, where there is room for them.
+        assert!(on.contains("2+ takes in a cell (× row; + is 10 or more)"), "{on}");
+        let mid = text(&legend(theme, None, true, 100));
+        assert!(mid.chars().count() <= 100 && mid.contains("2+ takes"), "{mid}");
+        assert!(!off.contains("takes"), "{off}");
     }
 }
