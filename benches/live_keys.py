@@ -31,6 +31,9 @@ ap.add_argument("--size", default="200x60")
 ap.add_argument("--keys", type=int, default=30)
 ap.add_argument("--iterations", type=int, default=4_000_000)
 ap.add_argument("--binary", default="target/release/gilscope")
+# The live view opens on the real interpreter unless told: the figures here
+# are the simulation's unless --runtime cpython is given.
+ap.add_argument("--runtime", default="sim", choices=["sim", "cpython"])
 a = ap.parse_args()
 cols, rows = (int(x) for x in a.size.split("x"))
 
@@ -38,6 +41,7 @@ master, slave = pty.openpty()
 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 env = dict(os.environ, XDG_CACHE_HOME=tempfile.mkdtemp(prefix="gilscope-keys-"), TERM="xterm-256color")
 args = [a.binary, "--workers", str(a.workers), "--iterations", str(a.iterations), "--models", "threads,processes"]
+args += ["--runtime", a.runtime]
 
 
 def controlling_terminal():
