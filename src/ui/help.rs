@@ -56,7 +56,7 @@ fn keys_page(theme: Theme) -> Vec<Line<'static>> {
     let mut gil = vec![Span::styled(" GIL     ", theme.title())];
     gil.extend(lane("0 1".to_owned(), theme.title(), "its holder"));
     gil.extend(lane("╳".to_owned(), theme.switching(), "changed hands"));
-    gil.extend(lane("2 +".to_owned(), theme.dim(), "row ×: takes in the cell, + for 10 or more"));
+    gil.extend(lane("2+".to_owned(), theme.dim(), "takes per cell, + is 10 or more"));
     lines.push(Line::from(gil));
     lines
 }

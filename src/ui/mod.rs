@@ -275,7 +275,7 @@ pub fn legend(theme: Theme, lanes: Option<&Lanes>, gil: bool, width: usize) -> L
             (
                 "2+".to_owned(),
                 theme.dim(),
-                "takes in a cell (× row; + is 10 or more)".to_owned(),
+                "takes per cell (× row; + is 10 or more)".to_owned(),
                 "takes".to_owned(),
             ),
         ]
@@ -353,7 +353,7 @@ mod tests {
         let narrow = text(&legend(theme, None, true, 80));
         assert!(narrow.chars().count() <= 80 && narrow.contains("╳"), "{narrow}");
         // The GIL lane's take counts, where there is room for them.
-        assert!(on.contains("2+ takes in a cell (× row; + is 10 or more)"), "{on}");
+        assert!(on.contains("2+ takes per cell (× row; + is 10 or more)"), "{on}");
         let mid = text(&legend(theme, None, true, 100));
         assert!(mid.chars().count() <= 100 && mid.contains("2+ takes"), "{mid}");
         assert!(!off.contains("takes"), "{off}");
