@@ -116,6 +116,8 @@ pub struct App {
     pub history: Vec<Earlier>,
     /// Whether the interpreter was asked whether it can run, and why.
     asking: Asking,
+    /// Whether gilscope is probing the other interpreters here.
+    discovery: Discovery,
     /// The lesson whose question is on screen (an index into `lesson::LESSONS`).
     pub lesson: Option<usize>,
     /// Set while the app replays a recording.
@@ -133,6 +135,19 @@ enum Asking {
     /// can run (no --runtime was given); `then_start`: space was pressed
     /// meanwhile, and the run starts with the answer.
     ToOpen {
+        then_start: bool,
+    },
+}
+
+/// gilscope's look for other interpreters (for subinterpreters and
+/// free-threading): a few seconds of starting every Python found, which
+/// would slow a run timed meanwhile on a small machine without counting as
+/// outside load, so a run asked for meanwhile waits for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Discovery {
+    Idle,
+    /// `then_start`: space was pressed meanwhile.
+    Running {
         then_start: bool,
     },
 }
@@ -196,6 +211,7 @@ impl App {
             below: Below::Figures,
             history: Vec::new(),
             asking: Asking::Not,
+            discovery: Discovery::Idle,
             lesson: None,
             playback: None,
             next_run: 1,
@@ -396,6 +412,12 @@ impl App {
             Msg::Interpreters { subinterpreters, free_threaded } => {
                 self.options.cpython_subinterpreters = subinterpreters;
                 self.options.cpython_free_threaded = free_threaded;
+                if std::mem::replace(&mut self.discovery, Discovery::Idle)
+                    == (Discovery::Running { then_start: true })
+                {
+                    self.notice = None;
+                    self.start(&mut effects);
+                }
             }
             Msg::Terminate => self.quit(&mut effects),
             Msg::Viewer(key) => self.viewer_key(key, &mut effects),
@@ -546,6 +568,12 @@ impl App {
         self.notice = Some("asking the Python interpreter whether it can run…".to_owned());
     }
 
+    /// The caller started looking for the other interpreters here; its
+    /// [`Msg::Interpreters`] ends the look, and runs wait for it.
+    pub fn looking_for_interpreters(&mut self) {
+        self.discovery = Discovery::Running { then_start: false };
+    }
+
     fn python_answered(&mut self, answer: Result<(), String>, effects: &mut Vec<Effect>) {
         let asked = std::mem::replace(&mut self.asking, Asking::Not);
         let opening = matches!(asked, Asking::ToOpen { .. });
@@ -569,7 +597,7 @@ impl App {
             }
         }
         if asked == (Asking::ToOpen { then_start: true }) {
-            self.start(effects);
+            self.space(effects);
         }
     }
 
@@ -608,6 +636,13 @@ impl App {
                 self.asking = Asking::ToOpen { then_start: true };
                 self.notice =
                     Some("starting once the Python interpreter says whether it can run…".to_owned());
+            }
+            _ if matches!(self.discovery, Discovery::Running { .. }) => {
+                self.discovery = Discovery::Running { then_start: true };
+                self.notice = Some(
+                    "starting once gilscope has looked for other Pythons here (their start-up would slow this run)…"
+                        .to_owned(),
+                );
             }
             _ => self.start(effects),
         }

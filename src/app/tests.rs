@@ -364,6 +364,37 @@ fn opening_on_the_real_interpreter_waits_for_its_answer_and_space_waits_with_it(
 }
 
 #[test]
+fn a_run_waits_while_gilscope_starts_the_other_interpreters_it_looks_for() {
+    let mut app = app();
+    app.open_on_real();
+    ch(&mut app, ' ');
+    // The answer came; the look for other interpreters began with it.
+    app.looking_for_interpreters();
+    let effects = app.update(2, Msg::PythonAnswered(Ok(())));
+    assert!(starts(&effects).is_empty(), "nothing is timed while interpreters start: {effects:?}");
+    assert!(
+        app.notice.as_deref().is_some_and(|n| n.contains("looked for other Pythons")),
+        "{:?}",
+        app.notice
+    );
+    let effects = app.update(3, Msg::Interpreters { subinterpreters: true, free_threaded: false });
+    let started = starts(&effects);
+    assert_eq!(started.len(), 1, "{effects:?}");
+    assert_eq!(started[0].1.experiment.runtime, Runtime::Cpython);
+    assert_eq!(app.notice, None, "the wait is over");
+    // Space while looking, with the real runtime already on: the same wait.
+    let mut app = self::app();
+    app.looking_for_interpreters();
+    assert_eq!(ch(&mut app, ' '), vec![]);
+    assert!(
+        !starts(&app.update(3, Msg::Interpreters { subinterpreters: false, free_threaded: false }))
+            .is_empty()
+    );
+    // Nobody looking: space starts at once.
+    assert!(!starts(&ch(&mut self::app(), ' ')).is_empty());
+}
+
+#[test]
 fn c_says_why_the_real_cpython_is_not_there() {
     let mut app = App::new(
         Experiment::new(2),

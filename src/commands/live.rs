@@ -86,7 +86,7 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
         match Python::probe(&args.python) {
             Ok(python) => {
                 notice = plan.use_python(python.clone()).or(notice);
-                discover_for(python, found_tx.clone());
+                discover_for(python, &found_tx);
                 let other = if first == Runtime::Sim { Runtime::Cpython } else { Runtime::Sim };
                 vec![first, other]
             }
@@ -112,6 +112,9 @@ fn open(args: &ExperimentArgs, lesson: Option<usize>) -> ExitCode {
     let real_by_default = args.runtime.is_none();
     if real_by_default {
         app.open_on_real();
+    } else if app.options.runtimes.contains(&Runtime::Cpython) {
+        // `discover_for` above is looking already.
+        app.looking_for_interpreters();
     }
 
     // SIGINT (outside raw mode), SIGTERM and SIGHUP: leave through the front door.
@@ -182,12 +185,17 @@ type Found = (Option<Python>, Option<Python>);
 
 /// Looks, on a thread of its own, for interpreters that run the models
 /// `main` cannot: probing each takes a while, and the screen goes on meanwhile.
-fn discover_for(main: Python, found: Sender<Found>) {
-    let _ = std::thread::Builder::new().name("discover".into()).spawn(move || {
+fn discover_for(main: Python, found: &Sender<Found>) {
+    let answer = found.clone();
+    let spawned = std::thread::Builder::new().name("discover".into()).spawn(move || {
         let find =
             |need: Need| if need.fits(&main) { Some(main.clone()) } else { discover::find(|p| need.fits(p)) };
-        let _ = found.try_send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
+        let _ = answer.try_send((find(Need::Subinterpreters), find(Need::FreeThreaded)));
     });
+    // Without the thread nothing is found, and nothing waits for it.
+    if spawned.is_err() {
+        let _ = found.try_send((None, None));
+    }
 }
 
 /// Takes over the terminal (raw mode, alternate screen) and starts reading
@@ -428,7 +436,8 @@ fn main_loop(
             }
             recv(answers) -> answer => match answer {
                 Ok(Ok(python)) => {
-                    discover_for(python.clone(), world.found.clone());
+                    discover_for(python.clone(), &world.found);
+                    app.looking_for_interpreters();
                     calibration_note = world.plan.use_python(python);
                     msgs.push(Msg::PythonAnswered(Ok(())));
                 }
