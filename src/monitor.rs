@@ -16,6 +16,7 @@ use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, System};
 use crate::clock::now_ns;
 use crate::experiment::load::LoadMeter;
 use crate::experiment::memory::Memory;
+use crate::procfs;
 
 /// How often a run is sampled: often enough that the bars move with the run,
 /// rarely enough that the sampling costs nothing worth measuring.
@@ -221,10 +222,14 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
     let mut processes = Vec::new();
     for (index, pid) in pids.iter().enumerate() {
         let pid = pid.as_u32();
-        let Some(stat) = ProcStat::of(pid) else { continue };
+        // Read directly rather than through sysinfo, whose refresh of a process
+        // and its tasks opened 36 files a sample for the default demo's 3
+        // processes (a fifth of the live view's CPU).
+        let Some(stat) = procfs::Stat::of(pid) else { continue };
         let worker_threads = watched.named.workers(pid, stat.threads);
         // The rate comes from our own two readings of the CPU time.
-        let now = CpuReading { cpu_ms: stat.cpu_ticks * 1000 / ticks_per_second(), at: Instant::now() };
+        let now =
+            CpuReading { cpu_ms: stat.cpu_ticks * 1000 / procfs::ticks_per_second(), at: Instant::now() };
         let before = watched.seen.insert(pid, now);
         let cpu_cores = before.map(|b| {
             let wall_ms = now.at.duration_since(b.at).as_secs_f32() * 1e3;
@@ -233,7 +238,7 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
         processes.push(ProcessSample {
             pid,
             cpu_cores,
-            rss_bytes: stat.rss_pages * page_size(),
+            rss_bytes: stat.rss_pages * procfs::page_size(),
             threads: stat.threads,
             worker_threads,
             memory: match watched.memory.get(&pid) {
@@ -254,54 +259,6 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
         watched.memory_turn = (watched.memory_turn + MEMORY_READS_PER_SAMPLE) % count;
     }
     Sample { at: now_ns(), cores, processes, outside_cores: None }
-}
-
-/// What one read of `/proc/PID/stat` tells of a process. Read directly
-/// rather than through sysinfo, whose refresh of a process and its tasks
-/// opened 36 files a sample for the default demo's 3 processes (a fifth of
-/// the live view's CPU); this is one file per process, plus the task list
-/// when the thread count changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ProcStat {
-    /// User and system time, in clock ticks.
-    cpu_ticks: u64,
-    /// Every OS thread, the main thread included.
-    threads: u32,
-    rss_pages: u64,
-}
-
-impl ProcStat {
-    fn of(pid: u32) -> Option<ProcStat> {
-        let mut text = [0u8; 1024];
-        let n = std::fs::File::open(format!("/proc/{pid}/stat"))
-            .and_then(|mut f| std::io::Read::read(&mut f, &mut text))
-            .ok()?;
-        ProcStat::parse(std::str::from_utf8(&text[..n]).ok()?)
-    }
-
-    /// Parses a stat line; the name in parentheses may hold spaces and ")".
-    fn parse(stat: &str) -> Option<ProcStat> {
-        let (_, rest) = stat.rsplit_once(") ")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After the name: state is field 0, utime 11, stime 12, num_threads 17, rss 21.
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        Some(ProcStat {
-            cpu_ticks: number(11)? + number(12)?,
-            threads: u32::try_from(number(17)?).ok()?,
-            rss_pages: number(21)?,
-        })
-    }
-}
-
-/// Clock ticks per second of /proc's CPU times (`USER_HZ`).
-fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|hz| *hz > 0).unwrap_or(100)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| *p > 0).unwrap_or(4096)
 }
 
 impl Named {
@@ -371,17 +328,6 @@ mod tests {
         assert!(!watched.ask(vec![me, dead]), "nothing new to read");
         assert_eq!(watched.pids, [Pid::from_u32(me)], "and not read again when asked again");
         assert!(watched.seen.keys().all(|pid| *pid == me));
-    }
-
-    #[test]
-    fn a_stat_line_is_read_past_a_name_that_holds_spaces_and_parentheses() {
-        let line = "4242 (a) b (c) ) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
-                    250 31 0 0 20 0 7 0 123456 1000000 2560 18446744073709551615";
-        let stat = ProcStat::parse(line).expect("a well-formed line");
-        assert_eq!(stat, ProcStat { cpu_ticks: 281, threads: 7, rss_pages: 2560 });
-        assert_eq!(ProcStat::parse("4242 (cut) S 1 2"), None, "a short line is no reading");
-        let mine = ProcStat::of(std::process::id()).expect("our own stat");
-        assert!(mine.threads >= 1 && mine.rss_pages > 0, "{mine:?}");
     }
 
     #[test]

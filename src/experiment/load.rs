@@ -11,9 +11,7 @@ use std::time::Instant;
 
 /// Clock ticks per second of /proc's CPU times (`USER_HZ`).
 fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as f64 } else { 100.0 }
+    crate::procfs::ticks_per_second() as f64
 }
 
 /// Busy ticks of all cores together since boot: all but idle and iowait.
@@ -30,11 +28,8 @@ pub fn busy_ticks() -> Option<u64> {
 /// reaped children's (fields 14–17 of /proc/PID/stat), plus its live
 /// children's trees.
 pub fn tree_ticks(pid: u32) -> u64 {
-    let Some(stat) = crate::procfs::read(&format!("/proc/{pid}/stat")) else { return 0 };
-    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 0, utime 11, stime 12, cutime 13, cstime 14.
-    let own: u64 = fields.get(11..15).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    let Some(stat) = crate::procfs::Stat::of(pid) else { return 0 };
+    let own = stat.cpu_ticks + stat.reaped_children_ticks;
     own + children(pid).into_iter().map(tree_ticks).sum::<u64>()
 }
 

@@ -128,8 +128,7 @@ unsafe impl Send for Ring {}
 
 impl Ring {
     fn map(fd: &OwnedFd) -> std::io::Result<Ring> {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = usize::try_from(crate::procfs::page_size()).unwrap_or(4096);
         let len = page * (1 + DATA_PAGES);
         // SAFETY: a shared mapping of a perf event fd of the size perf
         // requires (1 + 2^n pages); checked for failure below.
