@@ -366,17 +366,12 @@ impl App {
         if self.experiment.runtime != Runtime::Cpython {
             return None;
         }
-        let rank = |l: &Lanes| match l {
-            Lanes::Inferred { .. } => 0,
-            Lanes::Measured { .. } => 1,
-            Lanes::Exact => 2,
-        };
         let reported = self
             .session
             .iter()
             .flat_map(session::Session::runs)
             .filter_map(|r| r.tally.as_ref()?.lanes())
-            .min_by_key(rank);
+            .min_by_key(Lanes::rank);
         Some(reported.unwrap_or(Lanes::Inferred { resolution_ns: None, why: None }))
     }
 

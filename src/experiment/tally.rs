@@ -105,6 +105,15 @@ pub enum Lanes {
 }
 
 impl Lanes {
+    /// How much a lane can be trusted: inferred < measured < exact.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Lanes::Inferred { .. } => 0,
+            Lanes::Measured { .. } => 1,
+            Lanes::Exact => 2,
+        }
+    }
+
     /// `exact`, `measured` or `inferred`.
     pub fn name(&self) -> &'static str {
         match self {
