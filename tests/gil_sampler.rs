@@ -370,18 +370,21 @@ fn holders_are_live_threads_even_while_threads_come_and_go() {
     // Short-lived threads, four at a time: thread states are freed and
     // their addresses handed to new ones. A stale answer of the tid cache
     // would name a finished thread while its successor holds the GIL, and
-    // the successor never. `_thread` threads run no Python before or after
-    // the function, so the function's own clock readings bracket nearly all
-    // of the thread's holding (the OS may still pause a holder before or
-    // after: a grace of 10 ms either side).
+    // the successor never. Each thread's life is bracketed by the main
+    // thread's clock just before it is started and its own clock after the
+    // last call that may hand the GIL over (a grace of 10 ms either side,
+    // for the samples' own timing). On its way out a thread still holds
+    // the GIL while its state is torn down, and a busy machine may pause
+    // it there for longer: a name after the grace is the thread's own only
+    // if no other worker was named between its end and the name, since
+    // nobody else can have held the GIL meanwhile.
     let code = "import _thread, math, sys, time\n\
         sys.setswitchinterval(0.001)\n\
         life = []\n\
-        def work(done):\n    \
-            start = time.monotonic_ns()\n    \
+        def work(done, start):\n    \
             for i in range(100_000):\n        math.sqrt(i)\n    \
-            life.append((_thread.get_native_id(), start, time.monotonic_ns()))\n    \
-            done.release()\n\
+            done.release()\n    \
+            life.append((_thread.get_native_id(), start, time.monotonic_ns()))\n\
         print('ready', flush=True)\n\
         for _ in range(100):\n    \
             running = []\n    \
@@ -389,8 +392,9 @@ fn holders_are_live_threads_even_while_threads_come_and_go() {
                 done = _thread.allocate_lock()\n        \
                 done.acquire()\n        \
                 running.append(done)\n        \
-                _thread.start_new_thread(work, (done,))\n    \
+                _thread.start_new_thread(work, (done, time.monotonic_ns()))\n    \
             for done in running:\n        done.acquire()\n\
+        while len(life) < 400:\n    time.sleep(0.001)\n\
         for tid, start, end in life:\n    print(tid, start, end)\n\
         print('done', flush=True)\n";
     const GRACE: u64 = 10_000_000;
@@ -411,17 +415,21 @@ fn holders_are_live_threads_even_while_threads_come_and_go() {
         let stats = sampler.stop();
         let samples: Vec<Sample> = batches.try_iter().flatten().collect();
         assert_eq!(lives.len(), 400, "3.{minor}: the OS reused thread ids");
+        let worker = |s: &Sample| s.gil.holder_tid.filter(|&tid| tid != py.pid());
         let mut named: HashMap<u32, usize> = HashMap::new();
-        for s in &samples {
-            let Some(tid) = s.gil.holder_tid else { continue };
-            if tid == py.pid() {
-                continue;
-            }
-            let (start, end) =
+        for (i, s) in samples.iter().enumerate() {
+            let Some(tid) = worker(s) else { continue };
+            let &(start, end) =
                 lives.get(&tid).unwrap_or_else(|| panic!("3.{minor}: {tid} was never a worker"));
+            assert!(s.t + GRACE >= start, "3.{minor}: {tid} named at {} but started at {start}", s.t);
+            let others_between = if s.t > end + GRACE {
+                samples[..i].iter().rev().take_while(|o| o.t > end).filter_map(worker).find(|&o| o != tid)
+            } else {
+                None
+            };
             assert!(
-                s.t + GRACE >= *start && s.t <= end + GRACE,
-                "3.{minor}: {tid} named at {} but it ran {start}..{end}",
+                others_between.is_none(),
+                "3.{minor}: {tid} named at {} but it ran {start}..{end}, and {others_between:?} was named between",
                 s.t
             );
             *named.entry(tid).or_default() += 1;

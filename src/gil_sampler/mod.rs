@@ -118,6 +118,16 @@ pub struct GilSample {
     pub switch_number: u64,
 }
 
+/// A [`GilSample`] and when it was copied (`CLOCK_MONOTONIC`, ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    /// The middle of the copy.
+    pub t: u64,
+    /// How long the copy took: `t` is known to within half of it.
+    pub took: u64,
+    pub gil: GilSample,
+}
+
 /// One interpreter of a process (3.12 on, each may have a GIL of its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interpreter {
@@ -374,7 +384,18 @@ impl GilReader {
     /// the holder and the flag, in the same system call, and a sample
     /// during which it moved is [`ReadError::Torn`].
     pub fn read(&mut self) -> Result<GilSample, ReadError> {
-        let raw = self.read_raw()?;
+        self.read_stamped().map(|stamped| stamped.gil)
+    }
+
+    /// [`GilReader::read`], with when its bytes were copied: the clock is
+    /// read either side of the copy alone, not of the holder's name (which
+    /// may mean reading the thread state too, or `/proc`).
+    pub fn read_stamped(&mut self) -> Result<Stamped, ReadError> {
+        let before = crate::clock::now_ns();
+        let raw = self.read_raw();
+        let after = crate::clock::now_ns();
+        let raw = raw?;
+        let (t, took) = (before + (after - before) / 2, after - before);
         if raw.switch_before != raw.switch_number {
             return Err(ReadError::Torn);
         }
@@ -388,7 +409,7 @@ impl GilReader {
         } else {
             None
         };
-        Ok(GilSample { locked, holder_tid, switch_number: raw.switch_number })
+        Ok(Stamped { t, took, gil: GilSample { locked, holder_tid, switch_number: raw.switch_number } })
     }
 
     /// The GIL's fields as copied, not yet judged.

@@ -16,12 +16,16 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::{GilReader, GilSample, ReadError};
+use super::{GilReader, GilSample, ReadError, Stamped};
 use crate::clock::{now_ns, thread_cpu_ns};
 
 /// How often the sampler also checks that the process still lives and
 /// forgets holders whose threads have exited.
 const HOUSEKEEPING_NS: u64 = 100_000_000;
+
+/// A copy of the GIL that took longer than this (the sampler was paused in
+/// the middle of it) cannot say when it saw what it saw: it is dropped.
+const UNSURE_AFTER_NS: u64 = 1_000_000;
 
 /// Failed reads in a row after which the sampler gives up.
 const FAILURES_TO_GIVE_UP: u32 = 100;
@@ -61,6 +65,9 @@ pub struct SamplerStats {
     pub torn: u64,
     /// Deadlines passed without a sample because the sampler ran late.
     pub missed: u64,
+    /// Reads dropped because the copy took so long (over 1 ms: the
+    /// sampler was paused during it) that its time is unknown.
+    pub unsure: u64,
     /// Reads that failed for another reason.
     pub failed: u64,
     /// Samples dropped because the channel was full.
@@ -106,6 +113,7 @@ struct Shared {
     taken: AtomicU64,
     torn: AtomicU64,
     missed: AtomicU64,
+    unsure: AtomicU64,
     failed: AtomicU64,
     undelivered: AtomicU64,
     cpu_ns: AtomicU64,
@@ -119,6 +127,7 @@ impl Shared {
         self.taken.store(c.taken, Ordering::Relaxed);
         self.torn.store(c.torn, Ordering::Relaxed);
         self.missed.store(c.missed, Ordering::Relaxed);
+        self.unsure.store(c.unsure, Ordering::Relaxed);
         self.failed.store(c.failed, Ordering::Relaxed);
         self.undelivered.store(c.undelivered, Ordering::Relaxed);
         self.cpu_ns.store(c.cpu_ns, Ordering::Relaxed);
@@ -132,6 +141,7 @@ impl Shared {
             taken: self.taken.load(Ordering::Relaxed),
             torn: self.torn.load(Ordering::Relaxed),
             missed: self.missed.load(Ordering::Relaxed),
+            unsure: self.unsure.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             undelivered: self.undelivered.load(Ordering::Relaxed),
             cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
@@ -237,19 +247,20 @@ fn run(mut reader: GilReader, config: SamplerConfig, shared: &Shared, tx: &Sende
         }
         sleep_until(start + k * period);
 
-        let mut t = 0;
         let mut outcome = Err(ReadError::Torn);
         for _ in 0..2 {
-            let before = now_ns();
-            outcome = reader.read();
-            t = before + (now_ns() - before) / 2;
+            outcome = reader.read_stamped();
             match outcome {
                 Err(ReadError::Torn) => stats.torn += 1,
                 _ => break,
             }
         }
         match outcome {
-            Ok(gil) => {
+            Ok(stamped) if stamped.took > UNSURE_AFTER_NS => {
+                stats.unsure += 1;
+                failures_in_row = 0;
+            }
+            Ok(Stamped { t, gil, .. }) => {
                 batch.push(Sample { t, gil });
                 stats.taken += 1;
                 failures_in_row = 0;
