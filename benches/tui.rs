@@ -12,7 +12,7 @@
 //!    default demo runs in tmux at 80×24 and 200×60, and htop's in a pane of
 //!    the same size at the same moment (100 ms refresh).
 //!
-//! `cargo bench --bench tui [-- --frames N --minutes M --no-cpu | --cpu-only [--bin PATH]]`
+//! `cargo bench --bench tui [-- --frames N --minutes M --no-cpu | --cpu-only [--real] [--bin PATH]]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops where it fails
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)] // pids for kill(2); short names side by side
@@ -262,6 +262,9 @@ fn cpu_share() {
     let args: Vec<String> = std::env::args().collect();
     let other = args.iter().position(|a| a == "--bin").and_then(|i| args.get(i + 1)).cloned();
     let bin = other.as_deref().unwrap_or(env!("CARGO_BIN_EXE_gilscope"));
+    // `--real`: the live view as a new user meets it, on the real CPython
+    // (its GIL read from memory); else on the simulation.
+    let runtime = if args.iter().any(|a| a == "--real") { "" } else { "--runtime sim" };
     println!(
         "\ncpu: the live view's process (all its threads, not its workers) over two default demo runs, space to"
     );
@@ -272,17 +275,18 @@ fn cpu_share() {
     if Command::new("htop").arg("--version").output().is_err() {
         println!("  htop is not installed (apt-get install htop): no comparison");
     }
+    println!("runtime: {}", if runtime.is_empty() { "the real CPython (the default)" } else { "simulated" });
     for (width, height) in [(80, 24), (200, 60)] {
-        cpu_share_at(bin, width, height, 2);
+        cpu_share_at(bin, runtime, width, height, 2);
     }
 }
 
-fn cpu_share_at(bin: &str, width: u16, height: u16, runs: usize) {
+fn cpu_share_at(bin: &str, runtime: &str, width: u16, height: u16, runs: usize) {
     let socket = format!("gilscope-bench-{}-{width}", std::process::id());
     let (w, h) = (width.to_string(), height.to_string());
     // A cache of its own, so the bench never reads a developer's calibration.
     let cache = std::env::temp_dir().join(format!("gilscope-bench-cache-{}", std::process::id()));
-    let command = format!("env XDG_CACHE_HOME='{}' '{bin}' --runtime sim", cache.display());
+    let command = format!("env XDG_CACHE_HOME='{}' '{bin}' {runtime}", cache.display());
     tmux(&socket, &["new-session", "-d", "-s", "bench", "-x", &w, "-y", &h, &command]);
     let start = Instant::now();
     let pid = loop {

@@ -69,7 +69,7 @@ fn two_workers(python: &Path, cache: &Path, want: Want) -> serde_json::Value {
             "--switch-interval",
             "5ms",
             "--iterations",
-            "1000000",
+            "3000000",
             "--rounds",
             "1",
             "--json",

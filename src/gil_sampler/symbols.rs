@@ -6,12 +6,15 @@
 //! by the `python3.x` executable or by `libpython3.x.so`), `Py_Version`, and,
 //! for the exact events, the file offsets of `take_gil`/`drop_gil`. ELF files
 //! are read with the `object` crate through a read cache, so only their
-//! headers and symbol tables are read, never a 30 MB debug build whole.
+//! headers and symbol tables are read, never a 30 MB debug build whole;
+//! what was found in a file is remembered (by its device, inode, size and
+//! time of change), as every worker process of a run maps the same ones.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader};
@@ -121,13 +124,46 @@ pub struct ElfInfo {
     pub links_libpython: bool,
 }
 
+/// A file as it is now (device, inode, size, change time in s and ns) and
+/// the symbols asked of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ReadKey {
+    file: (u64, u64, u64, i64, i64),
+    wanted: Vec<String>,
+}
+
+/// Readings remembered at most (the files a few interpreters map).
+const REMEMBERED_FILES: usize = 64;
+
+/// What was read of files so far.
+static REMEMBERED: LazyLock<Mutex<HashMap<ReadKey, ElfInfo>>> = LazyLock::new(Mutex::default);
+
+fn remembered() -> MutexGuard<'static, HashMap<ReadKey, ElfInfo>> {
+    REMEMBERED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl ElfInfo {
     /// Reads the defined symbols named in `wanted` from `.dynsym` and
     /// `.symtab` (the dynamic table survives `strip`; the static one also
     /// has the file-local functions such as `take_gil`).
     pub fn read(path: &Path, wanted: &[&str]) -> Result<ElfInfo, String> {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        ElfInfo::read_file(file, wanted).map_err(|e| format!("{}: {e}", path.display()))
+        let key = file.metadata().ok().map(|m| ReadKey {
+            file: (m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()),
+            wanted: wanted.iter().map(|&w| w.to_owned()).collect(),
+        });
+        if let Some(known) = key.as_ref().and_then(|k| remembered().get(k).cloned()) {
+            return Ok(known);
+        }
+        let info = ElfInfo::read_file(file, wanted).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(key) = key {
+            let mut known = remembered();
+            if known.len() >= REMEMBERED_FILES {
+                known.clear();
+            }
+            known.insert(key, info.clone());
+        }
+        Ok(info)
     }
 
     fn read_file(file: File, wanted: &[&str]) -> Result<ElfInfo, String> {
@@ -321,5 +357,25 @@ mod tests {
         let pid = std::process::id();
         let files = mapped_files(pid).unwrap();
         assert!(find_defining(pid, &files, "_PyRuntime", &[]).is_none());
+    }
+
+    #[test]
+    fn a_file_is_read_once_and_again_only_once_it_changed() {
+        let dir = std::env::temp_dir().join(format!("gilscope-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("prog");
+        std::fs::copy("/bin/true", &copy).unwrap();
+        let inode = std::fs::metadata(&copy).unwrap().ino();
+        let first = ElfInfo::read(&copy, &[]).unwrap();
+        assert!(!first.segments.is_empty());
+        assert!(remembered().keys().any(|k| k.file.1 == inode), "not remembered");
+        assert_eq!(ElfInfo::read(&copy, &[]).unwrap().segments, first.segments);
+        // Another program written into the same file: read anew.
+        std::fs::write(&copy, std::fs::read("/bin/ls").unwrap()).unwrap();
+        assert_eq!(std::fs::metadata(&copy).unwrap().ino(), inode);
+        let second = ElfInfo::read(&copy, &[]).unwrap();
+        assert_eq!(second.segments, ElfInfo::read(Path::new("/bin/ls"), &[]).unwrap().segments);
+        assert_ne!(second.segments, first.segments);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -216,6 +216,9 @@ pub struct GilProbes {
     kinds: HashMap<u64, GilEventKind>,
     lost: u64,
     untraced: u64,
+    /// The largest share of its ring any thread filled between the last
+    /// two drains (0 to 1).
+    fullest: f64,
     /// When the process's threads were last listed.
     listed_at: std::time::Instant,
 }
@@ -314,6 +317,7 @@ impl GilProbes {
             kinds: HashMap::new(),
             lost: 0,
             untraced: 0,
+            fullest: 0.0,
             listed_at: std::time::Instant::now(),
         };
         for tid in tids {
@@ -387,6 +391,12 @@ impl GilProbes {
         self.untraced
     }
 
+    /// The largest share of its ring buffer a thread filled between the
+    /// last two drains: how much sooner the next must come.
+    pub fn fullest(&self) -> f64 {
+        self.fullest
+    }
+
     /// Every event recorded since the last drain, in time order; starts
     /// tracing threads that appeared since and lets go of those that ended
     /// (after reading their last events). Threads write to buffers of
@@ -412,9 +422,11 @@ impl GilProbes {
         }
         let mut events = Vec::new();
         let mut bytes = Vec::new();
+        self.fullest = 0.0;
         for traced in self.threads.values_mut() {
             bytes.clear();
             traced.ring.take_records(&mut bytes);
+            self.fullest = self.fullest.max(bytes.len() as f64 / traced.ring.data_size as f64);
             self.lost += parse_records(&bytes, &self.kinds, &mut events);
         }
         if let Some(live) = live {

@@ -85,6 +85,15 @@ impl LaneStage {
         self.gils.iter().any(|g| !g.closed)
     }
 
+    /// How soon the GILs read want their probes drained again: every
+    /// round of `every` while the busiest thread filled under an eighth of
+    /// its ring buffer since the last, else twice as often.
+    pub fn drain_within(&self, every: Duration) -> Duration {
+        let fullest =
+            self.gils.iter().filter(|g| !g.closed).map(|g| g.watch.fullest_ring()).fold(0.0, f64::max);
+        if fullest < 0.125 { every } else { every / 2 }
+    }
+
     /// Takes one report of stream `stream` (`watched`: its GIL lanes are to
     /// be read) and puts what is ready of it into `out`. Returns how many
     /// workers were taken in (their GIL found, or why not): the start gun
@@ -242,10 +251,9 @@ impl LaneStage {
         let gil = &mut self.gils[g];
         let ended = gil.watch.ended();
         // Its last batch came before it ended.
-        for s in gil.watch.take_samples() {
-            let holder = if s.gil.locked { s.gil.holder_tid } else { None };
-            gil.track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
-        }
+        let mut samples = Vec::new();
+        gil.watch.take_samples(&mut samples);
+        track_samples(&mut gil.track, samples);
         if let Some((events, until)) = gil.watch.take_events(ended) {
             for e in &events {
                 if let Some(holder) = watch::holder_after(e, gil.holder) {
@@ -260,6 +268,14 @@ impl LaneStage {
         }
     }
 
+    /// Stops reading GIL `g` and takes in what was read of it.
+    fn stop_reading(&mut self, g: usize) {
+        let mut last = Vec::new();
+        self.gils[g].watch.stop(&mut last);
+        track_samples(&mut self.gils[g].track, last);
+        self.read_samples(g);
+    }
+
     /// Merges the lanes of GIL `g`'s workers (all of them, with `all`);
     /// once every one of them finished, stops reading it and says so.
     fn merge(&mut self, g: usize, all: bool, out: &mut Vec<Report>) {
@@ -272,8 +288,7 @@ impl LaneStage {
         out.extend(merged.into_iter().map(|r| self.report(stream, r)));
         let done = self.gils[g].workers.iter().all(|w| self.workers.get(w).is_some_and(|(_, l)| l.done()));
         if done || all {
-            self.gils[g].watch.stop();
-            self.read_samples(g);
+            self.stop_reading(g);
             self.say_counts(g, true, out);
             self.gils[g].closed = true;
         }
@@ -324,11 +339,18 @@ impl LaneStage {
     fn close_stream(&mut self, stream: usize, out: &mut Vec<Report>) {
         for g in 0..self.gils.len() {
             if self.gils[g].stream == stream && !self.gils[g].closed {
-                self.gils[g].watch.stop();
-                self.read_samples(g);
+                self.stop_reading(g);
                 self.gils[g].track.end();
                 self.merge(g, true, out);
             }
         }
+    }
+}
+
+/// Puts what samples read of a GIL on its track.
+fn track_samples(track: &mut GilTrack, samples: Vec<crate::gil_sampler::Sample>) {
+    for s in samples {
+        let holder = if s.gil.locked { s.gil.holder_tid } else { None };
+        track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
     }
 }

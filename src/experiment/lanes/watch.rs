@@ -1,17 +1,19 @@
 //! Watching one GIL of a running `CPython`: found in the process's memory
 //! (the interpreter still starting is asked again for a while), then read
-//! 10,000 times a second by a [`Sampler`] on a thread of its own; and where
+//! 10,000 times a second by a [`Sampler`] on a thread of its own; or, where
 //! perf events are allowed and the interpreter kept its `take_gil` and
-//! `drop_gil` symbols, every take and release from [`GilProbes`] as well
-//! (the samples then only read the interpreter's own switch counter).
+//! `drop_gil` symbols, every take and release from [`GilProbes`], with the
+//! interpreter's own switch counter read once at each drain by the thread
+//! that drains (no thread of its own to wake).
 
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::clock::{now_ns, thread_cpu_ns};
 use crate::gil_sampler::uprobes::{GilEvent, GilEventKind, GilProbes};
 use crate::gil_sampler::{
-    Fallback, GilReader, PythonProcess, Sample, Sampler, SamplerConfig, SamplerStats, Version,
+    Fallback, GilReader, PythonProcess, ReadError, Sample, Sampler, SamplerConfig, SamplerStats, Version,
 };
 
 /// How late an event may land in its ring buffer after its timestamp: the
@@ -25,14 +27,24 @@ pub const LANES_ENV: &str = "GILSCOPE_LANES";
 /// How long a worker process just started may take before its GIL can be read.
 pub const ATTACH_WITHIN: Duration = Duration::from_secs(3);
 
-/// How often a GIL is read when uprobes give every hand-over, or when one
-/// worker alone uses it.
-const QUIET_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
+/// How often a GIL that one worker uses alone is read when there are no
+/// uprobes: it hands nothing over, so a thousand reads a second show all
+/// there is, for a tenth of the CPU ten thousand would take.
+const LONE_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
 
-/// How often a GIL that one worker uses alone is read when uprobes give
-/// its takes and releases: its counter stays at 0, and every read wakes a
-/// thread (about 30 µs of a core here: at 1 kHz, 3 % of one).
-const LONE_PROBED_SAMPLE_PERIOD: Duration = Duration::from_millis(20);
+/// A copy of the GIL read at a drain that took longer than this (the
+/// reading thread was paused in the middle of it) has no sure time.
+const UNSURE_AFTER_NS: u64 = 1_000_000;
+
+/// How a GIL's state is read.
+enum Reads {
+    /// By a sampler on a thread of its own (the holder comes from them).
+    Sampled { sampler: Option<Sampler>, samples: Receiver<Vec<Sample>>, last: SamplerStats },
+    /// Once at each drain, by the draining thread, for the switch counter
+    /// only: the holder comes from the probes. A thread of its own woken a
+    /// thousand times a second cost about 1 % of a core here.
+    AtDrain { reader: Box<GilReader>, stats: SamplerStats, ended: bool },
+}
 
 /// One GIL being sampled.
 pub struct Watch {
@@ -40,11 +52,9 @@ pub struct Watch {
     /// Where the GIL is in the process: two interpreters sharing one GIL
     /// share its watch.
     pub address: u64,
+    /// Time between samples, for sampled lanes (0 for exact ones).
     pub period_ns: u64,
-    sampler: Option<Sampler>,
-    samples: Receiver<Vec<Sample>>,
-    /// The sampler's counters once it stopped.
-    last: SamplerStats,
+    reads: Reads,
     /// Exact takes and releases, where uprobes could be placed.
     probes: Option<GilProbes>,
     /// Events drained but stamped too recently to be known complete.
@@ -92,37 +102,39 @@ impl Watch {
         } else {
             (None, None)
         };
-        // With probes the samples only read the interpreter's own switch
-        // counter, which a thousand reads a second bracket as well: ten
-        // times fewer wake-ups, a tenth of the CPU taken from the workers.
-        let config = match (probes.is_some(), alone) {
-            (true, true) => SamplerConfig { period: LONE_PROBED_SAMPLE_PERIOD, ..SamplerConfig::default() },
-            (true, false) | (false, true) => {
-                SamplerConfig { period: QUIET_SAMPLE_PERIOD, ..SamplerConfig::default() }
-            }
-            (false, false) => SamplerConfig::default(),
-        };
         let (version, address) = (reader.version(), reader.gil_address());
-        let (sampler, batches) = Sampler::start(reader, config).map_err(|e| Fallback {
-            reason: format!("cannot start a thread to sample the GIL: {e}"),
-            transient: false,
-        })?;
-        Ok(Watch {
-            version,
-            address,
-            period_ns: u64::try_from(config.period.as_nanos()).unwrap_or(u64::MAX),
-            sampler: Some(sampler),
-            samples: batches,
-            last: SamplerStats::default(),
-            probes,
-            unsettled: Vec::new(),
-            no_probes,
-        })
+        let (period_ns, reads) = if probes.is_some() {
+            let start = now_ns();
+            let stats = SamplerStats { started_at: start, updated_at: start, ..SamplerStats::default() };
+            (0, Reads::AtDrain { reader: Box::new(reader), stats, ended: false })
+        } else {
+            let config = if alone {
+                SamplerConfig { period: LONE_SAMPLE_PERIOD, ..SamplerConfig::default() }
+            } else {
+                SamplerConfig::default()
+            };
+            let (sampler, batches) = Sampler::start(reader, config).map_err(|e| Fallback {
+                reason: format!("cannot start a thread to sample the GIL: {e}"),
+                transient: false,
+            })?;
+            let period_ns = u64::try_from(config.period.as_nanos()).unwrap_or(u64::MAX);
+            (
+                period_ns,
+                Reads::Sampled { sampler: Some(sampler), samples: batches, last: SamplerStats::default() },
+            )
+        };
+        Ok(Watch { version, address, period_ns, reads, probes, unsettled: Vec::new(), no_probes })
     }
 
     /// Every take and release is seen (uprobes), not sampled.
     pub fn exact(&self) -> bool {
         self.probes.is_some()
+    }
+
+    /// The largest share of a probed thread's ring buffer filled between
+    /// the last two drains (0 without probes).
+    pub fn fullest_ring(&self) -> f64 {
+        self.probes.as_ref().map_or(0.0, GilProbes::fullest)
     }
 
     /// Puts the probes on threads started since they were placed (a worker
@@ -147,27 +159,71 @@ impl Watch {
         Some((events, horizon))
     }
 
-    /// The samples taken since the last call, oldest first.
-    pub fn take_samples(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.samples.try_iter().flatten()
-    }
-
-    /// Whether the sampler has stopped (asked to, or the process exited).
-    pub fn ended(&self) -> bool {
-        self.sampler.as_ref().is_none_or(|s| s.ending().is_some())
-    }
-
-    /// Stops sampling (the samples taken so far can still be taken); the
-    /// probes stay until the watch is dropped.
-    pub fn stop(&mut self) {
-        if let Some(sampler) = self.sampler.take() {
-            self.last = sampler.stop();
+    /// The samples taken since the last call, oldest first (read now, for
+    /// a GIL read at each drain).
+    pub fn take_samples(&mut self, into: &mut Vec<Sample>) {
+        match &mut self.reads {
+            Reads::Sampled { samples, .. } => into.extend(samples.try_iter().flatten()),
+            Reads::AtDrain { ended: true, .. } => {}
+            Reads::AtDrain { reader, stats, ended } => {
+                let cpu_before = thread_cpu_ns();
+                // The GIL changing hands during the copy: once more.
+                let mut read = reader.read_stamped();
+                if matches!(read, Err(ReadError::Torn)) {
+                    stats.torn += 1;
+                    read = reader.read_stamped();
+                }
+                match read {
+                    Ok(s) if s.took > UNSURE_AFTER_NS => stats.unsure += 1,
+                    Ok(s) => {
+                        into.push(Sample { t: s.t, gil: s.gil });
+                        stats.taken += 1;
+                    }
+                    Err(ReadError::Torn) => stats.torn += 1,
+                    Err(ReadError::Exited) => *ended = true,
+                    Err(_) => stats.failed += 1,
+                }
+                stats.cpu_ns += thread_cpu_ns().saturating_sub(cpu_before);
+                stats.updated_at = now_ns();
+            }
         }
     }
 
-    /// The sampler's counters so far.
+    /// Whether reading has stopped (asked to, or the process exited).
+    pub fn ended(&self) -> bool {
+        match &self.reads {
+            Reads::Sampled { sampler, .. } => sampler.as_ref().is_none_or(|s| s.ending().is_some()),
+            Reads::AtDrain { ended, .. } => *ended,
+        }
+    }
+
+    /// Stops reading (the samples taken so far can still be taken; a GIL
+    /// read at each drain is read once more, for its final count); the
+    /// probes stay until the watch is dropped.
+    pub fn stop(&mut self, into: &mut Vec<Sample>) {
+        match &mut self.reads {
+            Reads::Sampled { sampler, last, .. } => {
+                if let Some(sampler) = sampler.take() {
+                    *last = sampler.stop();
+                }
+            }
+            Reads::AtDrain { ended, .. } => {
+                if !*ended {
+                    self.take_samples(into);
+                }
+                if let Reads::AtDrain { ended, .. } = &mut self.reads {
+                    *ended = true;
+                }
+            }
+        }
+    }
+
+    /// The readers' counters so far.
     pub fn stats(&self) -> SamplerStats {
-        self.sampler.as_ref().map_or(self.last, Sampler::stats)
+        match &self.reads {
+            Reads::Sampled { sampler, last, .. } => sampler.as_ref().map_or(*last, Sampler::stats),
+            Reads::AtDrain { stats, .. } => *stats,
+        }
     }
 }
 
