@@ -5,20 +5,21 @@
 //! The GIL sampler needs `_PyRuntime` (`CPython`'s one global struct, defined
 //! by the `python3.x` executable or by `libpython3.x.so`), `Py_Version`, and,
 //! for the exact events, the file offsets of `take_gil`/`drop_gil`. ELF files
-//! are read with the `object` crate through a read cache, so only their
+//! are mapped and parsed with the `object` crate, so only the pages of their
 //! headers and symbol tables are read, never a 30 MB debug build whole;
 //! what was found in a file is remembered (by its device, inode, size and
 //! time of change), as every worker process of a run maps the same ones.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader};
-use object::read::{Object, ObjectSection, ObjectSymbol, ReadCache};
+use object::read::{Object, ObjectSection, ObjectSymbol};
 
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +125,45 @@ pub struct ElfInfo {
     pub links_libpython: bool,
 }
 
+/// A file mapped read-only into this process: the parser reads its headers
+/// and symbol tables from the page cache, with no system call per read (a
+/// read cache took 25 ms for a libpython with debug information, most of it
+/// in seeks and small reads).
+struct Mapped {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn of(file: &File) -> std::io::Result<Mapped> {
+        let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+        if len == 0 {
+            return Err(std::io::Error::other("an empty file"));
+        }
+        // SAFETY: a fresh private read-only mapping of a file we hold open;
+        // nothing else aliases it, and it is unmapped on drop.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mapped { base, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable at `base` for as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.base.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `of` mapped.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
 /// A file as it is now (device, inode, size, change time in s and ns) and
 /// the symbols asked of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +195,7 @@ impl ElfInfo {
         if let Some(known) = key.as_ref().and_then(|k| remembered().get(k).cloned()) {
             return Ok(known);
         }
-        let info = ElfInfo::read_file(file, wanted).map_err(|e| format!("{}: {e}", path.display()))?;
+        let info = ElfInfo::read_file(&file, wanted).map_err(|e| format!("{}: {e}", path.display()))?;
         if let Some(key) = key {
             let mut known = remembered();
             if known.len() >= REMEMBERED_FILES {
@@ -166,9 +206,9 @@ impl ElfInfo {
         Ok(info)
     }
 
-    fn read_file(file: File, wanted: &[&str]) -> Result<ElfInfo, String> {
-        let cache = ReadCache::new(file);
-        let elf = ElfFile64::<object::Endianness, _>::parse(&cache)
+    fn read_file(file: &File, wanted: &[&str]) -> Result<ElfInfo, String> {
+        let mapped = Mapped::of(file).map_err(|e| format!("cannot map it: {e}"))?;
+        let elf = ElfFile64::<object::Endianness, _>::parse(mapped.bytes())
             .map_err(|e| format!("not a 64-bit ELF file: {e}"))?;
         let endian = elf.endian();
         let mut info = ElfInfo::default();
