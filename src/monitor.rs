@@ -35,6 +35,22 @@ pub const MEMORY_READS_PER_SAMPLE: usize = 16;
 /// the monitor's CPU. A process is read when first seen whatever its turn.
 pub const MEMORY_EVERY: Duration = Duration::from_secs(2);
 
+/// How often it is read again while its resident size (which `stat` gives
+/// for nothing) stays within [`STEADY_RSS`] of the last reading's: a
+/// CPU-bound worker's memory stands still, and the page walk was still
+/// two fifths of the monitor's CPU at one reading every 2 s.
+pub const MEMORY_EVERY_WHILE_STEADY: Duration = Duration::from_secs(10);
+
+/// A resident size within this share (or 64 KiB) of the last reading's.
+const STEADY_RSS: f64 = 0.01;
+
+/// Whether a memory reading taken `age` ago, when the resident size was
+/// `then_kb`, still stands now that it is `now_kb`.
+fn memory_stands(age: Duration, then_kb: u64, now_kb: u64) -> bool {
+    let steady = then_kb.abs_diff(now_kb) as f64 <= (then_kb as f64 * STEADY_RSS).max(64.0);
+    age < MEMORY_EVERY || (steady && age < MEMORY_EVERY_WHILE_STEADY)
+}
+
 /// How much lower than the main thread's the monitor's scheduling priority
 /// is: on a machine short of cores, a key's answer comes before a sample.
 const MONITOR_NICENESS: libc::c_int = 5;
@@ -242,7 +258,14 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
             threads: stat.threads,
             worker_threads,
             memory: match watched.memory.get(&pid) {
-                Some(&(last, at)) if at.elapsed() < MEMORY_EVERY || !watched.memory_turn(index, count) => {
+                Some(&(last, at))
+                    if !watched.memory_turn(index, count)
+                        || memory_stands(
+                            at.elapsed(),
+                            last.rss_kb,
+                            stat.rss_pages * procfs::page_size() / 1024,
+                        ) =>
+                {
                     Some(last)
                 }
                 _ => {
@@ -328,6 +351,17 @@ mod tests {
         assert!(!watched.ask(vec![me, dead]), "nothing new to read");
         assert_eq!(watched.pids, [Pid::from_u32(me)], "and not read again when asked again");
         assert!(watched.seen.keys().all(|pid| *pid == me));
+    }
+
+    #[test]
+    fn memory_is_read_again_after_2_s_if_the_resident_size_moved_else_after_10_s() {
+        let s = Duration::from_secs;
+        assert!(memory_stands(s(1), 10_000, 50_000), "younger than 2 s: stands whatever moved");
+        assert!(!memory_stands(s(3), 10_000, 10_200), "2 % more resident after 3 s: read again");
+        assert!(!memory_stands(s(3), 10_000, 9_800), "2 % less: read again");
+        assert!(memory_stands(s(9), 10_000, 10_050), "within 1 %: stands for 10 s");
+        assert!(memory_stands(s(9), 1_000, 1_060), "within 64 KiB of a small process: stands");
+        assert!(!memory_stands(s(11), 10_000, 10_000), "10 s old: read again even unmoved");
     }
 
     #[test]

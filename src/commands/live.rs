@@ -215,9 +215,11 @@ pub(super) fn open_terminal(no_terminal: &str) -> Result<(DefaultTerminal, Recei
     drop(full_screen);
     let (width, height) = ratatui::crossterm::terminal::size().map_err(failed)?;
     let viewport = Viewport::Fixed(Rect::new(0, 0, width, height));
-    let terminal =
+    let mut terminal =
         Terminal::with_options(CrosstermBackend::new(std::io::stdout()), TerminalOptions { viewport })
             .map_err(failed)?;
+    // Shown again when the terminal is dropped.
+    terminal.hide_cursor().map_err(failed)?;
     let input = spawn_input().map_err(|e| {
         ratatui::restore();
         format!("cannot read the keyboard: {e}")
@@ -355,17 +357,26 @@ impl World {
 /// Draws a frame, and tells the app what the screen held: the zoom, pan
 /// and help keys must know.
 fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
-    let mut viewport = None;
-    terminal.draw(|frame| {
-        viewport = Some(crate::ui::viewport(app, frame.area()));
-        crate::ui::render(frame, app);
-    })?;
-    if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
+    if let msg @ Msg::Viewport { lane_cells, help } = present(terminal, app)?
         && (lane_cells, help) != (app.lane_cells, app.help_layout)
     {
         app.update(now_ns(), msg);
     }
     Ok(())
+}
+
+/// Draws one frame of `app`; returns what the frame found of the screen
+/// (a [`Msg::Viewport`]). The cursor was hidden once, when the terminal was
+/// opened: ratatui's `draw` hides it again at every frame, one more write
+/// to the terminal each time.
+pub(super) fn present(terminal: &mut DefaultTerminal, app: &App) -> std::io::Result<Msg> {
+    let mut frame = terminal.get_frame();
+    let viewport = crate::ui::viewport(app, frame.area());
+    crate::ui::render(&mut frame, app);
+    terminal.flush()?;
+    terminal.swap_buffers();
+    ratatui::backend::Backend::flush(terminal.backend_mut())?;
+    Ok(viewport)
 }
 
 /// Runs the app until it quits; the termination signal that made it quit, if one did.

@@ -117,14 +117,9 @@ fn play(
         if let Some(p) = &mut app.playback {
             p.at_ns = position;
         }
-        let mut viewport = None;
-        terminal
-            .draw(|frame| {
-                viewport = Some(crate::ui::viewport(app, frame.area()));
-                crate::ui::render(frame, app);
-            })
-            .map_err(|e| format!("the terminal failed: {e}"))?;
-        if let Some(msg @ Msg::Viewport { lane_cells, help }) = viewport
+        let viewport =
+            super::live::present(terminal, app).map_err(|e| format!("the terminal failed: {e}"))?;
+        if let msg @ Msg::Viewport { lane_cells, help } = viewport
             && (lane_cells, help) != (app.lane_cells, app.help_layout)
         {
             app.update(now, msg);

@@ -436,9 +436,8 @@ impl Job {
             out.clear();
             // Racing, with little to read and nothing ending: wait for more.
             if most > 0 && most < BUSY_ROUND && self.gun.fired() && !exiting {
-                // GILs read have their probes' rings drained at each round
-                // (4,096 events a thread: 50 ms of hand-overs every 12 µs),
-                // sooner where one filled fast.
+                // GILs read have their probes' rings drained at each round,
+                // less often while they fill slowly, sooner where one filled fast.
                 let every = if lanes.active() { lanes.drain_within(READ_EVERY) } else { READ_EVERY };
                 std::thread::sleep(every.saturating_sub(round.elapsed()));
             }
