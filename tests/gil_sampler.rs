@@ -346,6 +346,21 @@ fn debians_stripped_python_3_11_is_seen_taking_turns_every_1_ms() {
 }
 
 #[test]
+fn a_read_slower_than_the_limit_is_dropped_as_unsure_never_stamped() {
+    let _one_at_a_time = timing_lock();
+    let (py, _) = cpu_bound(&pyenv_python(11), 2, 0.005);
+    // Every copy takes longer than a nanosecond: none may become a sample.
+    let config = SamplerConfig { unsure_after: Duration::from_nanos(1), ..SamplerConfig::default() };
+    let (sampler, batches) = Sampler::start(GilReader::attach(py.pid()).unwrap(), config).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = sampler.stop();
+    assert_eq!(batches.try_iter().flatten().count(), 0);
+    assert_eq!(stats.taken, 0);
+    assert!(stats.unsure > 100, "{stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+}
+
+#[test]
 fn a_lone_thread_that_drops_and_retakes_the_gil_moves_no_switch_number() {
     let _one_at_a_time = timing_lock();
     // `time.sleep(0)` releases the GIL and takes it back; with no other

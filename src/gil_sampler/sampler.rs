@@ -23,10 +23,6 @@ use crate::clock::{now_ns, thread_cpu_ns};
 /// forgets holders whose threads have exited.
 const HOUSEKEEPING_NS: u64 = 100_000_000;
 
-/// A copy of the GIL that took longer than this (the sampler was paused in
-/// the middle of it) cannot say when it saw what it saw: it is dropped.
-const UNSURE_AFTER_NS: u64 = 1_000_000;
-
 /// Failed reads in a row after which the sampler gives up.
 const FAILURES_TO_GIVE_UP: u32 = 100;
 
@@ -39,11 +35,20 @@ pub struct SamplerConfig {
     pub batch: Duration,
     /// Batches that may wait in the channel before new ones are dropped.
     pub queue: usize,
+    /// A copy of the GIL that took longer than this (the sampler was paused
+    /// in the middle of it) cannot say when it saw what it saw: it is
+    /// dropped, and counted as `unsure` (default 1 ms).
+    pub unsure_after: Duration,
 }
 
 impl Default for SamplerConfig {
     fn default() -> SamplerConfig {
-        SamplerConfig { period: Duration::from_micros(100), batch: Duration::from_millis(10), queue: 1000 }
+        SamplerConfig {
+            period: Duration::from_micros(100),
+            batch: Duration::from_millis(10),
+            queue: 1000,
+            unsure_after: Duration::from_millis(1),
+        }
     }
 }
 
@@ -226,6 +231,7 @@ fn sleep_until(deadline: u64) {
 fn run(mut reader: GilReader, config: SamplerConfig, shared: &Shared, tx: &Sender<Vec<Sample>>) -> Ending {
     let period = u64::try_from(config.period.as_nanos()).unwrap_or(u64::MAX).max(1_000);
     let batch_ns = u64::try_from(config.batch.as_nanos()).unwrap_or(u64::MAX);
+    let unsure_after = u64::try_from(config.unsure_after.as_nanos()).unwrap_or(u64::MAX);
     // The kernel may wake a sleeper up to its timer slack late (50 µs by
     // default): a tenth of a period keeps wake-ups near their deadlines.
     // SAFETY: prctl on the calling thread only.
@@ -256,7 +262,7 @@ fn run(mut reader: GilReader, config: SamplerConfig, shared: &Shared, tx: &Sende
             }
         }
         match outcome {
-            Ok(stamped) if stamped.took > UNSURE_AFTER_NS => {
+            Ok(stamped) if stamped.took > unsure_after => {
                 stats.unsure += 1;
                 failures_in_row = 0;
             }

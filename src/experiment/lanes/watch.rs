@@ -32,10 +32,6 @@ pub const ATTACH_WITHIN: Duration = Duration::from_secs(3);
 /// there is, for a tenth of the CPU ten thousand would take.
 const LONE_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
 
-/// A copy of the GIL read at a drain that took longer than this (the
-/// reading thread was paused in the middle of it) has no sure time.
-const UNSURE_AFTER_NS: u64 = 1_000_000;
-
 /// How a GIL's state is read.
 enum Reads {
     /// By a sampler on a thread of its own (the holder comes from them).
@@ -174,7 +170,11 @@ impl Watch {
                     read = reader.read_stamped();
                 }
                 match read {
-                    Ok(s) if s.took > UNSURE_AFTER_NS => stats.unsure += 1,
+                    // As the sampler does: a copy the reading thread was
+                    // paused in the middle of has no sure time.
+                    Ok(s) if u128::from(s.took) > SamplerConfig::default().unsure_after.as_nanos() => {
+                        stats.unsure += 1;
+                    }
                     Ok(s) => {
                         into.push(Sample { t: s.t, gil: s.gil });
                         stats.taken += 1;
