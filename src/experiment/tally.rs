@@ -48,8 +48,9 @@ pub struct WorkerTrack {
     pub cpu_ns: Option<u64>,
     /// When the current wait for the GIL began.
     wait_since: Option<u64>,
-    /// Records about this worker so far.
+    /// Records about this worker so far, and the newest one's time.
     records: u64,
+    pub seen_until: u64,
     /// Time its lane showed it running, and waiting for the GIL.
     pub ran_ns: u64,
     pub waited_ns: u64,
@@ -68,6 +69,7 @@ impl WorkerTrack {
             cpu_ns: None,
             wait_since: None,
             records: 0,
+            seen_until: 0,
             ran_ns: 0,
             waited_ns: 0,
         }
@@ -533,17 +535,25 @@ impl Tally {
         }
     }
 
+    /// Counts a record and moves the newest times it brings, the run's and
+    /// its worker's.
+    fn note_time(&mut self, record: &Record) {
+        let t = record.time();
+        if let Some(w) = record.worker().and_then(|w| self.workers.get_mut(w as usize)) {
+            w.records += 1;
+            w.seen_until = w.seen_until.max(t.unwrap_or(0));
+        }
+        if let Some(t) = t {
+            self.last_event = self.last_event.max(t);
+        }
+    }
+
     fn record(&mut self, record: &Record) {
         if let Some(why) = self.impossible(record) {
             let t = self.last_event;
             return self.fail(why, t);
         }
-        if let Some(w) = record.worker().and_then(|w| self.workers.get_mut(w as usize)) {
-            w.records += 1;
-        }
-        if let Some(t) = record.time() {
-            self.last_event = self.last_event.max(t);
-        }
+        self.note_time(record);
         match *record {
             Record::Started { t, worker, requested } => {
                 self.first_request = Some(self.first_request.map_or(requested, |f| f.min(requested)));

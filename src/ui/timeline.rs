@@ -14,7 +14,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 
-use crate::app::{App, Session};
+use crate::app::{App, Mode, Session};
 use crate::experiment::tally::{Lane, Tally};
 use crate::experiment::track::{LEVELS_NS, Mix};
 use crate::ui::{Theme, glyph};
@@ -53,7 +53,15 @@ impl Window {
         let grid = tally.origin;
         let index = |t: u64| (t.saturating_sub(grid) / cell) as usize;
         let first_of_run = index(origin);
-        let last = index(end.saturating_sub(1).max(origin));
+        // The newest cells shown are those the records reach (in a race,
+        // any panel's), not now: a real `CPython`'s lanes come up to a tenth
+        // of a second late, which at a fine zoom is the whole window.
+        let reached = match session.mode {
+            Mode::Race => session.models.iter().filter_map(|r| r.tally.as_ref()).map(|t| t.last_event).max(),
+            Mode::OneAtATime => Some(tally.last_event),
+        };
+        let newest = reached.map_or(end, |r| end.min(r));
+        let last = index(newest.saturating_sub(1).max(origin));
         // The run fills the lanes from the left, then the newest end stays in
         // view, unless the user panned.
         let latest = (last + 1).saturating_sub(cells).max(first_of_run);
@@ -79,11 +87,20 @@ impl Window {
     }
 }
 
-/// What worker `w` did in each cell of the window.
+/// What worker `w` did in each cell of the window, as far as the run's
+/// records tell, not up to now. Records come in batches (a real `CPython`'s
+/// lanes wait for its GIL's reads, up to a tenth of a second), and what a
+/// worker does after them is not known yet: drawn on to now, its state
+/// would invent the newest cells at a fine zoom. A worker's state is drawn
+/// up to the run's newest record, and a running one's only up to its own:
+/// another worker's newer records may already show it taking the GIL
+/// (a running worker writes a record at least every 15 ms of work).
 pub fn mixes(tally: &Tally, w: usize, window: &Window) -> Vec<Mix> {
     let Some(worker) = tally.workers.get(w) else { return vec![Mix::default(); window.cells] };
+    let known = window.now.min(tally.last_event);
+    let known = if worker.track.lane() == Lane::Running { known.min(worker.seen_until) } else { known };
     (0..window.cells)
-        .map(|c| worker.track.cells(window.level, (window.first + c) * window.bins, window.bins, window.now))
+        .map(|c| worker.track.cells(window.level, (window.first + c) * window.bins, window.bins, known))
         .collect()
 }
 
@@ -234,6 +251,46 @@ mod tests {
 
     fn symbols(cells: &[Cell]) -> String {
         cells.iter().map(|(c, _)| *c).collect()
+    }
+
+    #[test]
+    fn a_running_worker_is_drawn_only_as_far_as_its_own_records_go() {
+        use crate::experiment::spec::{Experiment, Model, RunSpec};
+        use crate::experiment::supervisor::Report;
+        use crate::protocol::Record;
+        let mut tally = Tally::new(RunSpec { experiment: Experiment::new(2), model: Model::Threads }, 0, 1);
+        let mut rec = |record| tally.apply(Report::Record { run: 0, stream: 0, record });
+        // T0 took the GIL at 1 ms; its lane's next records (its release at
+        // 10 ms) have not come yet, while T1's have: it took the GIL at 10 ms
+        // and ran to 30 ms.
+        rec(Record::Started { t: MS, worker: 0, requested: 0 });
+        rec(Record::Started { t: MS, worker: 1, requested: 0 });
+        rec(Record::Take { t: MS, worker: 0 });
+        rec(Record::Wait { t: MS, worker: 1 });
+        rec(Record::Progress { t: 9 * MS, worker: 0, done: 1, total: 4_000_000 });
+        rec(Record::Take { t: 10 * MS, worker: 1 });
+        rec(Record::Progress { t: 30 * MS, worker: 1, done: 1, total: 4_000_000 });
+        let window = Window {
+            origin: 0,
+            first: 0,
+            start: 0,
+            level: 0,
+            bins: 1,
+            cell: MS,
+            cells: 50,
+            now: 50 * MS,
+            panned: false,
+        };
+        let (t0, t1) = (mixes(&tally, 0, &window), mixes(&tally, 1, &window));
+        // Nobody is drawn running in the same cell as another, and nothing
+        // is drawn after the newest record (30 ms), though now is 50 ms.
+        for c in 0..50 {
+            assert!(t0[c].run <= 0.0 || t1[c].run <= 0.0, "cell {c}: {:?} {:?}", t0[c], t1[c]);
+        }
+        assert!(t0[5].run > 0.9 && t0[8].run > 0.9, "T0 ran up to its last record: {:?} {:?}", t0[5], t0[8]);
+        assert!(t0[12].covered() <= 0.0, "after 9 ms T0 is not known: {:?}", t0[12]);
+        assert!(t1[20].run > 0.9);
+        assert!(t1[35].covered() <= 0.0, "after the newest record nothing is known: {:?}", t1[35]);
     }
 
     /// Two workers taking turns every `hold` ns for `until` ns.
