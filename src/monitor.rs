@@ -241,7 +241,9 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
         // Read directly rather than through sysinfo, whose refresh of a process
         // and its tasks opened 36 files a sample for the default demo's 3
         // processes (a fifth of the live view's CPU).
-        let Some(stat) = procfs::Stat::of(pid) else { continue };
+        // An exited process (not yet reaped) shows no memory and one thread:
+        // it is gone, and its last reading stands.
+        let Some(stat) = procfs::Stat::of(pid).filter(|s| !s.exited) else { continue };
         let worker_threads = watched.named.workers(pid, stat.threads);
         // The rate comes from our own two readings of the CPU time.
         let now =
@@ -351,6 +353,24 @@ mod tests {
         assert!(!watched.ask(vec![me, dead]), "nothing new to read");
         assert_eq!(watched.pids, [Pid::from_u32(me)], "and not read again when asked again");
         assert!(watched.seen.keys().all(|pid| *pid == me));
+    }
+
+    #[test]
+    fn a_process_that_exited_but_is_not_reaped_yet_reports_nothing() {
+        let mut child = std::process::Command::new("true").spawn().expect("start true");
+        let zombie = child.id();
+        // Exited, not reaped: /proc still has it, with no memory and one thread.
+        let start = std::time::Instant::now();
+        while procfs::Stat::of(zombie).is_some_and(|s| !s.exited) {
+            assert!(start.elapsed() < Duration::from_secs(5), "true did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let Ok(mut system) = System::new() else { panic!("sysinfo cannot read this system") };
+        let mut watched = Watched::default();
+        assert!(watched.ask(vec![zombie]));
+        let sample = read(&mut system, &mut watched);
+        assert!(sample.process(zombie).is_none(), "{sample:?}");
+        child.wait().expect("reap it");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Stat {
     /// Every OS thread, the main thread included.
     pub threads: u32,
     pub rss_pages: u64,
+    /// It has exited and waits to be reaped (a zombie, or dead): its memory
+    /// and threads are gone, so it has none to report.
+    pub exited: bool,
 }
 
 impl Stat {
@@ -47,6 +50,7 @@ impl Stat {
             reaped_children_ticks: number(13)? + number(14)?,
             threads: u32::try_from(number(17)?).ok()?,
             rss_pages: number(21)?,
+            exited: matches!(fields.first(), Some(&("Z" | "X"))),
         })
     }
 }
@@ -72,7 +76,12 @@ mod tests {
         let line = "4242 (a) b (c) ) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                     250 31 4 5 20 0 7 0 123456 1000000 2560 18446744073709551615";
         let stat = Stat::parse(line).expect("a well-formed line");
-        assert_eq!(stat, Stat { cpu_ticks: 281, reaped_children_ticks: 9, threads: 7, rss_pages: 2560 });
+        assert_eq!(
+            stat,
+            Stat { cpu_ticks: 281, reaped_children_ticks: 9, threads: 7, rss_pages: 2560, exited: false }
+        );
+        let zombie = Stat::parse(&line.replace(") ) S ", ") ) Z ")).expect("a zombie's line");
+        assert!(zombie.exited);
         assert_eq!(Stat::parse("4242 (cut) S 1 2"), None, "a short line is no reading");
         let mine = Stat::of(std::process::id()).expect("our own stat");
         assert!(mine.threads >= 1 && mine.rss_pages > 0, "{mine:?}");
