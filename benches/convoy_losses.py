@@ -27,10 +27,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def quantile(sorted_values, q):
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+sys.path.insert(0, HERE)
+from convoy_referee import percentile  # noqa: E402  the referee's rule (nearest rank)
 
 
 def waits(events, io):
@@ -57,9 +55,9 @@ def report(name, found):
     ms = sorted(w[1] for w in found)
     n = len(found)
     print(
-        f"{name}: {n} waits · losses per wait mean {sum(losses) / n:.2f}, p50 {quantile(losses, 0.5)}, "
-        f"p90 {quantile(losses, 0.9)}, p99 {quantile(losses, 0.99)}, max {losses[-1]} · "
-        f"wait ms mean {sum(ms) / n:.1f}, p50 {quantile(ms, 0.5):.1f}, p99 {quantile(ms, 0.99):.1f}"
+        f"{name}: {n} waits · losses per wait mean {sum(losses) / n:.2f}, p50 {percentile(losses, 0.5)}, "
+        f"p90 {percentile(losses, 0.9)}, p99 {percentile(losses, 0.99)}, max {losses[-1]} · "
+        f"wait ms mean {sum(ms) / n:.1f}, p50 {percentile(ms, 0.5):.1f}, p99 {percentile(ms, 0.99):.1f}"
     )
     histogram = collections.Counter(losses)
     print("  losses: " + " ".join(f"{k}×{histogram[k]}" for k in sorted(histogram)))

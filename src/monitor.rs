@@ -1,7 +1,7 @@
 //! The operating system's view of an experiment, read on a thread of its
 //! own: per-core load (with sysinfo), and for each watched process its CPU
-//! use, resident memory and threads (from its /proc files directly). Whole samples go out over a channel, so
-//! the app never waits on /proc.
+//! use, resident memory and threads (from its /proc files directly). Whole
+//! samples go out over a channel, so the app never waits on /proc.
 //!
 //! Only the pids the app asks for are read, and never more often than
 //! sysinfo's `MINIMUM_CPU_UPDATE_INTERVAL`: a CPU reading is a difference
@@ -154,9 +154,10 @@ struct Watched {
     gone: Vec<u32>,
     seen: HashMap<u32, CpuReading>,
     named: Named,
-    /// Each process's latest memory reading and when it was taken, and
-    /// where the next turn starts.
-    memory: HashMap<u32, (Memory, Instant)>,
+    /// Each process's latest memory reading, when it was taken and the
+    /// resident size `stat` gave then, in KiB (later ones are compared with
+    /// it: `smaps_rollup`'s own count differs); and where the next turn starts.
+    memory: HashMap<u32, (Memory, Instant, u64)>,
     memory_turn: usize,
 }
 
@@ -253,27 +254,24 @@ fn read(system: &mut System, watched: &mut Watched) -> Sample {
             let wall_ms = now.at.duration_since(b.at).as_secs_f32() * 1e3;
             now.cpu_ms.saturating_sub(b.cpu_ms) as f32 / wall_ms.max(1.0)
         });
+        let rss_bytes = stat.rss_pages * procfs::page_size();
         processes.push(ProcessSample {
             pid,
             cpu_cores,
-            rss_bytes: stat.rss_pages * procfs::page_size(),
+            rss_bytes,
             threads: stat.threads,
             worker_threads,
             memory: match watched.memory.get(&pid) {
-                Some(&(last, at))
+                Some(&(last, at, rss_kb_then))
                     if !watched.memory_turn(index, count)
-                        || memory_stands(
-                            at.elapsed(),
-                            last.rss_kb,
-                            stat.rss_pages * procfs::page_size() / 1024,
-                        ) =>
+                        || memory_stands(at.elapsed(), rss_kb_then, rss_bytes / 1024) =>
                 {
                     Some(last)
                 }
                 _ => {
                     let read = Memory::of(pid);
                     if let Some(m) = read {
-                        watched.memory.insert(pid, (m, Instant::now()));
+                        watched.memory.insert(pid, (m, Instant::now(), rss_bytes / 1024));
                     }
                     read
                 }

@@ -356,11 +356,13 @@ impl World {
 
 /// Draws a frame, and tells the app what the screen held: the zoom, pan
 /// and help keys must know.
-fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+/// Draws one frame of `app`, and tells it at `now` when the frame found the
+/// screen's lanes or help laid out otherwise than it knew.
+pub(super) fn draw(terminal: &mut DefaultTerminal, app: &mut App, now: u64) -> std::io::Result<()> {
     if let msg @ Msg::Viewport { lane_cells, help } = present(terminal, app)?
         && (lane_cells, help) != (app.lane_cells, app.help_layout)
     {
-        app.update(now_ns(), msg);
+        app.update(now, msg);
     }
     Ok(())
 }
@@ -369,7 +371,7 @@ fn draw(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
 /// (a [`Msg::Viewport`]). The cursor was hidden once, when the terminal was
 /// opened: ratatui's `draw` hides it again at every frame, one more write
 /// to the terminal each time.
-pub(super) fn present(terminal: &mut DefaultTerminal, app: &App) -> std::io::Result<Msg> {
+fn present(terminal: &mut DefaultTerminal, app: &App) -> std::io::Result<Msg> {
     let mut frame = terminal.get_frame();
     let viewport = crate::ui::viewport(app, frame.area());
     crate::ui::render(&mut frame, app);
@@ -399,7 +401,7 @@ fn main_loop(
         let since = last_frame.map_or(frame, |t| t.elapsed());
         if dirty && (since >= frame || key_pressed) {
             key_pressed = false;
-            draw(terminal, &mut app)?;
+            draw(terminal, &mut app, now_ns())?;
             last_frame = Some(Instant::now());
             dirty = false;
         }

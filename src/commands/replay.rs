@@ -117,13 +117,7 @@ fn play(
         if let Some(p) = &mut app.playback {
             p.at_ns = position;
         }
-        let viewport =
-            super::live::present(terminal, app).map_err(|e| format!("the terminal failed: {e}"))?;
-        if let msg @ Msg::Viewport { lane_cells, help } = viewport
-            && (lane_cells, help) != (app.lane_cells, app.help_layout)
-        {
-            app.update(now, msg);
-        }
+        super::live::draw(terminal, app, now).map_err(|e| format!("the terminal failed: {e}"))?;
         let ended = position >= length && player.done();
         let tick = if clock.paused || ended { never() } else { after(FRAME) };
         let msg = select! {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use layout::{GilHome, Layout, Version};
-pub use sampler::{Ending, Sample, Sampler, SamplerConfig, SamplerStats};
+pub use sampler::{Ending, Sample, Sampler, SamplerConfig, SamplerStats, UNSURE_AFTER, read_sample};
 
 use layout::{DEBUG_BLOCK_LEN, DebugOffsets};
 use memory::{MemoryError, Piece, ProcessMemory};

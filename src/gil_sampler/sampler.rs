@@ -26,6 +26,10 @@ const HOUSEKEEPING_NS: u64 = 100_000_000;
 /// Failed reads in a row after which the sampler gives up.
 const FAILURES_TO_GIVE_UP: u32 = 100;
 
+/// How slow a copy of the GIL may be before it is dropped as unsure (the
+/// default of [`SamplerConfig::unsure_after`]).
+pub const UNSURE_AFTER: Duration = Duration::from_millis(1);
+
 /// How to sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SamplerConfig {
@@ -47,7 +51,7 @@ impl Default for SamplerConfig {
             period: Duration::from_micros(100),
             batch: Duration::from_millis(10),
             queue: 1000,
-            unsure_after: Duration::from_millis(1),
+            unsure_after: UNSURE_AFTER,
         }
     }
 }
@@ -253,22 +257,9 @@ fn run(mut reader: GilReader, config: SamplerConfig, shared: &Shared, tx: &Sende
         }
         sleep_until(start + k * period);
 
-        let mut outcome = Err(ReadError::Torn);
-        for _ in 0..2 {
-            outcome = reader.read_stamped();
-            match outcome {
-                Err(ReadError::Torn) => stats.torn += 1,
-                _ => break,
-            }
-        }
-        match outcome {
-            Ok(stamped) if stamped.took > unsure_after => {
-                stats.unsure += 1;
-                failures_in_row = 0;
-            }
-            Ok(Stamped { t, gil, .. }) => {
-                batch.push(Sample { t, gil });
-                stats.taken += 1;
+        match read_sample(&mut reader, unsure_after, &mut stats) {
+            Ok(sample) => {
+                batch.extend(sample);
                 failures_in_row = 0;
             }
             Err(ReadError::Torn) => {}
@@ -314,6 +305,38 @@ fn run(mut reader: GilReader, config: SamplerConfig, shared: &Shared, tx: &Sende
     stats.updated_at = now_ns();
     shared.publish(&stats);
     ending
+}
+
+/// One read of `reader` as a sample: a read the GIL changed hands during is
+/// tried once more, and a copy slower than `unsure_after` ns has no sure
+/// time and gives no sample. Counts the reads taken, torn and unsure in
+/// `stats`; failures are the caller's to count (`Err`, `Torn` after the
+/// second try).
+pub fn read_sample(
+    reader: &mut GilReader,
+    unsure_after: u64,
+    stats: &mut SamplerStats,
+) -> Result<Option<Sample>, ReadError> {
+    let mut read = reader.read_stamped();
+    if matches!(read, Err(ReadError::Torn)) {
+        stats.torn += 1;
+        read = reader.read_stamped();
+    }
+    match read {
+        Ok(stamped) if stamped.took > unsure_after => {
+            stats.unsure += 1;
+            Ok(None)
+        }
+        Ok(Stamped { t, gil, .. }) => {
+            stats.taken += 1;
+            Ok(Some(Sample { t, gil }))
+        }
+        Err(ReadError::Torn) => {
+            stats.torn += 1;
+            Err(ReadError::Torn)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn deliver(batch: &mut Vec<Sample>, per_batch: usize, tx: &Sender<Vec<Sample>>, stats: &mut SamplerStats) {

@@ -220,12 +220,13 @@ pub struct GilProbes {
     /// two drains (0 to 1).
     fullest: f64,
     /// When the process's threads were last listed.
-    listed_at: std::time::Instant,
+    /// None: at the next drain.
+    listed_at: Option<std::time::Instant>,
 }
 
 /// How often a drain looks for threads that began or ended: listing
-/// /proc/PID/task at every drain (every 25 ms, per process) was most of
-/// the reading thread's CPU, and a worker's threads all start before its
+/// /proc/PID/task at every drain (25 to 100 ms apart, per process) was most
+/// of the reading thread's CPU, and a worker's threads all start before its
 /// GIL is taken in.
 const RELIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -318,7 +319,7 @@ impl GilProbes {
             lost: 0,
             untraced: 0,
             fullest: 0.0,
-            listed_at: std::time::Instant::now(),
+            listed_at: Some(std::time::Instant::now()),
         };
         for tid in tids {
             // Refusals show on the first thread: say why, do not half-attach.
@@ -391,6 +392,12 @@ impl GilProbes {
         self.untraced
     }
 
+    /// Has the next drain list the process's threads whatever the time
+    /// since the last listing: a thread just started is traced from then on.
+    pub fn list_threads_at_next_drain(&mut self) {
+        self.listed_at = None;
+    }
+
     /// The largest share of its ring buffer a thread filled between the
     /// last two drains: how much sooner the next must come.
     pub fn fullest(&self) -> f64 {
@@ -404,8 +411,8 @@ impl GilProbes {
     /// stamped a little after it.
     pub fn drain(&mut self) -> Vec<GilEvent> {
         // An exited process has no task list: every thread is gone.
-        let live = (self.listed_at.elapsed() >= RELIST_EVERY).then(|| {
-            self.listed_at = std::time::Instant::now();
+        let live = self.listed_at.is_none_or(|at| at.elapsed() >= RELIST_EVERY).then(|| {
+            self.listed_at = Some(std::time::Instant::now());
             threads::task_ids(self.pid).unwrap_or_default()
         });
         for &tid in live.iter().flatten() {

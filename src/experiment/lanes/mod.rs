@@ -142,7 +142,7 @@ impl LaneStage {
         let named = std::mem::take(&mut self.named);
         for &(stream, worker, pid, tid, interp) in &named {
             // A worker alone in its interpreter hands its GIL to nobody:
-            // reading it a thousand times a second shows all there is, for a
+            // sampled, a thousand reads a second show all there is, for a
             // tenth of the CPU ten thousand would take from the workers.
             let alone = named.iter().filter(|n| n.2 == pid && n.4 == interp).count() == 1;
             self.take_in(stream, (worker, alone), pid, tid, interp, out);

@@ -13,7 +13,8 @@ use crossbeam_channel::Receiver;
 use crate::clock::{now_ns, thread_cpu_ns};
 use crate::gil_sampler::uprobes::{GilEvent, GilEventKind, GilProbes};
 use crate::gil_sampler::{
-    Fallback, GilReader, PythonProcess, ReadError, Sample, Sampler, SamplerConfig, SamplerStats, Version,
+    Fallback, GilReader, PythonProcess, ReadError, Sample, Sampler, SamplerConfig, SamplerStats,
+    UNSURE_AFTER, Version, read_sample,
 };
 
 /// How late an event may land in its ring buffer after its timestamp: the
@@ -42,7 +43,7 @@ enum Reads {
     AtDrain { reader: Box<GilReader>, stats: SamplerStats, ended: bool },
 }
 
-/// One GIL being sampled.
+/// One GIL being read: sampled, or probed.
 pub struct Watch {
     pub version: Version,
     /// Where the GIL is in the process: two interpreters sharing one GIL
@@ -86,8 +87,8 @@ pub fn reader(pid: u32, interp: u64, within: Duration) -> Result<GilReader, Fall
 }
 
 impl Watch {
-    /// Starts sampling what `reader` reads, and with `exact`, probing its
-    /// takes and releases where the machine allows it.
+    /// Starts reading what `reader` reads: with `exact`, probing its takes
+    /// and releases where the machine allows it, else sampling it.
     /// `alone`: one worker uses this GIL, so there are no hand-overs to catch.
     pub fn start(reader: GilReader, exact: bool, alone: bool) -> Result<Watch, Fallback> {
         let (probes, no_probes) = if exact {
@@ -134,9 +135,11 @@ impl Watch {
     }
 
     /// Puts the probes on threads started since they were placed (a worker
-    /// that just named its thread): their events are seen from now on.
+    /// that just named its thread): the process's threads are listed now,
+    /// however recently a drain did, and their events are seen from now on.
     pub fn follow_new_threads(&mut self) {
         if let Some(probes) = self.probes.as_mut() {
+            probes.list_threads_at_next_drain();
             let events = probes.drain();
             self.unsettled.extend(events);
         }
@@ -163,23 +166,10 @@ impl Watch {
             Reads::AtDrain { ended: true, .. } => {}
             Reads::AtDrain { reader, stats, ended } => {
                 let cpu_before = thread_cpu_ns();
-                // The GIL changing hands during the copy: once more.
-                let mut read = reader.read_stamped();
-                if matches!(read, Err(ReadError::Torn)) {
-                    stats.torn += 1;
-                    read = reader.read_stamped();
-                }
-                match read {
-                    // As the sampler does: a copy the reading thread was
-                    // paused in the middle of has no sure time.
-                    Ok(s) if u128::from(s.took) > SamplerConfig::default().unsure_after.as_nanos() => {
-                        stats.unsure += 1;
-                    }
-                    Ok(s) => {
-                        into.push(Sample { t: s.t, gil: s.gil });
-                        stats.taken += 1;
-                    }
-                    Err(ReadError::Torn) => stats.torn += 1,
+                let unsure_after = u64::try_from(UNSURE_AFTER.as_nanos()).unwrap_or(u64::MAX);
+                match read_sample(reader, unsure_after, stats) {
+                    Ok(sample) => into.extend(sample),
+                    Err(ReadError::Torn) => {}
                     Err(ReadError::Exited) => *ended = true,
                     Err(_) => stats.failed += 1,
                 }

@@ -381,8 +381,9 @@ impl Job {
             // A stream whose pipes closed waits for its process to exit.
             let exiting = streams.iter().any(|s| s.drained() && !s.ended);
             // GILs being read: their probes' rings (128 KiB a thread) and
-            // samples are drained at each round, every 5 ms while workers
-            // are being taken in, every 25 ms once the race is on.
+            // samples are drained at each round. The wait for the pipes is
+            // 5 ms while workers are being taken in, 25 ms once the race is
+            // on; rounds that read little are then spaced out further below.
             let timeout_ms = match (exiting, lanes.active(), self.gun.fired()) {
                 (true, ..) | (false, true, false) => 5,
                 (false, true, true) => 25,
