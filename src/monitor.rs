@@ -297,14 +297,8 @@ impl Named {
         {
             return l.workers;
         }
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-        let mut workers = 0;
-        for task in tasks.flatten() {
-            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
-            if self.is_worker(pid, tid) {
-                workers += 1;
-            }
-        }
+        let Ok(tids) = procfs::task_ids(pid) else { return 0 };
+        let workers = tids.into_iter().filter(|&tid| self.is_worker(pid, tid)).count() as u32;
         let settled = last.is_some_and(|l| l.threads == threads && l.workers == workers);
         self.listed.insert(pid, Listing { threads, workers, settled, at: Instant::now() });
         workers

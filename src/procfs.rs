@@ -67,6 +67,17 @@ pub fn page_size() -> u64 {
     u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| *p > 0).unwrap_or(4096)
 }
 
+/// The ids of process `pid`'s threads now (its `/proc/PID/task` entries).
+pub fn task_ids(pid: u32) -> std::io::Result<std::collections::HashSet<u32>> {
+    let mut ids = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Some(id) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,11 +36,9 @@ pub fn tree_ticks(pid: u32) -> u64 {
 /// The live children of `pid`, from every thread's list.
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Some(text) = task.path().join("children").to_str().and_then(crate::procfs::read) {
-                out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
+    for tid in crate::procfs::task_ids(pid).unwrap_or_default() {
+        if let Some(text) = crate::procfs::read(&format!("/proc/{pid}/task/{tid}/children")) {
+            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
         }
     }
     out

@@ -467,7 +467,7 @@ impl GilReader {
     /// Forgets cached holders whose threads have exited; call it now and
     /// then (the sampler does, ten times a second).
     pub fn forget_exited_threads(&mut self) -> Result<(), ReadError> {
-        let live = threads::task_ids(self.process.pid).map_err(|_| ReadError::Exited)?;
+        let live = crate::procfs::task_ids(self.process.pid).map_err(|_| ReadError::Exited)?;
         self.holders.forget_exited(&live);
         Ok(())
     }

@@ -37,17 +37,6 @@ pub fn pthread_tid_offset(descriptor: [u32; 3]) -> Option<u64> {
     (bits == 32 && count == 1 && offset < 4096).then_some(u64::from(offset))
 }
 
-/// The ids of the process's threads now.
-pub fn task_ids(pid: u32) -> std::io::Result<HashSet<u32>> {
-    let mut ids = HashSet::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        if let Some(id) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
-            ids.insert(id);
-        }
-    }
-    Ok(ids)
-}
-
 /// One of `pid`'s threads, now.
 fn is_thread_of(pid: u32, tid: u32) -> bool {
     tid != 0 && std::fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok()
@@ -165,7 +154,7 @@ mod tests {
         let at = &raw const *fake as u64;
         let mut holders = Holders::new(std::process::id(), TidSource::Native { offset: 8 });
         holders.tid(&memory_of_self(at), at, 0);
-        holders.forget_exited(&task_ids(std::process::id()).unwrap());
+        holders.forget_exited(&crate::procfs::task_ids(std::process::id()).unwrap());
         assert_eq!(holders.cached(), 1);
         holders.forget_exited(&HashSet::new());
         assert_eq!(holders.cached(), 0);

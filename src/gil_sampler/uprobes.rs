@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Fallback, PythonProcess, threads};
+use super::{Fallback, PythonProcess};
 
 /// The static function that takes the GIL (in `.symtab` only).
 pub const TAKE_GIL: &str = "take_gil";
@@ -306,7 +306,7 @@ impl GilProbes {
             .ok_or_else(|| Fallback::new(format!("no uprobe PMU here ({UPROBE_TYPE})")))?;
         let path = std::ffi::CString::new(process.python_file().file.path.as_os_str().as_encoded_bytes())
             .map_err(|_| Fallback::new("the interpreter's path holds a NUL"))?;
-        let tids = threads::task_ids(process.pid())
+        let tids = crate::procfs::task_ids(process.pid())
             .map_err(|e| Fallback::new(format!("cannot list threads: {e}")))?;
         let mut gil = GilProbes {
             pid: process.pid(),
@@ -413,7 +413,7 @@ impl GilProbes {
         // An exited process has no task list: every thread is gone.
         let live = self.listed_at.is_none_or(|at| at.elapsed() >= RELIST_EVERY).then(|| {
             self.listed_at = Some(std::time::Instant::now());
-            threads::task_ids(self.pid).unwrap_or_default()
+            crate::procfs::task_ids(self.pid).unwrap_or_default()
         });
         for &tid in live.iter().flatten() {
             if self.threads.contains_key(&tid) {
