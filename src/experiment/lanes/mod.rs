@@ -204,12 +204,7 @@ impl LaneStage {
                     if !self.said.contains(&pid) {
                         self.said.push(pid);
                     }
-                    let watch = &self.gils[g].watch;
-                    let source = if watch.exact() {
-                        LaneSource::Exact
-                    } else {
-                        LaneSource::Measured { period_ns: watch.period_ns }
-                    };
+                    let source = self.gils[g].watch.source();
                     out.push(self.report(stream, Record::Lanes { t: now_ns(), pid, source }));
                 }
             }
@@ -259,7 +254,9 @@ impl LaneStage {
         // Its last batch came before it ended.
         let mut samples = Vec::new();
         gil.watch.take_samples(&mut samples);
-        track_samples(&mut gil.track, samples);
+        for s in samples {
+            gil.track.read(GilState { t: s.t, holder: s.gil.holder_tid, switch_number: s.gil.switch_number });
+        }
         if let Some((events, until)) = gil.watch.take_events(ended) {
             for e in &events {
                 if let Some(holder) = watch::holder_after(e, gil.holder) {
@@ -274,14 +271,6 @@ impl LaneStage {
         }
     }
 
-    /// Stops reading GIL `g` and takes in what was read of it.
-    fn stop_reading(&mut self, g: usize) {
-        let mut last = Vec::new();
-        self.gils[g].watch.stop(&mut last);
-        track_samples(&mut self.gils[g].track, last);
-        self.read_samples(g);
-    }
-
     /// Merges the lanes of GIL `g`'s workers (all of them, with `all`);
     /// once every one of them finished, stops reading it and says so.
     fn merge(&mut self, g: usize, all: bool, out: &mut Vec<Report>) {
@@ -294,7 +283,8 @@ impl LaneStage {
         out.extend(merged.into_iter().map(|r| self.report(stream, r)));
         let done = self.gils[g].workers.iter().all(|w| self.workers.get(w).is_some_and(|(_, l)| l.done()));
         if done || all {
-            self.stop_reading(g);
+            self.gils[g].watch.stop();
+            self.read_samples(g);
             self.say_counts(g, true, out);
             self.gils[g].closed = true;
         }
@@ -345,18 +335,11 @@ impl LaneStage {
     fn close_stream(&mut self, stream: usize, out: &mut Vec<Report>) {
         for g in 0..self.gils.len() {
             if self.gils[g].stream == stream && !self.gils[g].closed {
-                self.stop_reading(g);
+                self.gils[g].watch.stop();
+                self.read_samples(g);
                 self.gils[g].track.end();
                 self.merge(g, true, out);
             }
         }
-    }
-}
-
-/// Puts what samples read of a GIL on its track.
-fn track_samples(track: &mut GilTrack, samples: Vec<crate::gil_sampler::Sample>) {
-    for s in samples {
-        let holder = if s.gil.locked { s.gil.holder_tid } else { None };
-        track.read(GilState { t: s.t, holder, switch_number: s.gil.switch_number });
     }
 }

@@ -16,6 +16,7 @@ use crate::gil_sampler::{
     Fallback, GilReader, PythonProcess, ReadError, Sample, Sampler, SamplerConfig, SamplerStats,
     UNSURE_AFTER, Version, read_sample,
 };
+use crate::protocol::LaneSource;
 
 /// How late an event may land in its ring buffer after its timestamp: the
 /// events stamped later than this before a drain wait for the next one.
@@ -35,12 +36,14 @@ const LONE_SAMPLE_PERIOD: Duration = Duration::from_millis(1);
 
 /// How a GIL's state is read.
 enum Reads {
-    /// By a sampler on a thread of its own (the holder comes from them).
-    Sampled { sampler: Option<Sampler>, samples: Receiver<Vec<Sample>>, last: SamplerStats },
+    /// By a sampler on a thread of its own, every `period_ns` (the holder
+    /// comes from them).
+    Sampled { sampler: Option<Sampler>, samples: Receiver<Vec<Sample>>, last: SamplerStats, period_ns: u64 },
     /// Once at each drain, by the draining thread, for the switch counter
     /// only: the holder comes from the probes. A thread of its own woken a
-    /// thousand times a second cost about 1 % of a core here.
-    AtDrain { reader: Box<GilReader>, stats: SamplerStats, ended: bool },
+    /// thousand times a second cost about 1 % of a core here. `kept`: the
+    /// read taken as it stopped, not taken yet.
+    AtDrain { reader: Box<GilReader>, stats: SamplerStats, ended: bool, kept: Vec<Sample> },
 }
 
 /// One GIL being read: sampled, or probed.
@@ -49,8 +52,6 @@ pub struct Watch {
     /// Where the GIL is in the process: two interpreters sharing one GIL
     /// share its watch.
     pub address: u64,
-    /// Time between samples, for sampled lanes (0 for exact ones).
-    pub period_ns: u64,
     reads: Reads,
     /// Exact takes and releases, where uprobes could be placed.
     probes: Option<GilProbes>,
@@ -100,10 +101,10 @@ impl Watch {
             (None, None)
         };
         let (version, address) = (reader.version(), reader.gil_address());
-        let (period_ns, reads) = if probes.is_some() {
+        let reads = if probes.is_some() {
             let start = now_ns();
             let stats = SamplerStats { started_at: start, updated_at: start, ..SamplerStats::default() };
-            (0, Reads::AtDrain { reader: Box::new(reader), stats, ended: false })
+            Reads::AtDrain { reader: Box::new(reader), stats, ended: false, kept: Vec::new() }
         } else {
             let config = if alone {
                 SamplerConfig { period: LONE_SAMPLE_PERIOD, ..SamplerConfig::default() }
@@ -115,12 +116,22 @@ impl Watch {
                 transient: false,
             })?;
             let period_ns = u64::try_from(config.period.as_nanos()).unwrap_or(u64::MAX);
-            (
+            Reads::Sampled {
+                sampler: Some(sampler),
+                samples: batches,
+                last: SamplerStats::default(),
                 period_ns,
-                Reads::Sampled { sampler: Some(sampler), samples: batches, last: SamplerStats::default() },
-            )
+            }
         };
-        Ok(Watch { version, address, period_ns, reads, probes, unsettled: Vec::new(), no_probes })
+        Ok(Watch { version, address, reads, probes, unsettled: Vec::new(), no_probes })
+    }
+
+    /// Where its lanes come from: every take and release, or samples.
+    pub fn source(&self) -> LaneSource {
+        match self.reads {
+            Reads::Sampled { period_ns, .. } => LaneSource::Measured { period_ns },
+            Reads::AtDrain { .. } => LaneSource::Exact,
+        }
     }
 
     /// Every take and release is seen (uprobes), not sampled.
@@ -163,18 +174,11 @@ impl Watch {
     pub fn take_samples(&mut self, into: &mut Vec<Sample>) {
         match &mut self.reads {
             Reads::Sampled { samples, .. } => into.extend(samples.try_iter().flatten()),
-            Reads::AtDrain { ended: true, .. } => {}
-            Reads::AtDrain { reader, stats, ended } => {
-                let cpu_before = thread_cpu_ns();
-                let unsure_after = u64::try_from(UNSURE_AFTER.as_nanos()).unwrap_or(u64::MAX);
-                match read_sample(reader, unsure_after, stats) {
-                    Ok(sample) => into.extend(sample),
-                    Err(ReadError::Torn) => {}
-                    Err(ReadError::Exited) => *ended = true,
-                    Err(_) => stats.failed += 1,
+            Reads::AtDrain { reader, stats, ended, kept } => {
+                into.append(kept);
+                if !*ended {
+                    read_at_drain(reader, stats, ended, into);
                 }
-                stats.cpu_ns += thread_cpu_ns().saturating_sub(cpu_before);
-                stats.updated_at = now_ns();
             }
         }
     }
@@ -190,20 +194,18 @@ impl Watch {
     /// Stops reading (the samples taken so far can still be taken; a GIL
     /// read at each drain is read once more, for its final count); the
     /// probes stay until the watch is dropped.
-    pub fn stop(&mut self, into: &mut Vec<Sample>) {
+    pub fn stop(&mut self) {
         match &mut self.reads {
             Reads::Sampled { sampler, last, .. } => {
                 if let Some(sampler) = sampler.take() {
                     *last = sampler.stop();
                 }
             }
-            Reads::AtDrain { ended, .. } => {
+            Reads::AtDrain { reader, stats, ended, kept } => {
                 if !*ended {
-                    self.take_samples(into);
+                    read_at_drain(reader, stats, ended, kept);
                 }
-                if let Reads::AtDrain { ended, .. } = &mut self.reads {
-                    *ended = true;
-                }
+                *ended = true;
             }
         }
     }
@@ -215,6 +217,21 @@ impl Watch {
             Reads::AtDrain { stats, .. } => *stats,
         }
     }
+}
+
+/// One read of a GIL at a drain into `into`, its cost counted in `stats`;
+/// `ended` once the process is gone.
+fn read_at_drain(reader: &mut GilReader, stats: &mut SamplerStats, ended: &mut bool, into: &mut Vec<Sample>) {
+    let cpu_before = thread_cpu_ns();
+    let unsure_after = u64::try_from(UNSURE_AFTER.as_nanos()).unwrap_or(u64::MAX);
+    match read_sample(reader, unsure_after, stats) {
+        Ok(sample) => into.extend(sample),
+        Err(ReadError::Torn) => {}
+        Err(ReadError::Exited) => *ended = true,
+        Err(_) => stats.failed += 1,
+    }
+    stats.cpu_ns += thread_cpu_ns().saturating_sub(cpu_before);
+    stats.updated_at = now_ns();
 }
 
 /// The holder an exact event leaves: the taker, or nobody after its holder
