@@ -28,6 +28,9 @@ pub struct Mutex<T> {
     // Boxed: a pthread object must stay where it was initialised.
     raw: Box<UnsafeCell<libc::pthread_mutex_t>>,
     data: UnsafeCell<T>,
+    /// The thread holding it (tests ask whether that is the caller).
+    #[cfg(test)]
+    owner: std::sync::atomic::AtomicI32,
 }
 
 // SAFETY: the data is reached only through a guard, and a guard exists only
@@ -38,14 +41,39 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     pub fn new(data: T) -> Self {
-        Mutex { raw: Box::new(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER)), data: UnsafeCell::new(data) }
+        Mutex {
+            raw: Box::new(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER)),
+            data: UnsafeCell::new(data),
+            #[cfg(test)]
+            owner: std::sync::atomic::AtomicI32::new(0),
+        }
     }
+
+    /// Whether the calling thread holds it.
+    #[cfg(test)]
+    pub fn held_here(&self) -> bool {
+        // SAFETY: gettid has no preconditions.
+        self.owner.load(std::sync::atomic::Ordering::Relaxed) == unsafe { libc::gettid() }
+    }
+
+    #[cfg(test)]
+    fn owned(&self, here: bool) {
+        // SAFETY: gettid has no preconditions.
+        let tid = if here { unsafe { libc::gettid() } } else { 0 };
+        self.owner.store(tid, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[cfg(not(test))]
+    #[inline]
+    #[allow(clippy::unused_self)] // only tests keep track of the owner
+    fn owned(&self, _here: bool) {}
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
         // SAFETY: `raw` is an initialised mutex that outlives the guard.
         let rc = unsafe { libc::pthread_mutex_lock(self.raw.get()) };
         // A default mutex fails only on misuse (it is never destroyed while held).
         debug_assert_eq!(rc, 0, "pthread_mutex_lock");
+        self.owned(true);
         MutexGuard { mutex: self }
     }
 }
@@ -79,6 +107,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
+        self.mutex.owned(false);
         // SAFETY: this guard locked the mutex.
         unsafe { libc::pthread_mutex_unlock(self.mutex.raw.get()) };
     }
@@ -113,9 +142,11 @@ impl Condvar {
 
     /// Waits until notified (or woken spuriously).
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        guard.mutex.owned(false);
         // SAFETY: the guard proves the calling thread holds the mutex, as
         // pthread_cond_wait requires; it holds it again when this returns.
         let rc = unsafe { libc::pthread_cond_wait(self.raw.get(), guard.mutex.raw.get()) };
+        guard.mutex.owned(true);
         debug_assert_eq!(rc, 0, "pthread_cond_wait");
         guard
     }
@@ -128,10 +159,12 @@ impl Condvar {
         timeout: Duration,
     ) -> (MutexGuard<'a, T>, bool) {
         let deadline = deadline_after(timeout);
+        guard.mutex.owned(false);
         // SAFETY: as in `wait`; `deadline` is a valid timespec on CLOCK.
         let rc = unsafe {
             libc::pthread_cond_timedwait(self.raw.get(), guard.mutex.raw.get(), &raw const deadline)
         };
+        guard.mutex.owned(true);
         (guard, rc == libc::ETIMEDOUT)
     }
 
