@@ -9,7 +9,11 @@
 //! so both runtimes are measured under the same contention.
 //!
 //! `cargo bench --bench convoy [-- --rounds 5 --requests 200 --io-wait-ms 1
-//!  --cpu 1,3 --interval-ms 1,5,20 --sim-only]`
+//!  --cpu 1,3 --interval-ms 1,5,20 --python python3,python3.12 --sim-only]`
+//!
+//! With several interpreters the referee runs under each in turn, every
+//! round: how far `CPython`'s own versions differ is the scale against which
+//! the simulation's distance means something.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench stops where it fails
 
@@ -163,13 +167,19 @@ fn main() -> Result<(), String> {
     let intervals = list("--interval-ms", &[1, 5, 20]);
     let sim_only = std::env::args().any(|a| a == "--sim-only");
 
-    let python = Python::probe(Path::new("python3"))?;
-    let calibration = Calibration::measure(&python, 2_000_000, 3)?;
+    let pythons = arg("--python")
+        .unwrap_or_else(|| "python3".to_owned())
+        .split(',')
+        .map(|p| Python::probe(Path::new(p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The simulation is calibrated on the first.
+    let python = &pythons[0];
+    let calibration = Calibration::measure(python, 2_000_000, 3)?;
     let iteration_ns = calibration.iteration_ns;
     let units = ((iteration_ns * calibration.sim_units_per_ns.unwrap_or(1.0)).round() as u32).max(1);
     println!(
         "convoy bench · {} · {iteration_ns:.1} ns per iteration · {requests} requests × {} ms wait · {rounds} rounds, interleaved",
-        python.describe(),
+        pythons.iter().map(Python::describe).collect::<Vec<_>>().join(", "),
         io_wait.as_secs_f64() * 1e3
     );
 
@@ -178,95 +188,98 @@ fn main() -> Result<(), String> {
         .flat_map(|&c| intervals.iter().map(move |&ms| (c as u32, Duration::from_millis(ms))))
         .collect();
     let mut sim: Vec<Vec<Figures>> = vec![Vec::new(); configs.len()];
-    let mut real: Vec<Vec<Figures>> = vec![Vec::new(); configs.len()];
+    // real[p][k]: interpreter p, configuration k.
+    let mut real: Vec<Vec<Vec<Figures>>> = vec![vec![Vec::new(); configs.len()]; pythons.len()];
+    let show = |f: Option<&Figures>| f.map_or("—".to_owned(), |f| format!("{:.1} / {:.1}", f.mean, f.p99));
     for round in 0..rounds {
         for (k, &(cpu, interval)) in configs.iter().enumerate() {
             let busy = common::wait_for_quiet(3, Duration::from_mins(10));
+            let mut said = Vec::new();
             if !sim_only {
-                real[k].push(referee(&python.path, cpu, interval, io_wait, requests));
+                for (p, py) in pythons.iter().enumerate() {
+                    real[p][k].push(referee(&py.path, cpu, interval, io_wait, requests));
+                    said.push(format!("CPython {} {}", py.version, show(real[p][k].last())));
+                }
             }
             // Enough CPU work per thread to outlast the requests: the
             // referee's wall time for them (or a guess), shared by `cpu`
             // threads, and 40 % more.
             let guess =
                 f64::from(requests) * (io_wait.as_secs_f64() + f64::from(cpu + 1) * interval.as_secs_f64());
-            let elapsed = real[k].last().map_or(guess, |f| f.elapsed_s).max(guess);
+            let elapsed = real.iter().filter_map(|r| r[k].last()).map(|f| f.elapsed_s).fold(guess, f64::max);
             let work_s = 1.4 * elapsed / f64::from(cpu);
             sim[k].push(simulate(cpu, interval, io_wait, requests, units, iteration_ns, work_s));
-            let show =
-                |f: Option<&Figures>| f.map_or("—".to_owned(), |f| format!("{:.1} / {:.1}", f.mean, f.p99));
             eprintln!(
-                "round {round}: {cpu} cpu × {} ms · mean / p99 ms: sim {} · CPython {} · {busy} runnable before",
+                "round {round}: {cpu} cpu × {} ms · mean / p99 ms: sim {} · {} · {busy} runnable before",
                 interval.as_millis(),
                 show(sim[k].last()),
-                show(real[k].last())
+                if said.is_empty() { "CPython —".to_owned() } else { said.join(" · ") }
             );
         }
     }
 
-    let stat = |runs: &[Figures], f: fn(&Figures) -> f64| -> String {
-        if runs.is_empty() {
-            return "—".to_owned();
-        }
-        let v: Vec<f64> = runs.iter().map(f).collect();
-        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-        format!("{:.1} ({:.1}–{:.1})", median(v), lo, hi)
-    };
-    println!("\nmedians over {rounds} rounds (min–max), ms; requests counted per run: sim / CPython");
-    println!(
-        "  {:<14}{:>22}{:>22}{:>22}{:>22}{:>10}",
-        "cpu × interval", "sim mean", "CPython mean", "sim p99", "CPython p99", "n"
-    );
-    for (k, &(cpu, interval)) in configs.iter().enumerate() {
-        let n = |runs: &[Figures]| runs.iter().map(|f| f.requests).min().unwrap_or(0);
-        println!(
-            "  {:<14}{:>22}{:>22}{:>22}{:>22}{:>10}",
-            format!("{cpu} × {} ms", interval.as_millis()),
-            stat(&sim[k], |f| f.mean),
-            stat(&real[k], |f| f.mean),
-            stat(&sim[k], |f| f.p99),
-            stat(&real[k], |f| f.p99),
-            format!("{}/{}", n(&sim[k]), n(&real[k])),
-        );
-    }
-    print_pooled(&configs, &sim, &real);
-    println!("\np50, ms");
-    for (k, &(cpu, interval)) in configs.iter().enumerate() {
-        println!(
-            "  {:<14}{:>22}{:>22}",
-            format!("{cpu} × {} ms", interval.as_millis()),
-            stat(&sim[k], |f| f.p50),
-            stat(&real[k], |f| f.p50)
-        );
-    }
+    let names: Vec<String> = pythons.iter().map(|p| format!("CPython {}", p.version)).collect();
+    report(rounds, &configs, &sim, &real, &names);
     Ok(())
 }
 
-/// The p99 and the maximum of every round's requests taken together.
-fn print_pooled(configs: &[(u32, Duration)], sim: &[Vec<Figures>], real: &[Vec<Figures>]) {
-    // One run's p99 is its second or third slowest request: a single late
-    // wake-up moves it. Pooled over every round it is a steadier figure.
-    println!("\nevery round's requests pooled, ms");
+/// The median of a figure over rounds, with its least and most.
+fn stat(runs: &[Figures], f: fn(&Figures) -> f64) -> String {
+    if runs.is_empty() {
+        return "—".to_owned();
+    }
+    let v: Vec<f64> = runs.iter().map(f).collect();
+    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    format!("{:.1} ({:.1}–{:.1})", median(v), lo, hi)
+}
+
+/// Every round's requests taken together, sorted.
+fn pooled(runs: &[Figures]) -> Vec<f64> {
+    let mut all: Vec<f64> = runs.iter().flat_map(|f| f.sorted_ms.iter().copied()).collect();
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+/// One row per configuration and runtime: medians over rounds (min–max),
+/// and the p99 and maximum of every round's requests pooled, which one late
+/// wake-up moves less than one run's p99 (its second or third slowest
+/// request). The last column compares each pooled p99 with the first
+/// interpreter's.
+fn report(
+    rounds: usize,
+    configs: &[(u32, Duration)],
+    sim: &[Vec<Figures>],
+    real: &[Vec<Vec<Figures>>],
+    names: &[String],
+) {
     println!(
-        "  {:<14}{:>12}{:>12}{:>12}{:>12}{:>17}",
-        "cpu × interval", "sim p99", "CPython p99", "sim max", "CPython max", "p99 sim/CPython"
+        "
+ms; medians over {rounds} rounds (min–max); pooled: every round's requests together"
+    );
+    println!(
+        "  {:<12}{:<16}{:>22}{:>22}{:>20}{:>12}{:>10}{:>7}{:>12}",
+        "cpu × int.", "runtime", "mean", "p99", "p50", "pooled p99", "max", "n", "÷ first"
     );
     for (k, &(cpu, interval)) in configs.iter().enumerate() {
-        let pooled = |runs: &[Figures]| {
-            let mut all: Vec<f64> = runs.iter().flat_map(|f| f.sorted_ms.iter().copied()).collect();
-            all.sort_by(f64::total_cmp);
-            all
-        };
-        let (s, r) = (pooled(&sim[k]), pooled(&real[k]));
-        let (sp, rp) = (percentile(&s, 0.99), percentile(&r, 0.99));
-        println!(
-            "  {:<14}{:>12.1}{:>12.1}{:>12.1}{:>12.1}{:>17.2}",
-            format!("{cpu} × {} ms", interval.as_millis()),
-            sp,
-            rp,
-            s.last().copied().unwrap_or(f64::NAN),
-            r.last().copied().unwrap_or(f64::NAN),
-            sp / rp
-        );
+        let first = real.first().map(|r| percentile(&pooled(&r[k]), 0.99));
+        let runtimes = std::iter::once(("sim".to_owned(), &sim[k]))
+            .chain(names.iter().zip(real).map(|(n, r)| (n.clone(), &r[k])))
+            .filter(|(_, runs)| !runs.is_empty());
+        for (name, runs) in runtimes {
+            let all = pooled(runs);
+            let p99 = percentile(&all, 0.99);
+            println!(
+                "  {:<12}{:<16}{:>22}{:>22}{:>20}{:>12.1}{:>10.1}{:>7}{:>12}",
+                format!("{cpu} × {} ms", interval.as_millis()),
+                name,
+                stat(runs, |f| f.mean),
+                stat(runs, |f| f.p99),
+                stat(runs, |f| f.p50),
+                p99,
+                all.last().copied().unwrap_or(f64::NAN),
+                runs.iter().map(|f| f.requests).min().unwrap_or(0),
+                first.filter(|f| f.is_finite()).map_or("—".to_owned(), |f| format!("{:.2}", p99 / f)),
+            );
+        }
     }
 }
