@@ -12,7 +12,7 @@
 use gilscope::app::{App, Effect, Mode, Msg};
 use gilscope::experiment::spec::{Experiment, Model};
 use gilscope::monitor::{ProcessSample, Sample};
-use gilscope::protocol::{Record, ReleaseReason, Runtime};
+use gilscope::protocol::{LaneSource, Record, ReleaseReason, Runtime};
 use gilscope::scenario::{
     CPYTHON_ITERATION_NS, ITERATIONS, MS, S, T0, baseline_cpu_run, cpython_header, demo, end, fresh, header,
     hold_ns, key, model_midway, process_records, sample_mid_run, send, sim_header, starts, threading_records,
@@ -575,4 +575,21 @@ fn the_gil_lane_takes_two_rows_at_most_however_tall_the_lanes() {
     let rows = text.lines().filter(gil_lane).count();
     assert_eq!(rows, 2, "{text}");
     assert!(text.contains("│T0  ▄▄▄"), "the workers' lanes grew instead:\n{text}");
+}
+
+#[test]
+fn the_time_says_how_long_the_workers_waited_while_their_gils_were_found() {
+    let (mut app, threads, _, _) = cpython_mid_run();
+    // The workers started at 1.0 and 1.1 ms into the run (see
+    // cpython_threading_records); their lanes were ready 170 ms later.
+    let t1 = T0 + 400 * MS;
+    let lanes = Record::Lanes { t: t1 + MS + 100_000 + 170 * MS, pid: 2001, source: LaneSource::Exact };
+    send(&mut app, threads, 0, vec![lanes]);
+    app.update(t1 + 400 * MS, Msg::Tick);
+    let big = screen(&app, 200, 60);
+    assert!(big.contains("(+170 ms finding the GILs)"), "{big}");
+    // Where the row has no room, the time alone.
+    let small = screen(&app, 80, 24);
+    assert!(!small.contains("finding"), "{small}");
+    assert!(small.contains("time "), "{small}");
 }

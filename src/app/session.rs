@@ -9,7 +9,7 @@ use crate::experiment::comparison::{Rounds, summarize, verdict};
 use crate::experiment::narration::Narrator;
 use crate::experiment::spec::{Experiment, Model, RunSpec};
 use crate::experiment::supervisor::{Report, RunId};
-use crate::experiment::tally::RunResult;
+use crate::experiment::tally::{RunResult, Tally};
 use crate::experiment::track::{LEVELS_NS, fit};
 
 #[derive(Clone, Debug)]
@@ -79,21 +79,25 @@ impl Session {
 
     /// Where panel `model`'s time starts and ends (session clock): in a race
     /// every panel starts where the first run did; one at a time, each at
-    /// its own start. None before its run started.
+    /// its own start. A run starts where its time does: at its program's
+    /// first request for a worker, once known (a real interpreter boots for
+    /// a tenth of a second before it, which no model's time counts). None
+    /// before its run started.
     pub fn extent(&self, model: usize, now: u64) -> Option<(u64, u64)> {
         let run = self.models.get(model)?;
         let tally = run.tally.as_ref()?;
         let started = self.models.iter().filter_map(|r| r.tally.as_ref());
+        let start = |t: &Tally| t.first_request.unwrap_or(t.requested_at);
         Some(match self.mode {
             Mode::Race => {
-                let origin = started.clone().map(|t| t.requested_at).min().unwrap_or(tally.requested_at);
+                let origin = started.clone().map(start).min().unwrap_or(start(tally));
                 let end =
                     if self.active() { now } else { started.map(|t| t.last_event).max().unwrap_or(now) };
                 (origin, end.max(origin))
             }
             Mode::OneAtATime => {
                 let end = if run.over { tally.last_event } else { now };
-                (tally.requested_at, end.max(tally.requested_at))
+                (start(tally), end.max(start(tally)))
             }
         })
     }

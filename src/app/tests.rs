@@ -473,6 +473,24 @@ fn a_gil_wait_paused_through_is_counted_without_the_pause() {
     assert_eq!(tally.wait_max_ns, 5_000);
 }
 
+#[test]
+fn a_panels_time_starts_at_its_programs_first_worker_request_not_at_its_interpreters_boot() {
+    let mut app = app();
+    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
+    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let (threads, procs) = (models[0].0, models[1].0);
+    // Both interpreters boot for 120 ms before their programs ask for workers.
+    let boot = 120_000_000;
+    for run in [threads, procs] {
+        app.update(10, Msg::Started { run, requested_at: 10, pids: vec![50] });
+        let started = Record::Started { t: 10 + boot + 1_000, worker: 0, requested: 10 + boot };
+        app.update(app.now, Msg::Report(Report::Record { run, stream: 0, record: started }));
+    }
+    let session = app.session.as_ref().expect("a session");
+    let (origin, _) = session.extent(0, 10 + boot + 5_000).expect("started");
+    assert_eq!(origin, 10 + boot, "0 s on the axis is where the time figure starts counting");
+}
+
 fn started_run(spec: RunSpec, streams: usize, pids: Vec<u32>) -> Run {
     let mut run = Run::new(spec.clone());
     run.id = Some(1);

@@ -69,8 +69,18 @@ fn cells(
         (Some(each), _) => (each, None),
         (None, _) => ("…".to_owned(), None),
     };
+    // The workers' wait at the start gun while gilscope found their GILs is
+    // no part of the time; said beside it where the row has room, since the
+    // axis, on the session's clock, runs through it.
+    let held = tally.held_for_lanes_ns();
+    let (time, time_short) = if held >= 1_000_000 {
+        let wall = duration_label(wall);
+        (format!("{wall} (+{} finding the GILs)", duration_label(held as f64 / 1e9)), Some(wall))
+    } else {
+        (duration_label(wall), None)
+    };
     [
-        ("time", duration_label(wall), None),
+        ("time", time, time_short),
         ("done", format!("{:.0}%", tally.progress() * 100.0), None),
         ("cpu", cpu, None),
         ("memory", memory, None),

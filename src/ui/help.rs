@@ -13,8 +13,9 @@ use crate::experiment::tally::Lane;
 use crate::ui::{Theme, glyph};
 
 /// Every figure on screen, and how it is measured: one line each.
-pub const FIGURES: [(&str, &str); 12] = [
-    ("time", "first start request → last worker's end, pauses left out"),
+pub const FIGURES: [(&str, &str); 13] = [
+    ("time", "first start request → last worker's end, pauses left out, and the"),
+    ("", "workers' wait while their GILs are found (\"+… finding the GILs\")"),
     ("done", "share of the iterations (or requests) finished"),
     ("cpu", "the workers' CPU time ÷ wall time, in cores (the OS's reading)"),
     ("memory", "resident memory of its processes (each one's own peak at the end)"),
