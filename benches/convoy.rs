@@ -26,6 +26,7 @@ use std::time::Duration;
 use gilscope::cpython::Python;
 use gilscope::experiment::calibration::Calibration;
 use gilscope::experiment::spec::DEFAULT_REPLY_ITERATIONS;
+use gilscope::experiment::stats::Spread;
 use gilscope::protocol::Record;
 use gilscope::sim::interpreter::Interpreter;
 use gilscope::sim::workload::{Role, WorkParams};
@@ -48,11 +49,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
     sorted[rank - 1]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
 }
 
 /// One run's figures, in ms.
@@ -188,6 +184,7 @@ fn main() -> Result<(), String> {
         .flat_map(|&c| intervals.iter().map(move |&ms| (c as u32, Duration::from_millis(ms))))
         .collect();
     let mut sim: Vec<Vec<Figures>> = vec![Vec::new(); configs.len()];
+    let names: Vec<String> = pythons.iter().map(|p| format!("CPython {}", p.version)).collect();
     // real[p][k]: interpreter p, configuration k.
     let mut real: Vec<Vec<Vec<Figures>>> = vec![vec![Vec::new(); configs.len()]; pythons.len()];
     let show = |f: Option<&Figures>| f.map_or("—".to_owned(), |f| format!("{:.1} / {:.1}", f.mean, f.p99));
@@ -198,7 +195,7 @@ fn main() -> Result<(), String> {
             if !sim_only {
                 for (p, py) in pythons.iter().enumerate() {
                     real[p][k].push(referee(&py.path, cpu, interval, io_wait, requests));
-                    said.push(format!("CPython {} {}", py.version, show(real[p][k].last())));
+                    said.push(format!("{} {}", names[p], show(real[p][k].last())));
                 }
             }
             // Enough CPU work per thread to outlast the requests: the
@@ -218,19 +215,14 @@ fn main() -> Result<(), String> {
         }
     }
 
-    let names: Vec<String> = pythons.iter().map(|p| format!("CPython {}", p.version)).collect();
     report(rounds, &configs, &sim, &real, &names);
     Ok(())
 }
 
 /// The median of a figure over rounds, with its least and most.
 fn stat(runs: &[Figures], f: fn(&Figures) -> f64) -> String {
-    if runs.is_empty() {
-        return "—".to_owned();
-    }
     let v: Vec<f64> = runs.iter().map(f).collect();
-    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    format!("{:.1} ({:.1}–{:.1})", median(v), lo, hi)
+    Spread::of(&v).map_or("—".to_owned(), |s| format!("{:.1} ({:.1}–{:.1})", s.median, s.min, s.max))
 }
 
 /// Every round's requests taken together, sorted.

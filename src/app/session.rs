@@ -79,25 +79,24 @@ impl Session {
 
     /// Where panel `model`'s time starts and ends (session clock): in a race
     /// every panel starts where the first run did; one at a time, each at
-    /// its own start. A run starts where its time does: at its program's
-    /// first request for a worker, once known (a real interpreter boots for
-    /// a tenth of a second before it, which no model's time counts). None
-    /// before its run started.
+    /// its own start. A run starts where its time does
+    /// ([`Tally::time_starts_at`]: a real interpreter boots for a tenth of a
+    /// second before that). None before its run started.
     pub fn extent(&self, model: usize, now: u64) -> Option<(u64, u64)> {
         let run = self.models.get(model)?;
         let tally = run.tally.as_ref()?;
         let started = self.models.iter().filter_map(|r| r.tally.as_ref());
-        let start = |t: &Tally| t.first_request.unwrap_or(t.requested_at);
         Some(match self.mode {
             Mode::Race => {
-                let origin = started.clone().map(start).min().unwrap_or(start(tally));
+                let origin =
+                    started.clone().map(Tally::time_starts_at).min().unwrap_or(tally.time_starts_at());
                 let end =
                     if self.active() { now } else { started.map(|t| t.last_event).max().unwrap_or(now) };
                 (origin, end.max(origin))
             }
             Mode::OneAtATime => {
                 let end = if run.over { tally.last_event } else { now };
-                (start(tally), end.max(start(tally)))
+                (tally.time_starts_at(), end.max(tally.time_starts_at()))
             }
         })
     }

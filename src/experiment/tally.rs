@@ -656,14 +656,20 @@ impl Tally {
     }
 
     /// Wall time so far (or in total, once finished).
+    /// Where the run's time starts: its program's first request for a
+    /// worker, once known, else gilscope's request to start it (an
+    /// interpreter's boot before the first request is no model's cost).
+    pub fn time_starts_at(&self) -> u64 {
+        self.first_request.unwrap_or(self.requested_at)
+    }
+
     pub fn wall_ns(&self, now: u64) -> u64 {
         let end = if self.workers.iter().all(|w| w.finished_at.is_some()) {
             self.workers.iter().filter_map(|w| w.finished_at).max().unwrap_or(now)
         } else {
             now
         };
-        let start = self.first_request.unwrap_or(self.requested_at);
-        end.saturating_sub(start).saturating_sub(self.held_for_lanes_ns())
+        end.saturating_sub(self.time_starts_at()).saturating_sub(self.held_for_lanes_ns())
     }
 
     /// How long the workers, all started, waited at the start gun while
