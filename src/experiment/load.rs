@@ -24,13 +24,52 @@ pub fn busy_ticks() -> Option<u64> {
     Some(user + nice + system + irq + softirq + steal)
 }
 
-/// CPU ticks of process `pid` and everything it started: its own and its
-/// reaped children's (fields 14–17 of /proc/PID/stat), plus its live
+/// CPU time of process `pid` and everything it started, in ns: its own
+/// threads' (the dead ones too), its reaped children's, and its live
 /// children's trees.
-pub fn tree_ticks(pid: u32) -> u64 {
-    let Some(stat) = crate::procfs::Stat::of(pid) else { return 0 };
-    let own = stat.cpu_ticks + stat.reaped_children_ticks;
-    own + children(pid).into_iter().map(tree_ticks).sum::<u64>()
+///
+/// Read from each process's CPU clock and gilscope's own `getrusage`, not
+/// from `/proc/PID/stat`: that file rounds every process's time down to a
+/// clock tick (10 ms) field by field, so a run of fifty processes carried up
+/// to two seconds of error, enough to call an idle machine busy.
+pub fn tree_cpu_ns(pid: u32) -> u64 {
+    // Live children first, reaped ones after: a child reaped in between is
+    // counted twice rather than lost, so the error errs toward "not busy".
+    let live: u64 = children(pid).into_iter().map(tree_cpu_ns).sum();
+    live + process_cpu_ns(pid) + reaped_children_ns(pid)
+}
+
+/// CPU time of all of `pid`'s threads, the exited ones included (0 once gone).
+fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return 0 };
+    let mut clock: libc::clockid_t = 0;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: both pointers are valid and writable; a pid that is gone makes
+    // either call fail, which is answered with 0.
+    let read = unsafe {
+        libc::clock_getcpuclockid(pid, &raw mut clock) == 0 && libc::clock_gettime(clock, &raw mut ts) == 0
+    };
+    if !read {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// CPU time of the children `pid` reaped: to the microsecond for gilscope
+/// itself, to the tick for the processes it started.
+fn reaped_children_ns(pid: u32) -> u64 {
+    if pid == std::process::id() {
+        // SAFETY: a zeroed rusage is a valid value for getrusage to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_CHILDREN with a valid pointer cannot fail.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
+        let us = |t: libc::timeval| {
+            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+        };
+        return (us(usage.ru_utime) + us(usage.ru_stime)) * 1_000;
+    }
+    let tick_ns = 1_000_000_000 / crate::procfs::ticks_per_second();
+    crate::procfs::Stat::of(pid).map_or(0, |s| s.reaped_children_ticks * tick_ns)
 }
 
 /// The live children of `pid`, from every thread's list.
@@ -48,14 +87,16 @@ pub fn children(pid: u32) -> Vec<u32> {
 #[derive(Clone, Copy, Debug)]
 pub struct LoadMeter {
     at: Instant,
+    /// Busy ticks of all cores.
     busy: u64,
-    ours: u64,
+    /// CPU time of gilscope's tree, ns.
+    ours_ns: u64,
 }
 
 impl LoadMeter {
     /// None where /proc cannot be read: then nothing is claimed.
     pub fn start() -> Option<LoadMeter> {
-        Some(LoadMeter { at: Instant::now(), busy: busy_ticks()?, ours: tree_ticks(std::process::id()) })
+        Some(LoadMeter { at: Instant::now(), busy: busy_ticks()?, ours_ns: tree_cpu_ns(std::process::id()) })
     }
 
     /// Cores' worth of CPU that processes outside gilscope's tree used since
@@ -79,8 +120,12 @@ impl LoadMeter {
         if wall < 0.05 {
             return 0.0;
         }
-        let other = now.busy.saturating_sub(self.busy).saturating_sub(now.ours.saturating_sub(self.ours));
-        other as f64 / ticks_per_second() / wall
+        let busy_s = now.busy.saturating_sub(self.busy) as f64 / ticks_per_second();
+        let ours_s = now.ours_ns.saturating_sub(self.ours_ns) as f64 / 1e9;
+        // The kernel counts the cores' busy time by the tick, and rounds the
+        // sum down: less than two ticks is below what it can tell.
+        let resolution = 2.0 / ticks_per_second();
+        (busy_s - ours_s - resolution).max(0.0) / wall
     }
 }
 
@@ -96,19 +141,64 @@ mod tests {
 
     #[test]
     fn a_busy_child_of_ours_counts_as_ours_even_once_reaped() {
-        let before = tree_ticks(std::process::id());
+        let before = tree_cpu_ns(std::process::id());
         let child = std::process::Command::new("sh")
             .args(["-c", "timeout 0.6 sh -c 'while :; do :; done'; true"])
             .status();
         assert!(child.is_ok_and(|s| s.success()), "sh runs");
-        let after = tree_ticks(std::process::id());
+        let after = tree_cpu_ns(std::process::id());
         // The grandchild spun for 0.6 s and was reaped: its CPU is in our tree's.
-        let seconds = (after - before) as f64 / ticks_per_second();
+        let seconds = (after - before) as f64 / 1e9;
         assert!(seconds > 0.15, "a reaped busy child counted {seconds} s of our tree's CPU");
     }
 
     #[test]
+    fn live_children_are_counted_to_the_microsecond_not_rounded_to_the_tick() {
+        use std::io::BufRead;
+        let _cores = crate::sim::one_at_a_time();
+        // Twenty children each spin a little, say how much CPU they used by
+        // their own clock, and sleep, alive, while we count them.
+        let script = "import time\nwhile time.process_time() < 0.013: pass\n\
+                      print(time.process_time(), flush=True)\ntime.sleep(5)";
+        // The interpreter itself, not pyenv's shim (a shell that uses CPU
+        // of its own before it starts Python).
+        let asked = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs (pyenv's, as everywhere in these tests)");
+        let python = String::from_utf8_lossy(&asked.stdout).trim().to_owned();
+        let mut kids: Vec<std::process::Child> = (0..20)
+            .map(|_| {
+                std::process::Command::new(&python)
+                    .args(["-c", script])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("the interpreter python3 named runs")
+            })
+            .collect();
+        let mut own_s = 0.0;
+        for kid in &mut kids {
+            let mut line = String::new();
+            let out = kid.stdout.take().expect("piped");
+            std::io::BufReader::new(out).read_line(&mut line).expect("the child reports");
+            own_s += line.trim().parse::<f64>().expect("a number of seconds");
+        }
+        let counted_s: f64 = kids.iter().map(|k| tree_cpu_ns(k.id()) as f64 / 1e9).sum();
+        for kid in &mut kids {
+            let _ = kid.kill();
+            let _ = kid.wait();
+        }
+        // /proc/PID/stat's ticks lost 0.5–1 tick (5–10 ms) a child here.
+        assert!(
+            (counted_s - own_s).abs() < 0.02,
+            "the children said they used {own_s:.3} s of CPU; the tree counted {counted_s:.3} s"
+        );
+    }
+
+    #[test]
     fn a_busy_process_outside_our_tree_is_outside_load() {
+        // Its hog would slow the tests that time the cores.
+        let _cores = crate::sim::one_at_a_time();
         // A hog that is not our child (its shell exits at once) and that
         // stops by itself after a second.
         let started = std::process::Command::new("sh")
