@@ -161,6 +161,7 @@ pub fn main(args: &WorkerArgs) -> ! {
         gils: interpreter.own_gils.then_some(interpreter.roles.len() as u32),
     };
     let writer = std::thread::spawn(move || write_stream(std::io::stdout().lock(), &hello, &rx));
+    gun.heralded_by(writer.thread().clone());
     let counts = match interpreter.run(&tx, &gun) {
         Ok(counts) => counts,
         Err(message) => {

@@ -381,3 +381,28 @@ fn a_worker_that_keeps_talking_without_progress_fails_the_run() {
     assert!(why.contains("no progress in 30 s"), "{why}");
     assert!(started.elapsed() < Duration::from_secs(40), "it took {:?}", started.elapsed());
 }
+
+#[test]
+fn a_simulated_worker_waits_at_the_start_gun_only_as_long_as_gilscope_takes_to_fire_it() {
+    // A lone worker's time is its work, its start and the wait at the start
+    // gun. The gun fires once gilscope has read the worker's start; a worker
+    // whose start sat in its process's queue until the writer's next poll
+    // (every 15 ms) waited for nothing, and that wait was in its wall time.
+    let plan = Plan::with_program(gilscope());
+    let spec = RunSpec {
+        experiment: Experiment { iterations: 20_000, ..Experiment::new(1) },
+        model: Model::Threads,
+    };
+    let idle_ms: Vec<f64> = (0..8)
+        .map(|_| {
+            let result = gilscope::experiment::run_tally(&spec, &plan).expect("a lone worker runs").result();
+            let result = result.expect("a finished run has figures");
+            // cores_used is the worker thread's CPU time ÷ wall time.
+            result.wall_s * (1.0 - result.cores_used) * 1e3
+        })
+        .collect();
+    // Waiting for the poll took 0–15 ms, in about half the runs over 10 ms;
+    // a busy machine may still hold a worker back now and then.
+    let long = idle_ms.iter().filter(|&&ms| ms > 10.0).count();
+    assert!(long <= 1, "a lone worker's wall time exceeded its thread's CPU time by {idle_ms:.1?} ms");
+}

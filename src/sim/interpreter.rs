@@ -50,12 +50,21 @@ pub struct Interpreter {
 pub struct StartGun {
     fired: Mutex<bool>,
     went: Condvar,
+    /// Woken when a worker starts to wait: the thread that sends the
+    /// records out, so that the worker's start reaches gilscope now rather
+    /// than at its next poll, up to 15 ms later, all of it spent waiting.
+    herald: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl StartGun {
     /// A gun that has already fired: workers start their work at once.
     pub fn fired() -> Self {
-        StartGun { fired: Mutex::new(true), went: Condvar::new() }
+        StartGun { fired: Mutex::new(true), went: Condvar::new(), herald: std::sync::OnceLock::new() }
+    }
+
+    /// Has `thread` woken whenever a worker starts to wait.
+    pub fn heralded_by(&self, thread: std::thread::Thread) {
+        let _ = self.herald.set(thread);
     }
 
     pub fn has_fired(&self) -> bool {
@@ -68,6 +77,9 @@ impl StartGun {
     }
 
     pub fn wait(&self) {
+        if let Some(herald) = self.herald.get() {
+            herald.unpark();
+        }
         let mut fired = self.fired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while !*fired {
             fired = self.went.wait(fired).unwrap_or_else(std::sync::PoisonError::into_inner);
