@@ -931,6 +931,62 @@ pub struct RunResult {
     pub doubts: Vec<String>,
 }
 
+#[cfg(test)]
+impl RunResult {
+    /// A finished run of two workers with a 7 s baseline, for tests.
+    pub(crate) fn example(
+        model: &'static str,
+        label: &str,
+        processes: u32,
+        wall_s: f64,
+        cores_used: f64,
+    ) -> Self {
+        RunResult {
+            model,
+            label: label.to_owned(),
+            runtime: "sim",
+            gil: true,
+            workers: 2,
+            processes,
+            gils: processes,
+            python: None,
+            start_method: None,
+            wall_s,
+            baseline_s: Some(7.0),
+            speedup: Some(7.0 / wall_s),
+            speedup_min: None,
+            speedup_max: None,
+            speedup_limit: 2.0,
+            rounds: 1,
+            cores_used,
+            cpu_s: 0.0,
+            start_us: 0.0,
+            start_us_max: 0.0,
+            started_s: 0.0,
+            peak_rss_kb: 0,
+            lanes: "exact",
+            lanes_fallback: None,
+            sample_period_us: None,
+            samples_per_s: None,
+            watcher_cpu: None,
+            watcher_cores: None,
+            gil_switches: 0,
+            gil_switches_in_lanes: 0,
+            held_share: Vec::new(),
+            gil_drop_requests: None,
+            gil_waits: 0,
+            gil_wait_mean_ms: 0.0,
+            gil_wait_max_ms: 0.0,
+            hold_ms: None,
+            io_latency_ms: None,
+            outside_load: 0.0,
+            memory: None,
+            clean: true,
+            doubts: Vec::new(),
+        }
+    }
+}
+
 /// GIL hold spans: median and 90th percentile, in ms.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Holds {
