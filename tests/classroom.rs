@@ -20,7 +20,7 @@ use gilscope::monitor::Sample;
 use gilscope::protocol::{Record, ReleaseReason};
 use gilscope::recording::replay::Player;
 use gilscope::recording::tape::{Context, Tape};
-use gilscope::recording::{Event, Machine, Recording, trace};
+use gilscope::recording::{Begin, Entry, Event, Machine, Recording, trace};
 use gilscope::scenario::{
     ITERATIONS, MS, S, T0, demo, end, fresh, header, key, process_records, send, sim_header, starts,
     threading_records,
@@ -260,32 +260,24 @@ impl Live {
     }
 }
 
-/// A session as a teacher would have it: the baseline timed in a session
-/// abandoned halfway, a longer switch interval, then a race with a pause
-/// in the middle, OS samples and ticks throughout, and a zoom at the end.
-fn recorded_session() -> Live {
-    let app = App::new(demo(), Options { cores: 2, ..Options::default() }, T0);
-    let mut live = Live { app, tape: Tape::default() };
-    live.app.set_mode(Mode::Race);
-    live.sample(T0, 12.0, 0.01);
-    let baseline = live.key(' ');
-    assert_eq!(baseline.len(), 1);
-    let b = baseline[0].0;
-    live.start(b, T0 + MS, &[900], &[(0, 1)]);
-    live.sample(T0 + S, 55.0, 0.04);
-    let done = T0 + 3_500 * MS;
-    let mut models = live.records(
+/// A lone worker's baseline run `b`, asked for at `at`: its records and
+/// its end. Returns the runs the app asks for next.
+fn play_baseline(live: &mut Live, b: RunId, at: u64, pid: u32) -> Vec<(RunId, RunSpec)> {
+    live.start(b, at + MS, &[pid], &[(0, 1)]);
+    live.sample(at + S, 55.0, 0.04);
+    let done = at + 3_500 * MS;
+    let mut next = live.records(
         b,
         0,
         vec![
-            Record::Started { t: T0 + 2 * MS, worker: 0, requested: T0 + MS },
-            Record::Process { t: T0 + 2 * MS, worker: 0, pid: 900 },
-            Record::Take { t: T0 + 2 * MS, worker: 0 },
+            Record::Started { t: at + 2 * MS, worker: 0, requested: at + MS },
+            Record::Process { t: at + 2 * MS, worker: 0, pid },
+            Record::Take { t: at + 2 * MS, worker: 0 },
             Record::Progress { t: done, worker: 0, done: ITERATIONS, total: ITERATIONS },
             Record::Finished { t: done, worker: 0 },
             Record::End {
                 t: done,
-                pid: 900,
+                pid,
                 cpu_ns: 3_500 * MS,
                 max_rss_kb: 3_300,
                 switches: 0,
@@ -295,17 +287,35 @@ fn recorded_session() -> Live {
     );
     // The models start once the baseline's stream ended (or, with every
     // worker finished, at its end record).
-    models.extend(live.ended(b, 1));
+    next.extend(live.ended(b, 1));
+    next
+}
+
+/// A session as a teacher would have it: a session abandoned halfway, a
+/// longer switch interval, then a session that times its own baseline and
+/// races with a pause in the middle, OS samples and ticks throughout, and a
+/// zoom at the end.
+fn recorded_session() -> Live {
+    let app = App::new(demo(), Options { cores: 2, ..Options::default() }, T0);
+    let mut live = Live { app, tape: Tape::default() };
+    live.app.set_mode(Mode::Race);
+    live.sample(T0, 12.0, 0.01);
+    let baseline = live.key(' ');
+    assert_eq!(baseline.len(), 1);
+    let models = play_baseline(&mut live, baseline[0].0, T0, 900);
     assert_eq!(models.len(), 2, "the race starts");
     // Abandoned before the models finish: nothing goes to the history.
-    live.start(models[0].0, done + MS, &[2001], &[(0, 2)]);
+    live.start(models[0].0, T0 + 3_501 * MS, &[2001], &[(0, 2)]);
     live.key('r');
     live.key(']');
-    // The second session reuses the baseline.
-    let t1 = T0 + 10 * S;
-    live.feed(t1, Msg::Tick);
-    let models = live.key(' ');
-    assert_eq!(models.len(), 2, "no baseline again: the models race at once");
+    // The second session times its own baseline: the machine's speed drifts.
+    let t0 = T0 + 10 * S;
+    live.feed(t0, Msg::Tick);
+    let baseline = live.key(' ');
+    assert_eq!(baseline.len(), 1, "the lone worker is timed again");
+    let models = play_baseline(&mut live, baseline[0].0, t0, 901);
+    assert_eq!(models.len(), 2, "then the models race");
+    let t1 = t0 + 4 * S;
     let (threads, procs) = (models[0].0, models[1].0);
     live.start(threads, t1, &[2001], &[(0, 2)]);
     live.start(procs, t1, &[3001, 3002], &[(0, 1), (1, 1)]);
@@ -420,31 +430,70 @@ fn saved(live: &Live) -> Recording {
     Recording::read(bytes.as_slice(), "test").expect("it reads back")
 }
 
+/// `recording` as a gilscope that reused a baseline timed earlier saved
+/// it: its session's baseline run, its start and every message of it, moved
+/// out in front as an earlier one.
+fn as_if_the_baseline_was_reused(mut recording: Recording) -> Recording {
+    let entries = std::mem::take(&mut recording.entries);
+    let session = entries.iter().position(|e| matches!(e.event, Event::Begin(Begin::Session { .. })));
+    let session = session.expect("a session");
+    let baseline = entries.iter().find_map(|e| match e.event {
+        Event::Start { run, baseline: true, .. } => Some(run),
+        _ => None,
+    });
+    let baseline = baseline.expect("a baseline run");
+    let of_baseline = |e: &Entry| match &e.event {
+        Event::Start { run, .. } | Event::Msg(Msg::Started { run, .. } | Msg::StartFailed { run, .. }) => {
+            *run == baseline
+        }
+        Event::Msg(Msg::Report(report)) => report.run() == baseline,
+        _ => false,
+    };
+    // The OS samples taken while it ran go with it, as a live app sent them.
+    let models = entries.iter().position(|e| matches!(e.event, Event::Start { baseline: false, .. }));
+    let while_timed = session..models.expect("models");
+    let (mut earlier, mut rest): (Vec<Entry>, Vec<Entry>) = (Vec::new(), Vec::new());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let sample = matches!(entry.event, Event::Msg(Msg::Sample(_)));
+        if i > session && (of_baseline(&entry) || (sample && while_timed.contains(&i))) {
+            earlier.push(entry);
+        } else {
+            rest.push(entry);
+        }
+    }
+    let at = earlier.first().map_or(0, |e| e.at);
+    earlier.insert(0, Entry { at, event: Event::Begin(Begin::Earlier) });
+    rest.splice(session..session, earlier);
+    recording.entries = rest;
+    recording
+}
+
 #[test]
 fn a_recording_replays_to_the_same_screen_as_the_live_run_it_came_from() {
     let live = recorded_session();
     let recording = saved(&live);
     assert!(
-        recording
-            .entries
-            .iter()
-            .any(|e| matches!(e.event, Event::Begin(gilscope::recording::Begin::Earlier))),
-        "the baseline timed in the abandoned session comes with it"
+        recording.entries.iter().any(|e| matches!(e.event, Event::Start { baseline: true, .. })),
+        "the session's own baseline run comes with it"
     );
-    let mut player = Player::new(recording, &Options::default()).expect("it replays");
-    player.play_all().expect("to its end");
-    let replayed = player.app();
-    assert_eq!(replayed.baseline, live.app.baseline, "the same baseline, timed from the same reports");
-    for (w, h) in [(80, 24), (160, 48)] {
-        let (a, b) = (draw(&live.app, w, h), draw(replayed, w, h));
-        let last = a.len() - 1;
-        assert_eq!(a[..last], b[..last], "{w}×{h}: the same screen but the bottom bar");
-        assert!(b[last].contains("replay"), "the bar says it is a replay: {}", b[last]);
-        assert!(
-            a.iter().any(|l| l.contains("speedup") || l.contains("× of")),
-            "a finished screen:\n{}",
-            a.join("\n")
-        );
+    // And as an older gilscope saved it, with the baseline timed before.
+    let older = as_if_the_baseline_was_reused(recording.clone());
+    for recording in [recording, older] {
+        let mut player = Player::new(recording, &Options::default()).expect("it replays");
+        player.play_all().expect("to its end");
+        let replayed = player.app();
+        assert_eq!(replayed.baseline, live.app.baseline, "the same baseline, timed from the same reports");
+        for (w, h) in [(80, 24), (160, 48)] {
+            let (a, b) = (draw(&live.app, w, h), draw(replayed, w, h));
+            let last = a.len() - 1;
+            assert_eq!(a[..last], b[..last], "{w}×{h}: the same screen but the bottom bar");
+            assert!(b[last].contains("replay"), "the bar says it is a replay: {}", b[last]);
+            assert!(
+                a.iter().any(|l| l.contains("speedup") || l.contains("× of")),
+                "a finished screen:\n{}",
+                a.join("\n")
+            );
+        }
     }
 }
 

@@ -96,8 +96,13 @@ pub struct App {
     pub lane_cells: usize,
     pub options: Options,
     pub session: Option<Session>,
-    /// Lone-worker times measured so far, reused while the settings match.
+    /// Lone-worker times: this session's once timed (each session times its
+    /// own, since the machine's speed drifts from minute to minute), else
+    /// the latest, shown on the idle screen as "measured before".
     pub baseline: Baseline,
+    /// The next session reuses the baseline times it finds instead of timing
+    /// them: a replayed recording made by a gilscope that reused them.
+    pub reuse_baseline_once: bool,
     pub sample: Option<Sample>,
     /// The time of the latest message.
     pub now: u64,
@@ -201,6 +206,7 @@ impl App {
             options,
             session: None,
             baseline: Baseline::default(),
+            reuse_baseline_once: false,
             sample: None,
             now,
             help: None,
@@ -726,6 +732,16 @@ impl App {
     }
 
     fn start(&mut self, effects: &mut Vec<Effect>) {
+        // A finished session's figures stay on screen among the earlier ones.
+        if let Some(done) = self.session.take() {
+            self.remember(&done);
+        }
+        // Every session times its own baseline: a lone worker timed minutes
+        // ago, on a machine whose speed drifts, would skew every speedup.
+        let reuse = std::mem::take(&mut self.reuse_baseline_once);
+        if !reuse {
+            self.baseline.forget(&self.experiment);
+        }
         self.session =
             Some(Session::new(self.experiment.clone(), self.mode, self.specs(), &self.baseline, self.now));
         self.view = View {

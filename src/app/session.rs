@@ -16,7 +16,8 @@ use crate::experiment::track::{LEVELS_NS, fit};
 pub struct Session {
     pub experiment: Experiment,
     pub mode: Mode,
-    /// Baseline runs not timed before (empty when all were).
+    /// Its baseline runs (only those not timed yet: all of them, unless a
+    /// replayed recording reused earlier ones).
     pub baseline: Vec<Run>,
     /// One run per model, in the order the screen shows them.
     pub models: Vec<Run>,

@@ -35,7 +35,7 @@ fn space_times_the_baseline_first_then_races_both_models() {
 }
 
 #[test]
-fn one_at_a_time_runs_threading_then_multiprocessing_and_reuses_the_baseline() {
+fn one_at_a_time_runs_threading_then_multiprocessing_and_times_the_baseline_at_every_press() {
     let mut app = app();
     ch(&mut app, 'm');
     assert_eq!(app.mode, Mode::OneAtATime);
@@ -50,12 +50,19 @@ fn one_at_a_time_runs_threading_then_multiprocessing_and_reuses_the_baseline() {
     assert!(!app.busy());
     let session = app.session.as_ref().expect("a session");
     assert_eq!(app.baseline.total_s(&session.experiment), Some(2.0 * 0.001));
-    // A second press of space needs no new baseline, nor does another interval.
+    // A second press of space times the lone worker again (the machine's
+    // speed drifts), and so does another interval; the first session's
+    // figures stay on screen among the earlier ones.
     let again = starts(&ch(&mut app, ' '));
-    assert_eq!(again[0].1.model, Model::Threads);
+    assert_eq!(again[0].1.experiment.workers, 1, "{again:?}");
+    assert_eq!(app.baseline.total_s(&app.experiment), None, "the old baseline is not used");
+    assert_eq!(app.history.len(), 1, "the finished session is kept among the earlier ones");
     let restarted = starts(&ch(&mut app, ']'));
-    assert_eq!(restarted[0].1.model, Model::Threads);
-    assert_eq!(restarted[0].1.experiment.switch_interval, Duration::from_millis(10));
+    assert_eq!(restarted[0].1.experiment.workers, 1, "{restarted:?}");
+    let threads = starts(&play_run(&mut app, restarted[0].0, &restarted[0].1, 9_000_000, 3_000_000));
+    assert_eq!(threads[0].1.model, Model::Threads);
+    assert_eq!(threads[0].1.experiment.switch_interval, Duration::from_millis(10));
+    assert_eq!(app.baseline.total_s(&app.experiment), Some(2.0 * 0.003), "the new lone worker's time");
 }
 
 #[test]

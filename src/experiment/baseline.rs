@@ -15,7 +15,7 @@ use crate::sim::workload::Role;
 /// One worker of `role` alone, with every other setting of `e`. A lone
 /// thread never waits for its GIL, so neither the switch interval nor the
 /// GIL switch can change its time: both are pinned (GIL on, the default
-/// interval), and trying another interval does not time it again.
+/// interval), so that every setting compares with the same lone worker.
 pub fn spec(e: &Experiment, role: Role) -> RunSpec {
     let workload = match role {
         Role::Cpu => Workload::Cpu,
@@ -91,6 +91,12 @@ impl Baseline {
     /// until every role was timed.
     pub fn total_s(&self, e: &Experiment) -> Option<f64> {
         (0..e.workers).map(|w| self.time_of_role(e, e.workload.role(w))).sum()
+    }
+
+    /// Forgets the times of `e`'s baseline runs, so that they are timed again.
+    pub fn forget(&mut self, e: &Experiment) {
+        let specs = specs(e);
+        self.times.retain(|t| !specs.contains(&t.spec));
     }
 
     /// The baseline runs of `e` still to be timed.

@@ -234,6 +234,8 @@ impl Player {
             for time in feeder.app.baseline.times {
                 self.main.app.baseline.record_timed(time);
             }
+            // Recorded by a gilscope that reused a baseline: so does the replay.
+            self.main.app.reuse_baseline_once = true;
         }
     }
 }
