@@ -114,6 +114,10 @@ fn every_run_carries_its_spread_limit_cores_and_load_and_io_runs_their_latency()
             (run["speedup_min"].as_f64(), run["speedup"].as_f64(), run["speedup_max"].as_f64());
         assert!(lo <= mid && mid <= hi, "{run}");
         assert_eq!(run["speedup_limit"], 2.0);
+        // How fast its CPU seconds worked: the speedup over the cores used.
+        let speed = run["work_speed"].as_f64().expect("work_speed of a CPU-bound run");
+        let expected = mid.unwrap_or(0.0) / run["cores_used"].as_f64().unwrap_or(1.0);
+        assert!((speed - expected).abs() < 1e-9, "{run}");
     }
     let io = run(&[
         "--workload",
@@ -133,6 +137,7 @@ fn every_run_carries_its_spread_limit_cores_and_load_and_io_runs_their_latency()
             assert!(latency[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {run}");
         }
         assert!(latency["requests"].as_u64().is_some_and(|n| n >= 1), "{run}");
+        assert!(run["work_speed"].is_null(), "waiting uses no CPU: no work speed for I/O: {run}");
     }
 }
 

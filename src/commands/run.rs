@@ -570,6 +570,9 @@ fn tables(
         row("wall time", duration_label(r.wall_s));
         row("speedup", speedup_text(r));
         row("cores used", format!("{:.2} (CPU time ÷ wall time: what noise does not move)", r.cores_used));
+        if let Some(speed) = r.work_speed {
+            row("work speed", format!("{:.0} % of the lone worker's (speedup ÷ cores used)", speed * 100.0));
+        }
         row(
             "start cost / worker",
             format!(

@@ -80,6 +80,12 @@ pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -
     result.speedup_limit = speedup_limit(e, cores);
     result.cores_used = median(&rounds.timed.iter().map(|t| t.result.cores_used).collect::<Vec<_>>())
         .unwrap_or(result.cores_used);
+    // Waiting workers use no CPU, so only CPU-bound work says how fast its
+    // CPU seconds went.
+    result.work_speed = match (e.workload, result.speedup) {
+        (Workload::Cpu, Some(s)) if result.cores_used > 0.0 => Some(s / result.cores_used),
+        _ => None,
+    };
     let mut pooled: Vec<u64> = rounds.timed.iter().flat_map(|t| t.latencies_ns.iter().copied()).collect();
     pooled.sort_unstable();
     result.io_latency_ms = Latency::of(&pooled);

@@ -800,6 +800,7 @@ impl Tally {
             speedup_min: None,
             speedup_max: None,
             speedup_limit: f64::from(self.spec.experiment.workers),
+            work_speed: None,
             rounds: 1,
             cores_used: worker_cpu_ns.unwrap_or(cpu_ns) as f64 / wall_ns as f64,
             cpu_s: cpu_ns as f64 / 1e9,
@@ -874,6 +875,11 @@ pub struct RunResult {
     pub rounds: u32,
     /// CPU time of the worker threads / wall time: what noise does not move.
     pub cores_used: f64,
+    /// CPU-bound work only: the speedup ÷ the cores used, that is how fast
+    /// the workers' CPU time did their work against the lone worker's (1.0:
+    /// as fast as alone; 0.75: a quarter of each CPU second was lost, to
+    /// cores that slow each other down or a machine that slowed down).
+    pub work_speed: Option<f64>,
     /// CPU time of the worker processes, all their threads, boot included.
     pub cpu_s: f64,
     /// Start cost per worker: from the first request to the last worker's
@@ -957,6 +963,7 @@ impl RunResult {
             speedup_min: None,
             speedup_max: None,
             speedup_limit: 2.0,
+            work_speed: None,
             rounds: 1,
             cores_used,
             cpu_s: 0.0,

@@ -13,7 +13,7 @@ use crate::experiment::tally::Lane;
 use crate::ui::{Theme, glyph};
 
 /// Every figure on screen, and how it is measured: one line each.
-pub const FIGURES: [(&str, &str); 13] = [
+pub const FIGURES: [(&str, &str); 14] = [
     ("time", "first start request → last worker's end, pauses left out, and the"),
     ("", "workers' wait while their GILs are found (\"+… finding the GILs\")"),
     ("done", "share of the iterations (or requests) finished"),
@@ -26,6 +26,7 @@ pub const FIGURES: [(&str, &str); 13] = [
     ("latency", "I/O request → GIL held again after the reply, beside other workers"),
     ("speedup", "baseline (each worker alone, one after another) ÷ wall time;"),
     ("", "at most min(workers, cores) for CPU-bound work"),
+    ("work at", "speedup ÷ cpu: how fast CPU seconds worked, against the lone worker"),
     ("outside", "CPU other processes took meanwhile; over 0.2 cores: not clean"),
 ];
 

@@ -10,6 +10,7 @@ use ratatui::text::{Line, Span};
 use crate::app::{App, Earlier, Mode, Phase, Session};
 use crate::experiment::load::too_busy;
 use crate::experiment::spec::{RunSpec, Workload};
+use crate::experiment::tally::RunResult;
 use crate::format::{duration_label, fit};
 use crate::sim::workload::Role;
 use crate::ui::Theme;
@@ -251,6 +252,8 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
         }
         None => (Line::raw(""), Line::raw("")),
     };
+    // A line left: why a speedup fell short of the cores it used.
+    let third = if third.width() == 0 { slow_work(session, &compared.results, width, theme) } else { third };
     let fourth = match session.mode {
         Mode::Race if compared.results.iter().flatten().count() >= 2 => race_note(app, theme),
         _ => Line::styled(
@@ -259,6 +262,33 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
         ),
     };
     [Line::from(first), second, third, fourth]
+}
+
+/// Below this share of the lone worker's speed, a model's CPU seconds are
+/// said to have worked slowly.
+const SLOW_WORK: f64 = 0.9;
+
+/// "multiprocessing: its CPU seconds worked at 75 % of the lone worker's
+/// speed": the model whose work went slowest, when it went slow.
+fn slow_work(session: &Session, results: &[Option<RunResult>], width: usize, theme: Theme) -> Line<'static> {
+    let slowest = session
+        .models
+        .iter()
+        .zip(results)
+        .filter_map(|(run, r)| Some((run.spec.label(), r.as_ref()?.work_speed?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    match slowest {
+        Some((label, speed)) if speed < SLOW_WORK => {
+            let percent = speed * 100.0;
+            let long = format!(
+                " {label}: its CPU seconds worked at {percent:.0} % of the lone worker's speed: the cores or the machine slowed"
+            );
+            let short =
+                format!(" {label} worked at {percent:.0} % of its lone speed: cores or machine slowed");
+            Line::styled(if long.chars().count() <= width { long } else { fit(&short, width) }, theme.dim())
+        }
+        _ => Line::raw(""),
+    }
 }
 
 /// `text` over two lines of `width`, broken at a space.
