@@ -271,6 +271,14 @@ pub fn baseline_cpu_run(app: &mut App, run: RunId, t: u64, wall: u64) -> Vec<Eff
     effects
 }
 
+/// The lone worker timed again once the models are over, from `t` for
+/// `wall` ns (the baseline after the models).
+pub fn baseline_again(app: &mut App, t: u64, wall: u64) -> Vec<Effect> {
+    let again = app.session.as_ref().and_then(|s| s.after.iter().find(|r| r.live())).and_then(|r| r.id);
+    let Some(run) = again else { return Vec::new() };
+    baseline_cpu_run(app, run, t, wall)
+}
+
 /// An OS sample of the default race: both cores busy, three processes.
 pub fn sample_mid_run(at: u64) -> Sample {
     let process = |pid, cpu, threads, workers| ProcessSample {

@@ -320,7 +320,13 @@ fn recorded_session() -> Live {
     live.start(threads, t1, &[2001], &[(0, 2)]);
     live.start(procs, t1, &[3001, 3002], &[(0, 1), (1, 1)]);
     let t_end = race_with_a_pause(&mut live, t1, threads, procs);
-    assert!(!live.app.busy(), "the race finished");
+    // Then the lone worker once more, after the models.
+    let again = live.app.session.as_ref().and_then(|s| s.after.first()).and_then(|r| r.id);
+    let again = again.expect("the lone worker is timed again after the race");
+    let t2 = t_end + 100 * MS;
+    assert!(play_baseline(&mut live, again, t2, 902).is_empty(), "nothing after it");
+    assert!(!live.app.busy(), "the race and the baseline after it finished");
+    let t_end = t2 + 4 * S;
     live.sample(t_end + S, 8.0, 0.02);
     live.key('z');
     live
@@ -430,32 +436,46 @@ fn saved(live: &Live) -> Recording {
     Recording::read(bytes.as_slice(), "test").expect("it reads back")
 }
 
-/// `recording` as a gilscope that reused a baseline timed earlier saved
-/// it: its session's baseline run, its start and every message of it, moved
-/// out in front as an earlier one.
-fn as_if_the_baseline_was_reused(mut recording: Recording) -> Recording {
+/// The run `of` an entry: what it starts or reports on.
+fn run_of_entry(entry: &Entry) -> Option<RunId> {
+    match &entry.event {
+        Event::Start { run, .. } | Event::Msg(Msg::Started { run, .. } | Msg::StartFailed { run, .. }) => {
+            Some(*run)
+        }
+        Event::Msg(Msg::Report(report)) => Some(report.run()),
+        _ => None,
+    }
+}
+
+/// `recording` as an older gilscope saved it: it reused a baseline timed
+/// earlier (the session's baseline run, its start and every message of it,
+/// moved out in front as an earlier one) and did not time it again after
+/// the models (that run's entries left out).
+fn as_an_older_gilscope_saved_it(mut recording: Recording) -> Recording {
     let entries = std::mem::take(&mut recording.entries);
     let session = entries.iter().position(|e| matches!(e.event, Event::Begin(Begin::Session { .. })));
     let session = session.expect("a session");
-    let baseline = entries.iter().find_map(|e| match e.event {
-        Event::Start { run, baseline: true, .. } => Some(run),
-        _ => None,
-    });
-    let baseline = baseline.expect("a baseline run");
-    let of_baseline = |e: &Entry| match &e.event {
-        Event::Start { run, .. } | Event::Msg(Msg::Started { run, .. } | Msg::StartFailed { run, .. }) => {
-            *run == baseline
-        }
-        Event::Msg(Msg::Report(report)) => report.run() == baseline,
-        _ => false,
+    let lone: Vec<RunId> = entries
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::Start { run, baseline: true, .. } => Some(run),
+            _ => None,
+        })
+        .collect();
+    let [before, after] = lone[..] else {
+        panic!("a baseline run before the models and one after: {lone:?}")
     };
     // The OS samples taken while it ran go with it, as a live app sent them.
     let models = entries.iter().position(|e| matches!(e.event, Event::Start { baseline: false, .. }));
     let while_timed = session..models.expect("models");
     let (mut earlier, mut rest): (Vec<Entry>, Vec<Entry>) = (Vec::new(), Vec::new());
     for (i, entry) in entries.into_iter().enumerate() {
+        let run = run_of_entry(&entry);
         let sample = matches!(entry.event, Event::Msg(Msg::Sample(_)));
-        if i > session && (of_baseline(&entry) || (sample && while_timed.contains(&i))) {
+        if run == Some(after) {
+            continue;
+        }
+        if i > session && (run == Some(before) || (sample && while_timed.contains(&i))) {
             earlier.push(entry);
         } else {
             rest.push(entry);
@@ -472,29 +492,33 @@ fn as_if_the_baseline_was_reused(mut recording: Recording) -> Recording {
 fn a_recording_replays_to_the_same_screen_as_the_live_run_it_came_from() {
     let live = recorded_session();
     let recording = saved(&live);
-    assert!(
-        recording.entries.iter().any(|e| matches!(e.event, Event::Start { baseline: true, .. })),
-        "the session's own baseline run comes with it"
-    );
-    // And as an older gilscope saved it, with the baseline timed before.
-    let older = as_if_the_baseline_was_reused(recording.clone());
-    for recording in [recording, older] {
-        let mut player = Player::new(recording, &Options::default()).expect("it replays");
-        player.play_all().expect("to its end");
-        let replayed = player.app();
-        assert_eq!(replayed.baseline, live.app.baseline, "the same baseline, timed from the same reports");
-        for (w, h) in [(80, 24), (160, 48)] {
-            let (a, b) = (draw(&live.app, w, h), draw(replayed, w, h));
-            let last = a.len() - 1;
-            assert_eq!(a[..last], b[..last], "{w}×{h}: the same screen but the bottom bar");
-            assert!(b[last].contains("replay"), "the bar says it is a replay: {}", b[last]);
-            assert!(
-                a.iter().any(|l| l.contains("speedup") || l.contains("× of")),
-                "a finished screen:\n{}",
-                a.join("\n")
-            );
-        }
+    let lone = recording.entries.iter().filter(|e| matches!(e.event, Event::Start { baseline: true, .. }));
+    assert_eq!(lone.count(), 2, "the session's own baseline runs, before and after the models, come with it");
+    let mut player = Player::new(recording.clone(), &Options::default()).expect("it replays");
+    player.play_all().expect("to its end");
+    let replayed = player.app();
+    assert_eq!(replayed.baseline, live.app.baseline, "the same baseline, timed from the same reports");
+    for (w, h) in [(80, 24), (160, 48)] {
+        let (a, b) = (draw(&live.app, w, h), draw(replayed, w, h));
+        let last = a.len() - 1;
+        assert_eq!(a[..last], b[..last], "{w}×{h}: the same screen but the bottom bar");
+        assert!(b[last].contains("replay"), "the bar says it is a replay: {}", b[last]);
+        assert!(
+            a.iter().any(|l| l.contains("speedup") || l.contains("× of")),
+            "a finished screen:\n{}",
+            a.join("\n")
+        );
     }
+    // As an older gilscope saved it: it replays to its end, to the figures
+    // of the one baseline it had.
+    let mut player =
+        Player::new(as_an_older_gilscope_saved_it(recording), &Options::default()).expect("it replays");
+    player.play_all().expect("to its end");
+    let replayed = player.app();
+    assert!(!replayed.busy(), "nothing left waiting for a run the recording lacks");
+    assert_eq!(replayed.baseline, live.app.baseline);
+    let screen = draw(replayed, 80, 24).join("\n");
+    assert!(screen.contains("× of"), "{screen}");
 }
 
 #[test]

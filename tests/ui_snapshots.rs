@@ -14,8 +14,9 @@ use gilscope::experiment::spec::{Experiment, Model};
 use gilscope::monitor::{ProcessSample, Sample};
 use gilscope::protocol::{LaneSource, Record, ReleaseReason, Runtime};
 use gilscope::scenario::{
-    CPYTHON_ITERATION_NS, ITERATIONS, MS, S, T0, baseline_cpu_run, cpython_header, demo, end, fresh, header,
-    hold_ns, key, model_midway, process_records, sample_mid_run, send, sim_header, starts, threading_records,
+    CPYTHON_ITERATION_NS, ITERATIONS, MS, S, T0, baseline_again, baseline_cpu_run, cpython_header, demo, end,
+    fresh, header, hold_ns, key, model_midway, process_records, sample_mid_run, send, sim_header, starts,
+    threading_records,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -231,8 +232,10 @@ fn the_real_cpython_finished_shows_its_own_inferred_switch_count() {
     });
     send(&mut app, procs, 0, children);
     end(&mut app, procs, 0, Ok(()));
+    // The lone worker again, as long as before.
+    baseline_again(&mut app, t_end + MS, ITERATIONS * CPYTHON_ITERATION_NS);
     app.update(t_end + S, Msg::Tick);
-    assert!(!app.busy(), "both models are done");
+    assert!(!app.busy(), "both models and the baseline after them are done");
     snapshot("cpython_finished", &app);
 }
 
@@ -331,8 +334,10 @@ fn finished_shows_wall_times_speedups_and_the_winner() {
         ],
     );
     end(&mut app, threads, 0, Ok(()));
-    app.update(t_end + S, Msg::Tick);
-    assert!(!app.busy(), "both models are done");
+    // The lone worker again: 3.5 s, as before the models.
+    baseline_again(&mut app, t_end + MS, 3_500 * MS);
+    app.update(t_end + 4 * S, Msg::Tick);
+    assert!(!app.busy(), "both models and the baseline after them are done");
     snapshot("finished", &app);
 }
 

@@ -100,9 +100,8 @@ pub struct App {
     /// own, since the machine's speed drifts from minute to minute), else
     /// the latest, shown on the idle screen as "measured before".
     pub baseline: Baseline,
-    /// The next session reuses the baseline times it finds instead of timing
-    /// them: a replayed recording made by a gilscope that reused them.
-    pub reuse_baseline_once: bool,
+    /// When sessions time their lone workers.
+    pub baseline_timing: BaselineTiming,
     pub sample: Option<Sample>,
     /// The time of the latest message.
     pub now: u64,
@@ -128,6 +127,19 @@ pub struct App {
     /// Set while the app replays a recording.
     pub playback: Option<Playback>,
     next_run: RunId,
+}
+
+/// When a session times its lone workers. gilscope's own way is
+/// `Bracketed`; a replay follows the recording's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaselineTiming {
+    /// Before the models and again after them.
+    Bracketed,
+    /// Before the models only.
+    BeforeOnly,
+    /// The next session reuses the times it finds (a recording made by a
+    /// gilscope that reused them); before the models only from then on.
+    ReuseOnce,
 }
 
 /// Whether the interpreter was asked whether it can run, and why.
@@ -206,7 +218,7 @@ impl App {
             options,
             session: None,
             baseline: Baseline::default(),
-            reuse_baseline_once: false,
+            baseline_timing: BaselineTiming::Bracketed,
             sample: None,
             now,
             help: None,
@@ -738,12 +750,20 @@ impl App {
         }
         // Every session times its own baseline: a lone worker timed minutes
         // ago, on a machine whose speed drifts, would skew every speedup.
-        let reuse = std::mem::take(&mut self.reuse_baseline_once);
-        if !reuse {
+        let reuse = self.baseline_timing == BaselineTiming::ReuseOnce;
+        if reuse {
+            self.baseline_timing = BaselineTiming::BeforeOnly;
+        } else {
             self.baseline.forget(&self.experiment);
         }
-        self.session =
-            Some(Session::new(self.experiment.clone(), self.mode, self.specs(), &self.baseline, self.now));
+        self.session = Some(Session::new(
+            self.experiment.clone(),
+            self.mode,
+            self.specs(),
+            &self.baseline,
+            self.baseline_timing == BaselineTiming::Bracketed,
+            self.now,
+        ));
         self.view = View {
             zoom: if self.view.touched { self.view.zoom } else { self.default_zoom() },
             ..View::default()
@@ -805,7 +825,8 @@ impl App {
         if let Some(model) = session.models.iter().position(|r| r.id == Some(id) && !r.over) {
             session.narration.hear(model, &report);
         }
-        let is_baseline = session.is_baseline(id);
+        // Timed again after the models: the session keeps it, not the store.
+        let is_baseline = session.is_baseline(id) && !session.is_after(id);
         // Reports of runs killed or over are late news: drop them.
         let Some(run) = session.run_mut(id) else { return };
         let new_pid = run.apply(report);

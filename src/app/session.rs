@@ -19,6 +19,10 @@ pub struct Session {
     /// Its baseline runs (only those not timed yet: all of them, unless a
     /// replayed recording reused earlier ones).
     pub baseline: Vec<Run>,
+    /// The same lone workers timed again once the models are over: the
+    /// speedup divides by the mean of both timings and spans both, so that
+    /// the machine's drift while the models ran shows instead of skewing.
+    pub after: Vec<Run>,
     /// One run per model, in the order the screen shows them.
     pub models: Vec<Run>,
     pub clock: SessionClock,
@@ -34,20 +38,32 @@ impl Session {
         mode: Mode,
         specs: Vec<RunSpec>,
         measured: &Baseline,
+        bracket: bool,
         now: u64,
     ) -> Self {
-        let baseline = measured.missing(&experiment).into_iter().map(Run::new).collect();
+        let baseline: Vec<Run> = measured.missing(&experiment).into_iter().map(Run::new).collect();
+        let after =
+            if bracket { baseline.iter().map(|r| Run::new(r.spec.clone())).collect() } else { Vec::new() };
         let narration = Narrator::new(&specs);
         let models = specs.into_iter().map(Run::new).collect();
-        Session { experiment, mode, baseline, models, clock: SessionClock::default(), origin: now, narration }
+        Session {
+            experiment,
+            mode,
+            baseline,
+            after,
+            models,
+            clock: SessionClock::default(),
+            origin: now,
+            narration,
+        }
     }
 
     pub fn runs(&self) -> impl Iterator<Item = &Run> {
-        self.baseline.iter().chain(self.models.iter())
+        self.baseline.iter().chain(self.models.iter()).chain(self.after.iter())
     }
 
     pub(super) fn runs_mut(&mut self) -> impl Iterator<Item = &mut Run> {
-        self.baseline.iter_mut().chain(self.models.iter_mut())
+        self.baseline.iter_mut().chain(self.models.iter_mut()).chain(self.after.iter_mut())
     }
 
     /// The run `id`, while it still takes reports.
@@ -55,8 +71,14 @@ impl Session {
         self.runs_mut().find(|r| r.id == Some(id) && !r.over)
     }
 
+    /// Whether run `id` times a lone worker, before the models or after.
     pub fn is_baseline(&self, id: RunId) -> bool {
-        self.baseline.iter().any(|r| r.id == Some(id))
+        self.baseline.iter().chain(&self.after).any(|r| r.id == Some(id))
+    }
+
+    /// Whether run `id` times a lone worker again, after the models.
+    pub fn is_after(&self, id: RunId) -> bool {
+        self.after.iter().any(|r| r.id == Some(id))
     }
 
     pub fn paused(&self) -> bool {
@@ -68,9 +90,14 @@ impl Session {
         self.runs().any(|r| r.id.is_none() || r.live())
     }
 
-    /// The baseline run being timed, if one is.
+    /// The baseline run being timed before the models, if one is.
     pub fn timing_baseline(&self) -> Option<&Run> {
         self.baseline.iter().find(|r| r.live())
+    }
+
+    /// The baseline run being timed again after the models, if one is.
+    pub fn timing_again(&self) -> Option<&Run> {
+        self.after.iter().find(|r| r.live())
     }
 
     /// Real time `t` on the session's clock (pauses cut out).
@@ -154,11 +181,31 @@ impl Session {
         if let Some(lone) = self.baseline.iter_mut().find(|r| r.id.is_none()) {
             return vec![lone];
         }
+        if self.models.iter().all(|r| r.id.is_some()) {
+            // The models are over: the lone workers again, one by one.
+            return self.after.iter_mut().find(|r| r.id.is_none()).into_iter().collect();
+        }
         let waiting = self.models.iter_mut().filter(|r| r.id.is_none());
         match self.mode {
             Mode::Race => waiting.collect(),
             Mode::OneAtATime => waiting.take(1).collect(),
         }
+    }
+
+    /// The lone workers' times after the models, summed over the workers
+    /// as the baseline is: None until every one was timed again.
+    fn after_s(&self) -> Option<f64> {
+        let mut again = Baseline::default();
+        for run in &self.after {
+            again.record(run.spec.clone(), run.result()?.wall_s);
+        }
+        again.total_s(&self.experiment)
+    }
+
+    /// The time of a lone worker of `role`, timed again after the models.
+    pub fn after_of_role(&self, role: crate::sim::workload::Role) -> Option<f64> {
+        let spec = crate::experiment::baseline::spec(&self.experiment, role);
+        self.after.iter().find(|r| r.spec == spec)?.result().map(|r| r.wall_s)
     }
 }
 
@@ -174,7 +221,13 @@ impl Session {
     /// The finished models as one round against the baseline, and what they
     /// say together.
     pub fn compare(&self, baseline: &Baseline, cores: u32) -> Compared {
-        let round = baseline.round(&self.experiment);
+        // Not before the lone workers were timed again: the figures would move.
+        if self.after.iter().any(|r| !r.over) && self.models.iter().all(|r| r.over) {
+            return Compared { results: vec![None; self.models.len()], verdict: None };
+        }
+        let round = baseline
+            .round(&self.experiment)
+            .map(|round| crate::experiment::comparison::BaselineRound { after_s: self.after_s(), ..round });
         let mut results = Vec::new();
         let (mut clean_results, mut clean_rounds) = (Vec::new(), Vec::new());
         for run in &self.models {

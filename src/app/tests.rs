@@ -45,11 +45,22 @@ fn one_at_a_time_runs_threading_then_multiprocessing_and_times_the_baseline_at_e
     assert_eq!(threads[0].1.model, Model::Threads);
     let procs = starts(&play_run(&mut app, threads[0].0, &threads[0].1, 2_000_000, 2_000_000));
     assert_eq!(procs[0].1.model, Model::Processes);
-    let done = play_run(&mut app, procs[0].0, &procs[0].1, 5_000_000, 1_000_000);
+    let again = starts(&play_run(&mut app, procs[0].0, &procs[0].1, 5_000_000, 1_000_000));
+    assert_eq!(again.len(), 1, "then the lone worker again");
+    assert_eq!((again[0].1.experiment.workers, again[0].1.model), (1, Model::Threads));
+    assert!(app.session.as_ref().is_some_and(|s| s.compare(&app.baseline, 4).verdict.is_none()));
+    let done = play_run(&mut app, again[0].0, &again[0].1, 7_000_000, 3_000_000);
     assert!(starts(&done).is_empty());
     assert!(!app.busy());
     let session = app.session.as_ref().expect("a session");
+    // The store keeps the time before the models; the session both.
     assert_eq!(app.baseline.total_s(&session.experiment), Some(2.0 * 0.001));
+    let compared = session.compare(&app.baseline, 4);
+    let procs = compared.results[1].as_ref().expect("multiprocessing's figures");
+    // Baselines of 2 ms before and 6 ms after, mean 4 ms, over 1 ms of wall.
+    assert!((procs.speedup.unwrap_or(0.0) - 4.0).abs() < 1e-6, "{procs:?}");
+    assert_eq!((procs.speedup_min, procs.speedup_max), (Some(2.0), Some(6.0)));
+    assert!(procs.doubts.iter().any(|d| d.contains("speed moved 200 %")), "{:?}", procs.doubts);
     // A second press of space times the lone worker again (the machine's
     // speed drifts), and so does another interval; the first session's
     // figures stay on screen among the earlier ones.

@@ -220,6 +220,7 @@ fn measure(
                 total_s: f64::NAN,
                 outside: 0.0,
                 io_alone_ms: None,
+                after_s: None,
             }));
         }
     }
@@ -286,7 +287,12 @@ fn time_baseline(e: &Experiment, plan: &Plan, tape: &mut Option<RunTape>) -> Res
         }
         measured.record(spec, timed.result.wall_s);
     }
-    Ok(BaselineRound { total_s: measured.total_s(e).unwrap_or(f64::NAN), outside, io_alone_ms })
+    Ok(BaselineRound {
+        total_s: measured.total_s(e).unwrap_or(f64::NAN),
+        outside,
+        io_alone_ms,
+        after_s: None,
+    })
 }
 
 /// How far the simulation agrees with `CPython`, model by model.

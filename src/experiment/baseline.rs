@@ -75,6 +75,7 @@ impl Baseline {
             total_s: self.total_s(e)?,
             outside: mine.iter().map(|t| t.outside).fold(0.0, f64::max),
             io_alone_ms: mine.iter().find_map(|t| t.io_latency_ms),
+            after_s: None,
         })
     }
 

@@ -28,7 +28,26 @@ pub struct BaselineRound {
     pub outside: f64,
     /// One I/O worker alone: its requests' mean latency (ms), when it ran.
     pub io_alone_ms: Option<f64>,
+    /// The same baseline timed again after the models (the live view): a
+    /// speedup divides by the mean of both and its spread spans both.
+    pub after_s: Option<f64>,
 }
+
+impl BaselineRound {
+    /// The baseline a speedup divides by: the mean of its timings.
+    pub fn mean_s(&self) -> f64 {
+        self.after_s.map_or(self.total_s, |after| f64::midpoint(self.total_s, after))
+    }
+
+    /// Every timing of it: before the models, and after where it was.
+    fn timings(&self) -> impl Iterator<Item = f64> {
+        std::iter::once(self.total_s).chain(self.after_s)
+    }
+}
+
+/// Above this change between the baseline before the models and after, the
+/// machine's speed moved too much for a speedup to be trusted.
+const DRIFT: f64 = 0.2;
 
 /// Every round of one model.
 #[derive(Clone, Debug, Default)]
@@ -64,19 +83,21 @@ pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -
         *by_wall.get(by_wall.len() / 2)?
     };
     let mut result = typical.result.clone();
-    let speedups: Vec<f64> = rounds
-        .timed
-        .iter()
-        .zip(&rounds.baselines)
-        .map(|(t, b)| b.total_s / t.result.wall_s)
+    let pairs = || rounds.timed.iter().zip(&rounds.baselines);
+    let speedups: Vec<f64> =
+        pairs().map(|(t, b)| b.mean_s() / t.result.wall_s).filter(|s| s.is_finite()).collect();
+    // The spread spans every timing of the baseline, before and after.
+    let ends: Vec<f64> = pairs()
+        .flat_map(|(t, b)| b.timings().map(move |s| s / t.result.wall_s))
         .filter(|s| s.is_finite())
         .collect();
     let spread = Spread::of(&speedups);
+    let ends = Spread::of(&ends);
     result.rounds = u32::try_from(rounds.timed.len()).unwrap_or(u32::MAX);
-    result.baseline_s = median(&rounds.baselines.iter().map(|b| b.total_s).collect::<Vec<_>>());
+    result.baseline_s = median(&rounds.baselines.iter().map(BaselineRound::mean_s).collect::<Vec<_>>());
     result.speedup = spread.map(|s| s.median);
-    result.speedup_min = spread.map(|s| s.min);
-    result.speedup_max = spread.map(|s| s.max);
+    result.speedup_min = ends.map(|s| s.min);
+    result.speedup_max = ends.map(|s| s.max);
     result.speedup_limit = speedup_limit(e, cores);
     result.cores_used = median(&rounds.timed.iter().map(|t| t.result.cores_used).collect::<Vec<_>>())
         .unwrap_or(result.cores_used);
@@ -97,6 +118,18 @@ pub fn summarize(rounds: &Rounds, e: &Experiment, cores: u32, gil_bound: bool) -
         .fold(0.0, f64::max);
     result.outside_load = outside;
     let mut doubts = Vec::new();
+    for b in &rounds.baselines {
+        let Some(after) = b.after_s else { continue };
+        let change = (after - b.total_s).abs() / after.min(b.total_s);
+        if change > DRIFT {
+            doubts.push(format!(
+                "the lone workers took {} before the models and {} after: the machine's speed moved {:.0} % meanwhile",
+                duration_label(b.total_s),
+                duration_label(after),
+                change * 100.0
+            ));
+        }
+    }
     if outside > crate::experiment::load::too_busy(cores) {
         doubts.push(format!(
             "the machine was busy: other processes used {outside:.1} of its {cores} cores while this was timed"
@@ -243,7 +276,12 @@ mod tests {
         let mut result =
             RunResult::example("processes", "multiprocessing", workers, wall_s, f64::from(workers));
         result.watcher_cores = Some(watcher);
-        let baseline = BaselineRound { total_s: f64::from(workers) * 0.19, outside: 0.0, io_alone_ms: None };
+        let baseline = BaselineRound {
+            total_s: f64::from(workers) * 0.19,
+            outside: 0.0,
+            io_alone_ms: None,
+            after_s: None,
+        };
         Rounds {
             timed: vec![Timed { result, latencies_ns: Vec::new(), outside: 0.0 }],
             baselines: vec![baseline],

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::app::{App, Effect, Msg, Options, Playback};
+use crate::app::{App, BaselineTiming, Effect, Msg, Options, Playback};
 use crate::experiment::baseline::Baseline;
 use crate::experiment::spec::RunSpec;
 use crate::experiment::supervisor::{Report, RunId};
@@ -111,6 +111,11 @@ impl Player {
         app.set_mode(mode);
         app.models = models;
         app.lesson = recording.header.settings.lesson.and_then(|n| n.checked_sub(1));
+        app.baseline_timing = if times_again_after_the_models(&recording.entries) {
+            BaselineTiming::Bracketed
+        } else {
+            BaselineTiming::BeforeOnly
+        };
         let start_at = recording
             .entries
             .iter()
@@ -235,9 +240,24 @@ impl Player {
                 self.main.app.baseline.record_timed(time);
             }
             // Recorded by a gilscope that reused a baseline: so does the replay.
-            self.main.app.reuse_baseline_once = true;
+            self.main.app.baseline_timing = BaselineTiming::ReuseOnce;
         }
     }
+}
+
+/// Whether the recording's sessions timed their lone workers again after
+/// the models (those of `gilscope run`, and of an older gilscope, did not).
+fn times_again_after_the_models(entries: &[Entry]) -> bool {
+    let mut models_started = false;
+    for entry in entries {
+        match entry.event {
+            Event::Begin(_) => models_started = false,
+            Event::Start { baseline: false, .. } => models_started = true,
+            Event::Start { baseline: true, .. } if models_started => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn cannot(why: &str) -> String {

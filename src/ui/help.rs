@@ -24,8 +24,8 @@ pub const FIGURES: [(&str, &str); 14] = [
     ("switches", "how often a GIL passed from one worker to another"),
     ("GIL wait", "from asking for the GIL to holding it (mean, longest)"),
     ("latency", "I/O request → GIL held again after the reply, beside other workers"),
-    ("speedup", "baseline (each worker alone, one after another) ÷ wall time;"),
-    ("", "at most min(workers, cores) for CPU-bound work"),
+    ("speedup", "baseline (each worker alone, one after another, timed before and"),
+    ("", "after the models: their mean) ÷ wall time; CPU: ≤ min(workers, cores)"),
     ("work at", "speedup ÷ cpu: how fast CPU seconds worked, against the lone worker"),
     ("outside", "CPU other processes took meanwhile; over 0.2 cores: not clean"),
 ];

@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::app::{App, Earlier, Mode, Phase, Session};
+use crate::app::{App, Earlier, Mode, Phase, Run, Session};
 use crate::experiment::load::too_busy;
 use crate::experiment::spec::{RunSpec, Workload};
 use crate::experiment::tally::RunResult;
@@ -21,10 +21,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let width = area.width as usize;
     let mut lines = match &app.session {
         None => idle(app, theme),
-        Some(session) => match session.timing_baseline() {
-            Some(_) => timing_baseline(app, session, theme),
-            None if session.active() => running(app, session, theme),
-            None => results(app, session, width, theme),
+        Some(session) => match (session.timing_baseline(), session.timing_again()) {
+            (Some(run), _) => timing_baseline(app, session, run, false, theme),
+            (None, Some(run)) => timing_baseline(app, session, run, true, theme),
+            (None, None) if session.active() => running(app, session, theme),
+            (None, None) => results(app, session, width, theme),
         },
     };
     if let Some(notice) = &app.notice {
@@ -145,22 +146,33 @@ fn idle(app: &App, theme: Theme) -> Lines {
     [first, speedup_rule(theme), third, busy_now(app, theme)]
 }
 
-fn timing_baseline(app: &App, session: &Session, theme: Theme) -> Lines {
-    let run = session.timing_baseline();
-    let tally = run.and_then(|r| r.tally.as_ref());
-    let kind = match run.map(|r| r.spec.experiment.workload) {
-        Some(Workload::Io) => "I/O",
+/// A lone worker being timed: before the models, or `again` after them.
+fn timing_baseline(app: &App, session: &Session, run: &Run, again: bool, theme: Theme) -> Lines {
+    let tally = run.tally.as_ref();
+    let kind = match run.spec.experiment.workload {
+        Workload::Io => "I/O",
         _ => "CPU-bound",
     };
     let progress = tally.map_or(String::new(), |t| {
         format!(" · {:.0}% · {}", t.progress() * 100.0, duration_label(t.wall_ns(app.now) as f64 / 1e9))
     });
     let state = if session.paused() { "paused: " } else { "" };
+    let (what, third) = if again {
+        (
+            "timing the baseline again…",
+            Line::styled(
+                " after the models too: the speedup divides by both timings' mean and spans both",
+                theme.dim(),
+            ),
+        )
+    } else {
+        ("timing the baseline…", Line::raw(""))
+    };
     let first = Line::from(vec![
-        Span::styled(format!(" {state}timing the baseline…"), theme.title()),
+        Span::styled(format!(" {state}{what}"), theme.title()),
         Span::raw(format!(" one {kind} worker alone in its own process{progress}")),
     ]);
-    [first, speedup_rule(theme), Line::raw(""), busy_now(app, theme)]
+    [first, speedup_rule(theme), third, busy_now(app, theme)]
 }
 
 fn running(app: &App, session: &Session, theme: Theme) -> Lines {
@@ -196,7 +208,14 @@ fn baseline_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
         return Line::styled(" no speedup: the baseline run failed", theme.bad());
     };
     // Only the roles this workload has: a CPU time measured earlier is not an I/O worker's.
-    let time = |role| app.baseline.time_of_role(e, role).map(duration_label);
+    // A time measured again after the models goes beside it.
+    let time = |role| {
+        let before = app.baseline.time_of_role(e, role).map(duration_label)?;
+        Some(match session.after_of_role(role) {
+            Some(after) => format!("{before} ({} after)", duration_label(after)),
+            None => before,
+        })
+    };
     let alone = match e.workload {
         Workload::Cpu => format!("one takes {}", time(Role::Cpu).unwrap_or_default()),
         Workload::Io => format!("one I/O worker takes {}", time(Role::Io).unwrap_or_default()),
@@ -226,9 +245,14 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
                 spans.push(Span::styled(" ✗ failed", theme.bad()));
                 continue;
             };
+            // Its spread, where the baseline's timings before and after differ.
+            let range = match (r.speedup_min, r.speedup_max) {
+                (Some(lo), Some(hi)) if hi - lo >= 0.005 && detail < 2 => format!(" ({lo:.2}–{hi:.2})"),
+                _ => String::new(),
+            };
             let speedup = r.speedup.map_or(String::new(), |s| match detail {
-                0 => format!(" · speedup {s:.2}× of at most {:.0}×", r.speedup_limit),
-                _ => format!(" · {s:.2}× of {:.0}×", r.speedup_limit),
+                0 => format!(" · speedup {s:.2}×{range} of at most {:.0}×", r.speedup_limit),
+                _ => format!(" · {s:.2}×{range} of {:.0}×", r.speedup_limit),
             });
             let text = match detail {
                 0 | 1 => format!(" {}{speedup} · {:.2} cores", duration_label(r.wall_s), r.cores_used),
