@@ -201,12 +201,6 @@ impl Session {
         }
         again.total_s(&self.experiment)
     }
-
-    /// The time of a lone worker of `role`, timed again after the models.
-    pub fn after_of_role(&self, role: crate::sim::workload::Role) -> Option<f64> {
-        let spec = crate::experiment::baseline::spec(&self.experiment, role);
-        self.after.iter().find(|r| r.spec == spec)?.result().map(|r| r.wall_s)
-    }
 }
 
 /// What a session's finished models say, compared with the baseline.

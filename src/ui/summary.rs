@@ -208,14 +208,7 @@ fn baseline_line(app: &App, session: &Session, theme: Theme) -> Line<'static> {
         return Line::styled(" no speedup: the baseline run failed", theme.bad());
     };
     // Only the roles this workload has: a CPU time measured earlier is not an I/O worker's.
-    // A time measured again after the models goes beside it.
-    let time = |role| {
-        let before = app.baseline.time_of_role(e, role).map(duration_label)?;
-        Some(match session.after_of_role(role) {
-            Some(after) => format!("{before} ({} after)", duration_label(after)),
-            None => before,
-        })
-    };
+    let time = |role| app.baseline.time_of_role(e, role).map(duration_label);
     let alone = match e.workload {
         Workload::Cpu => format!("one takes {}", time(Role::Cpu).unwrap_or_default()),
         Workload::Io => format!("one I/O worker takes {}", time(Role::Io).unwrap_or_default()),
