@@ -25,7 +25,7 @@ pub const FIGURES: [(&str, &str); 14] = [
     ("GIL wait", "from asking for the GIL to holding it (mean, longest)"),
     ("latency", "I/O request → GIL held again after the reply, beside other workers"),
     ("speedup", "baseline (each worker alone, one after another, timed before and"),
-    ("", "after the models: their mean) ÷ wall time; CPU: ≤ min(workers, cores)"),
+    ("", "after the models, averaged) ÷ wall time; CPU ≤ min(workers, cores)"),
     ("work at", "speedup ÷ cpu: how fast CPU seconds worked, against the lone worker"),
     ("outside", "CPU other processes took meanwhile; over 0.2 cores: not clean"),
 ];
@@ -108,4 +108,17 @@ pub fn render(frame: &mut Frame, area: Rect, page: HelpPage, theme: Theme) {
     frame.render_widget(Clear, popup);
     let block = Block::bordered().title(Span::styled(title, theme.title()));
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_figure_definition_fits_the_help_box_of_an_80_column_terminal() {
+        // 80 columns less the box's two borders and the name's 10.
+        for (name, what) in FIGURES {
+            assert!(what.chars().count() <= 80 - 2 - 10, "{name}: {what:?} is cut at 80 columns");
+        }
+    }
 }
