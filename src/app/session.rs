@@ -42,8 +42,17 @@ impl Session {
         now: u64,
     ) -> Self {
         let baseline: Vec<Run> = measured.missing(&experiment).into_iter().map(Run::new).collect();
-        let after =
-            if bracket { baseline.iter().map(|r| Run::new(r.spec.clone())).collect() } else { Vec::new() };
+        // Only CPU-bound lone workers: an I/O worker's time is its waits,
+        // which the machine's speed does not move.
+        let after = if bracket {
+            baseline
+                .iter()
+                .filter(|r| r.spec.experiment.workload == crate::experiment::spec::Workload::Cpu)
+                .map(|r| Run::new(r.spec.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let narration = Narrator::new(&specs);
         let models = specs.into_iter().map(Run::new).collect();
         Session {
@@ -192,14 +201,14 @@ impl Session {
         }
     }
 
-    /// The lone workers' times after the models, summed over the workers
-    /// as the baseline is: None until every one was timed again.
-    fn after_s(&self) -> Option<f64> {
-        let mut again = Baseline::default();
+    /// The baseline with the lone workers timed after the models in place
+    /// of `before`'s, summed over the workers: None without any timed again.
+    fn after_s(&self, before: &Baseline) -> Option<f64> {
+        let mut again = before.clone();
         for run in &self.after {
             again.record(run.spec.clone(), run.result()?.wall_s);
         }
-        again.total_s(&self.experiment)
+        if self.after.is_empty() { None } else { again.total_s(&self.experiment) }
     }
 }
 
@@ -219,9 +228,9 @@ impl Session {
         if self.after.iter().any(|r| !r.over) && self.models.iter().all(|r| r.over) {
             return Compared { results: vec![None; self.models.len()], verdict: None };
         }
-        let round = baseline
-            .round(&self.experiment)
-            .map(|round| crate::experiment::comparison::BaselineRound { after_s: self.after_s(), ..round });
+        let round = baseline.round(&self.experiment).map(|round| {
+            crate::experiment::comparison::BaselineRound { after_s: self.after_s(baseline), ..round }
+        });
         let mut results = Vec::new();
         let (mut clean_results, mut clean_rounds) = (Vec::new(), Vec::new());
         for run in &self.models {
