@@ -150,12 +150,14 @@ impl Session {
     /// What `zoom` shows in lanes `cells` wide at `now`: a track level and
     /// how many of its bins make a cell. A level asked for is shown if its
     /// lanes are still kept, else the next coarser kept; the whole run is
-    /// cut into cells that fit its longest panel.
+    /// cut into cells that fit its longest panel, with one to spare.
     pub fn scale_for(&self, zoom: Zoom, now: u64, cells: usize) -> (usize, usize) {
         let last = LEVELS_NS.len() - 1;
         let (wanted, bins) = match zoom {
             Zoom::Level(l) => (l.min(last), 1),
-            Zoom::WholeRun => fit(self.longest_span(now), cells),
+            // One cell spare: a run's time starts off its lanes' grid (a
+            // real interpreter boots first), so it may straddle one more.
+            Zoom::WholeRun => fit(self.longest_span(now), cells.saturating_sub(1).max(1)),
         };
         let level = (wanted..=last).find(|&l| self.keeps_level(l)).unwrap_or(last);
         // A coarser level kept instead: as many of its bins as make the same cell.

@@ -293,6 +293,49 @@ mod tests {
         assert!(t1[35].covered() <= 0.0, "after the newest record nothing is known: {:?}", t1[35]);
     }
 
+    #[test]
+    fn the_whole_run_zoom_shows_a_finished_run_from_its_first_instant() {
+        use crate::app::{Mode, Msg, Zoom};
+        use crate::experiment::spec::Experiment;
+        use crate::protocol::Record;
+        use crate::scenario::{
+            ITERATIONS, S, T0, baseline_cpu_run, fresh, header, key, send, sim_header, starts,
+        };
+        // A run asked for at `asked` whose program asks for its workers
+        // 150 ms later (a real interpreter boots first): its time, and its
+        // panel, start there, off the lanes' grid, which starts at `asked`.
+        for tenth in 50..100 {
+            let mut app = fresh(Experiment::new(2));
+            app.set_mode(Mode::OneAtATime);
+            let lone = starts(&key(&mut app, ' '));
+            let models = starts(&baseline_cpu_run(&mut app, lone[0].0, T0, 3 * S));
+            let run = models[0].0;
+            let asked = T0 + 4 * S;
+            let (first, wall) = (asked + 150 * MS, tenth * S / 10);
+            app.update(asked, Msg::Started { run, requested_at: asked, pids: vec![2001] });
+            header(&mut app, run, 0, sim_header(2001, 0, 2));
+            let mut records = Vec::new();
+            for worker in 0..2 {
+                records.extend([
+                    Record::Started { t: first, worker, requested: first },
+                    Record::Take { t: first, worker },
+                    Record::Progress { t: first + wall, worker, done: ITERATIONS, total: ITERATIONS },
+                    Record::Finished { t: first + wall, worker },
+                ]);
+            }
+            send(&mut app, run, 0, records);
+            app.view.zoom = Zoom::WholeRun;
+            let session = app.session.as_ref().expect("a session");
+            let window = Window::of(&app, session, 0, 29).expect("a window");
+            assert_eq!(window.origin, first);
+            assert!(
+                window.start <= window.origin,
+                "a {wall} ns run: its first {} ms are left of the window",
+                (window.start - window.origin) / MS
+            );
+        }
+    }
+
     /// Two workers taking turns every `hold` ns for `until` ns.
     fn turns(hold: u64, until: u64) -> [Track; 2] {
         let mut tracks = [Track::new(0), Track::new(0)];
