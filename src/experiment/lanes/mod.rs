@@ -308,7 +308,9 @@ impl LaneStage {
             Some(first_end) => first_end,
             None => gil.track.latest_t().unwrap_or(from),
         };
-        let (switches, seen) = gil.track.handovers(from, to);
+        // No read of the counter between them: nothing to say, rather than
+        // a count of zero.
+        let Some((switches, seen)) = gil.track.handovers(from, to) else { return };
         if !last && gil.said == Some((switches, seen)) {
             return;
         }
