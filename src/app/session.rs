@@ -206,11 +206,14 @@ impl Session {
     /// The baseline with the lone workers timed after the models in place
     /// of `before`'s, summed over the workers: None without any timed again.
     fn after_s(&self, before: &Baseline) -> Option<f64> {
+        if self.after.is_empty() {
+            return None;
+        }
         let mut again = before.clone();
         for run in &self.after {
             again.record(run.spec.clone(), run.result()?.wall_s);
         }
-        if self.after.is_empty() { None } else { again.total_s(&self.experiment) }
+        again.total_s(&self.experiment)
     }
 }
 

@@ -446,11 +446,17 @@ fn key_releases_are_ignored() {
     assert!(!app.quitting);
 }
 
+/// Space, and the baseline run played to its end (1 µs): the models the
+/// app asks for next.
+fn models_after_the_baseline(app: &mut App) -> Vec<(RunId, RunSpec)> {
+    let baseline_run = starts(&ch(app, ' '))[0].clone();
+    starts(&play_run(app, baseline_run.0, &baseline_run.1, 0, 1_000))
+}
+
 #[test]
 fn a_failed_model_is_stopped_and_the_other_goes_on() {
     let mut app = app();
-    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
-    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let models = models_after_the_baseline(&mut app);
     let (threads, processes) = (models[0].0, models[1].0);
     app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
     app.update(10, Msg::Started { run: processes, requested_at: 10, pids: vec![60, 61] });
@@ -475,8 +481,7 @@ fn a_failed_model_is_stopped_and_the_other_goes_on() {
 #[test]
 fn a_gil_wait_paused_through_is_counted_without_the_pause() {
     let mut app = app();
-    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
-    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let models = models_after_the_baseline(&mut app);
     let threads = models[0].0;
     app.update(10, Msg::Started { run: threads, requested_at: 10, pids: vec![50] });
     let record = |app: &mut App, record| {
@@ -497,8 +502,7 @@ fn a_gil_wait_paused_through_is_counted_without_the_pause() {
 #[test]
 fn a_panels_time_starts_at_its_programs_first_worker_request_not_at_its_interpreters_boot() {
     let mut app = app();
-    let baseline_run = starts(&ch(&mut app, ' '))[0].clone();
-    let models = starts(&play_run(&mut app, baseline_run.0, &baseline_run.1, 0, 1_000));
+    let models = models_after_the_baseline(&mut app);
     let (threads, procs) = (models[0].0, models[1].0);
     // Both interpreters boot for 120 ms before their programs ask for workers.
     let boot = 120_000_000;

@@ -36,37 +36,14 @@ pub fn tree_cpu_ns(pid: u32) -> u64 {
     // Live children first, reaped ones after: a child reaped in between is
     // counted twice rather than lost, so the error errs toward "not busy".
     let live: u64 = children(pid).into_iter().map(tree_cpu_ns).sum();
-    live + process_cpu_ns(pid) + reaped_children_ns(pid)
-}
-
-/// CPU time of all of `pid`'s threads, the exited ones included (0 once gone).
-fn process_cpu_ns(pid: u32) -> u64 {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return 0 };
-    let mut clock: libc::clockid_t = 0;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: both pointers are valid and writable; a pid that is gone makes
-    // either call fail, which is answered with 0.
-    let read = unsafe {
-        libc::clock_getcpuclockid(pid, &raw mut clock) == 0 && libc::clock_gettime(clock, &raw mut ts) == 0
-    };
-    if !read {
-        return 0;
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    live + crate::clock::process_cpu_ns(pid).unwrap_or(0) + reaped_children_ns(pid)
 }
 
 /// CPU time of the children `pid` reaped: to the microsecond for gilscope
 /// itself, to the tick for the processes it started.
 fn reaped_children_ns(pid: u32) -> u64 {
     if pid == std::process::id() {
-        // SAFETY: a zeroed rusage is a valid value for getrusage to overwrite.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: RUSAGE_CHILDREN with a valid pointer cannot fail.
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
-        let us = |t: libc::timeval| {
-            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
-        };
-        return (us(usage.ru_utime) + us(usage.ru_stime)) * 1_000;
+        return crate::clock::reaped_children_cpu_ns();
     }
     let tick_ns = 1_000_000_000 / crate::procfs::ticks_per_second();
     crate::procfs::Stat::of(pid).map_or(0, |s| s.reaped_children_ticks * tick_ns)
