@@ -240,7 +240,7 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
             };
             // Its spread, where the baseline's timings before and after differ.
             let range = match (r.speedup_min, r.speedup_max) {
-                (Some(lo), Some(hi)) if hi - lo >= 0.005 && detail < 2 => format!(" ({lo:.2}–{hi:.2})"),
+                (Some(lo), Some(hi)) if hi - lo >= 0.005 && detail < 4 => format!(" ({lo:.2}–{hi:.2})"),
                 _ => String::new(),
             };
             let speedup = r.speedup.map_or(String::new(), |s| match detail {
@@ -256,10 +256,12 @@ fn results(app: &App, session: &Session, width: usize, theme: Theme) -> Lines {
         }
         spans
     };
-    let first = (0..4)
+    // Where the line is short, the wall times go before the speedups'
+    // ranges: the panels show the times, nothing else shows the ranges.
+    let first = (0..5)
         .map(line)
         .find(|spans| spans.iter().map(|s| s.content.chars().count()).sum::<usize>() <= width)
-        .unwrap_or_else(|| line(3));
+        .unwrap_or_else(|| line(4));
     // The verdict, over two lines if it needs them.
     let (second, third) = match &compared.verdict {
         Some(v) => {
