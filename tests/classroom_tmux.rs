@@ -111,7 +111,7 @@ impl Drop for Tmux {
 fn results(screen: &str) -> Vec<String> {
     let lines: Vec<&str> = screen.lines().collect();
     let at =
-        lines.iter().position(|l| l.contains("× of 2×")).unwrap_or_else(|| panic!("no results:\n{screen}"));
+        lines.iter().position(|l| l.contains(" of 2×")).unwrap_or_else(|| panic!("no results:\n{screen}"));
     lines[at..=at + 1].iter().map(|l| l.trim_end().to_owned()).collect()
 }
 

@@ -201,12 +201,18 @@ fn a_run_from_space_to_results_then_q_leaves_nothing_behind() {
     tmux.wait_for("press space", Duration::from_secs(10));
     tmux.keys(&["Space"]);
     // The results line: a wall time and a speedup per model against its
-    // limit, then who won (or, on a machine busy with the other tests, why
-    // no verdict can be given).
+    // limit, then who won (or, on a machine busy with the other tests or
+    // whose speed moved between the lone worker's two timings, why no
+    // verdict can be given).
     let screen = tmux.wait_for(" → ", Duration::from_secs(20));
-    let results = screen.lines().find(|l| l.contains("× of 2×")).unwrap_or_default();
+    let results = screen.lines().find(|l| l.contains(" of 2×")).unwrap_or_default();
     assert!(results.contains("threading") && results.contains("multiprocessing"), "{screen}");
-    let verdict = ["faster than", "about as long", "no verdict: the machine was busy"];
+    let verdict = [
+        "faster than",
+        "about as long",
+        "no verdict: the machine was busy",
+        "no verdict: the lone workers took",
+    ];
     assert!(verdict.iter().any(|v| screen.contains(v)), "a verdict:\n{screen}");
     tmux.keys(&["q"]);
     tmux.wait_gone(Duration::from_secs(5));
@@ -253,8 +259,7 @@ fn a_worker_killed_mid_run_shows_as_failed_and_the_app_goes_on() {
     assert!(screen.contains('✗'), "the lane shows the failure:\n{screen}");
     // Threading goes on to its result; multiprocessing is reported failed.
     let screen = tmux.wait_for(" → ", Duration::from_secs(30));
-    let results =
-        screen.lines().find(|l| l.contains("× of 2×") || l.contains("✗ failed")).unwrap_or_default();
+    let results = screen.lines().find(|l| l.contains(" of 2×") || l.contains("✗ failed")).unwrap_or_default();
     assert!(
         results.contains("threading") && results.contains("multiprocessing ✗ failed"),
         "threading finished, multiprocessing failed:\n{screen}"
