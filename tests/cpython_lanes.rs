@@ -246,3 +246,77 @@ fn an_interpreter_whose_gil_cannot_be_read_keeps_inferred_lanes_and_says_why() {
         "one line says why: {line:?}"
     );
 }
+
+/// The I/O thread's median wait for the GIL in `gilscope run`'s real-CPython
+/// `mixed` race (3 CPU threads at a 5 ms interval, 200 requests of 1 ms),
+/// exact lanes on, in ms.
+fn convoy_median_under_gilscope(cache: &Path) -> f64 {
+    let out = gilscope(
+        &[
+            "run",
+            "--runtime",
+            "cpython",
+            "--workload",
+            "mixed",
+            "--models",
+            "threads",
+            "--workers",
+            "4",
+            "--switch-interval",
+            "5ms",
+            "--requests",
+            "200",
+            "--io-wait",
+            "1ms",
+            "--iterations",
+            "60000000",
+            "--rounds",
+            "1",
+            "--json",
+        ],
+        cache,
+        Want::Auto,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let run = &report["runs"][0];
+    assert_eq!(run["lanes"], "exact", "{run}");
+    assert!(run["io_latency_ms"]["requests"].as_u64().is_some_and(|n| n >= 150), "{run}");
+    run["io_latency_ms"]["p50"].as_f64().expect("p50")
+}
+
+/// The same race in plain Python, no gilscope near it: the referee.
+fn convoy_median_unwatched() -> f64 {
+    let referee = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/convoy_referee.py");
+    let out = std::process::Command::new(pyenv_python("3.11"))
+        .args([referee, "--cpu-threads", "3", "--switch-interval-s", "0.005", "--requests", "200"])
+        .output()
+        .expect("run the referee");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    report["p50_ms"].as_f64().expect("p50")
+}
+
+/// Watching must not change what is watched. A uprobe's trap at
+/// `drop_gil`'s entry delayed the waiter's signal and so changed who won
+/// the GIL: the I/O thread's median wait beside 3 CPU threads fell from
+/// about three switch intervals (16–19 ms, unwatched) to one (5.2–9 ms).
+/// Run side by side, the watched median must be within 0.7–1.5× the
+/// unwatched one (16–21 ms against 16–19 ms with the probe where it is now).
+#[test]
+fn exact_lanes_leave_the_convoy_as_it_is_unwatched() {
+    assert!(root(), "these machines run the tests as root, which exact lanes need");
+    let _one_at_a_time = timing_lock();
+    let cache = scratch("lanes-convoy");
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let unwatched = convoy_median_unwatched();
+        let watched = convoy_median_under_gilscope(&cache);
+        eprintln!("I/O thread's median wait: {watched:.1} ms watched, {unwatched:.1} ms unwatched");
+        seen.push((watched, unwatched));
+        if (0.7..=1.5).contains(&(watched / unwatched)) {
+            return;
+        }
+    }
+    panic!("the I/O thread's median wait (watched, unwatched) in ms: {seen:?}");
+}

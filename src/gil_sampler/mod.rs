@@ -15,6 +15,7 @@
 //! says why in a line, so the caller can keep the inferred lanes: a wrong
 //! lane is worse than an inferred one.
 
+pub mod code;
 pub mod layout;
 pub mod memory;
 mod sampler;

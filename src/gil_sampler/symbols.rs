@@ -129,13 +129,13 @@ pub struct ElfInfo {
 /// and symbol tables from the page cache, with no system call per read (a
 /// read cache took 25 ms for a libpython with debug information, most of it
 /// in seeks and small reads).
-struct Mapped {
+pub(super) struct Mapped {
     base: *mut libc::c_void,
     len: usize,
 }
 
 impl Mapped {
-    fn of(file: &File) -> std::io::Result<Mapped> {
+    pub(super) fn of(file: &File) -> std::io::Result<Mapped> {
         let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
         if len == 0 {
             return Err(std::io::Error::other("an empty file"));
@@ -151,7 +151,7 @@ impl Mapped {
         Ok(Mapped { base, len })
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         // SAFETY: `len` bytes mapped readable at `base` for as long as `self`.
         unsafe { std::slice::from_raw_parts(self.base.cast::<u8>(), self.len) }
     }

@@ -8,7 +8,9 @@
 //! with `perf_event_open` on the uprobe PMU and the file offsets of the two
 //! static functions (so they need the `.symtab` of a build that kept it):
 //! `take_gil` entry (the thread starts waiting), `take_gil` return (it
-//! holds the GIL), `drop_gil` entry (it lets go). Timestamps are
+//! holds the GIL), and inside `drop_gil`, just after the GIL was freed (it
+//! has let go). Not at `drop_gil`'s entry: a trap there delays the waiter's
+//! signal and changes who wins the GIL (see [`super::code`]). Timestamps are
 //! `CLOCK_MONOTONIC`, the axis of every other gilscope record. The three
 //! events of a thread share one ring buffer, read at each drain.
 //!
@@ -30,12 +32,14 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Fallback, PythonProcess};
+use super::{Fallback, PythonProcess, code};
 
 /// The static function that takes the GIL (in `.symtab` only).
 pub const TAKE_GIL: &str = "take_gil";
 /// The static function that releases it.
 pub const DROP_GIL: &str = "drop_gil";
+/// The call in `drop_gil` after which the GIL is free and a waiter signalled.
+const RELEASE_CALL: &str = "pthread_mutex_unlock";
 
 /// Where the kernel says which PMU type number uprobes have.
 const UPROBE_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
@@ -100,7 +104,8 @@ pub enum GilEventKind {
     Wait,
     /// Returned from `take_gil`: it holds the GIL.
     Take,
-    /// Entered `drop_gil`: it lets go.
+    /// Let go: `drop_gil` has freed the GIL and signalled a waiter (the
+    /// waiter may already hold it by the time this is stamped).
     Drop,
 }
 
@@ -239,20 +244,27 @@ impl std::fmt::Debug for GilProbes {
     }
 }
 
-/// The file offsets of `take_gil` and `drop_gil` in the ELF file that
-/// defines `_PyRuntime`.
+/// The file offsets of `take_gil`'s entry and of the point in `drop_gil`
+/// where the GIL is free (just after its `pthread_mutex_unlock`), in the
+/// ELF file that defines `_PyRuntime`.
 fn probe_offsets(process: &PythonProcess) -> Result<(u64, u64), Fallback> {
     let python = process.python_file();
-    let offset = |name: &str| {
-        let symbol = python.info.symbols.get(name).ok_or_else(|| {
+    let symbol = |name: &str| {
+        python.info.symbols.get(name).copied().ok_or_else(|| {
             Fallback::new(format!("no {name} symbol in {}: its .symtab was stripped", python.file.name()))
-        })?;
-        python
-            .info
-            .file_offset(symbol.address)
-            .ok_or_else(|| Fallback::new(format!("{name} lies in no segment")))
+        })
     };
-    Ok((offset(TAKE_GIL)?, offset(DROP_GIL)?))
+    let offset = |what: &str, vaddr: u64| {
+        python.info.file_offset(vaddr).ok_or_else(|| Fallback::new(format!("{what} lies in no segment")))
+    };
+    let take = offset(TAKE_GIL, symbol(TAKE_GIL)?.address)?;
+    let let_go = code::after_first_call(&python.file.path, &python.info, symbol(DROP_GIL)?, RELEASE_CALL)
+        .map_err(|why| {
+            Fallback::new(format!(
+                "cannot find where {DROP_GIL} lets go ({why}); a probe at its entry would change who wins the GIL"
+            ))
+        })?;
+    Ok((take, offset(DROP_GIL, let_go)?))
 }
 
 fn perf_event_open(attr: &PerfEventAttr, tid: u32) -> std::io::Result<OwnedFd> {
