@@ -385,7 +385,7 @@ fn hand_over_holds(cache: &Path) -> Vec<f64> {
 /// every flush (perf showed the releases in `lock.acquire`). The chain
 /// formed in 3 of 4 such runs, and then 77–97 % of the CPU threads' holds
 /// were shorter than the switch interval (median 8.6–15 ms at 20 ms);
-/// CPython alone holds at least the interval before each forced hand-over.
+/// `CPython` alone holds at least the interval before each forced hand-over.
 #[test]
 fn the_workers_own_records_never_cut_a_hold_short() {
     assert!(root(), "these machines run the tests as root, which exact lanes need");
