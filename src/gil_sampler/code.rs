@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
@@ -24,11 +23,10 @@ use iced_x86::{Code, Decoder, DecoderOptions, Instruction};
 use object::read::elf::ElfFile64;
 use object::read::{Object, ObjectSymbol, ObjectSymbolTable, RelocationTarget};
 
-use super::symbols::{ElfInfo, ElfSymbol, Mapped};
+use super::symbols::{ElfInfo, ElfSymbol, FileId, Mapped, file_id};
 
-/// A file as it is now (device, inode, size, change time in s and ns), a
-/// function in it and a callee.
-type Asked = ((u64, u64, u64, i64, i64), u64, String);
+/// A file, a function in it and a callee.
+type Asked = (FileId, u64, String);
 
 /// What was found so far: every worker process of a run maps the same file.
 static FOUND: LazyLock<Mutex<HashMap<Asked, u64>>> = LazyLock::new(Mutex::default);
@@ -46,9 +44,7 @@ pub fn after_first_call(
     callee: &str,
 ) -> Result<u64, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let asked = file.metadata().ok().map(|m| {
-        ((m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()), function.address, callee.to_owned())
-    });
+    let asked = file_id(&file).map(|id| (id, function.address, callee.to_owned()));
     let found = || FOUND.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(known) = asked.as_ref().and_then(|a| found().get(a).copied()) {
         return Ok(known);

@@ -164,11 +164,19 @@ impl Drop for Mapped {
     }
 }
 
-/// A file as it is now (device, inode, size, change time in s and ns) and
-/// the symbols asked of it.
+/// A file as it is now: device, inode, size, change time in s and ns. What
+/// was read of a file is remembered under it.
+pub(super) type FileId = (u64, u64, u64, i64, i64);
+
+/// The identity of an open file, if its metadata can be read.
+pub(super) fn file_id(file: &File) -> Option<FileId> {
+    file.metadata().ok().map(|m| (m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()))
+}
+
+/// A file and the symbols asked of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ReadKey {
-    file: (u64, u64, u64, i64, i64),
+    file: FileId,
     wanted: Vec<String>,
 }
 
@@ -188,10 +196,8 @@ impl ElfInfo {
     /// has the file-local functions such as `take_gil`).
     pub fn read(path: &Path, wanted: &[&str]) -> Result<ElfInfo, String> {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let key = file.metadata().ok().map(|m| ReadKey {
-            file: (m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()),
-            wanted: wanted.iter().map(|&w| w.to_owned()).collect(),
-        });
+        let key = file_id(&file)
+            .map(|file| ReadKey { file, wanted: wanted.iter().map(|&w| w.to_owned()).collect() });
         if let Some(known) = key.as_ref().and_then(|k| remembered().get(k).cloned()) {
             return Ok(known);
         }
