@@ -251,38 +251,31 @@ fn an_interpreter_whose_gil_cannot_be_read_keeps_inferred_lanes_and_says_why() {
 /// `mixed` race (3 CPU threads at a 5 ms interval, 200 requests of 1 ms),
 /// exact lanes on, in ms.
 fn convoy_median_under_gilscope(cache: &Path) -> f64 {
-    let out = gilscope(
-        &[
-            "run",
-            "--runtime",
-            "cpython",
-            "--workload",
-            "mixed",
-            "--models",
-            "threads",
-            "--workers",
-            "4",
-            "--switch-interval",
-            "5ms",
-            "--requests",
-            "200",
-            "--io-wait",
-            "1ms",
-            "--iterations",
-            "60000000",
-            "--rounds",
-            "1",
-            "--json",
-        ],
-        cache,
-        Want::Auto,
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let report = exact_mixed_race(cache, "5ms", "200", "60000000", &[]);
     let run = &report["runs"][0];
-    assert_eq!(run["lanes"], "exact", "{run}");
     assert!(run["io_latency_ms"]["requests"].as_u64().is_some_and(|n| n >= 150), "{run}");
     run["io_latency_ms"]["p50"].as_f64().expect("p50")
+}
+
+/// `gilscope run`'s real-CPython `mixed` threading race of 3 CPU threads and
+/// an I/O thread making 1 ms requests, with exact lanes: its JSON report.
+fn exact_mixed_race(
+    cache: &Path,
+    interval: &str,
+    requests: &str,
+    iterations: &str,
+    more: &[&str],
+) -> serde_json::Value {
+    let mut args =
+        vec!["run", "--runtime", "cpython", "--workload", "mixed", "--models", "threads", "--workers", "4"];
+    args.extend(["--switch-interval", interval, "--requests", requests, "--io-wait", "1ms"]);
+    args.extend(["--iterations", iterations, "--rounds", "1", "--json"]);
+    args.extend(more);
+    let out = gilscope(&args, cache, Want::Auto);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["runs"][0]["lanes"], "exact", "{report}");
+    report
 }
 
 /// The same race in plain Python, no gilscope near it: the referee.
@@ -328,37 +321,7 @@ fn exact_lanes_leave_the_convoy_as_it_is_unwatched() {
 /// starting and finishing), in ms.
 fn hand_over_holds(cache: &Path) -> Vec<f64> {
     let trace = cache.join("holds.json");
-    let out = gilscope(
-        &[
-            "run",
-            "--runtime",
-            "cpython",
-            "--workload",
-            "mixed",
-            "--models",
-            "threads",
-            "--workers",
-            "4",
-            "--switch-interval",
-            "20ms",
-            "--requests",
-            "100",
-            "--io-wait",
-            "1ms",
-            "--iterations",
-            "60000000",
-            "--rounds",
-            "1",
-            "--json",
-            "--trace",
-            trace.to_str().expect("utf-8"),
-        ],
-        cache,
-        Want::Auto,
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(report["runs"][0]["lanes"], "exact", "{report}");
+    exact_mixed_race(cache, "20ms", "100", "60000000", &["--trace", trace.to_str().expect("utf-8")]);
     let trace: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&trace).expect("the trace")).expect("json");
     let mut holds: Vec<(f64, f64, String)> = trace["traceEvents"]
