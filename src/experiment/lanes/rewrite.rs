@@ -160,7 +160,9 @@ impl GilTrack {
             let c = self.changes[*i];
             (from..=to).contains(&c.t) && c.holder.is_some() && c.switch_number.is_some()
         };
-        let i = (0..self.changes.len()).find(read)?;
+        let Some(i) = (0..self.changes.len()).find(read) else {
+            return self.unchanged_over(from, to);
+        };
         let j = (0..self.changes.len()).rev().find(read)?;
         let (first, last) = (self.changes[i], self.changes[j]);
         let switches = last.switch_number.unwrap_or(0).saturating_sub(first.switch_number.unwrap_or(0));
@@ -175,6 +177,19 @@ impl GilTrack {
             }
         }
         Some((switches, seen))
+    }
+
+    /// Where nothing changed in `from..=to`: a hold read before the span
+    /// that reads went on seeing into it lasted through it, with no hand-over
+    /// and the counter still. (A worker alone on its GIL is often first read
+    /// holding it a moment before it says it began; nothing changes after.)
+    fn unchanged_over(&self, from: u64, to: u64) -> Option<(u64, u64)> {
+        if from > to || self.changes.iter().any(|c| (from..=to).contains(&c.t)) {
+            return None;
+        }
+        let before = self.changes.iter().rev().find(|c| c.t < from)?;
+        let read_into_it = self.latest.is_some_and(|l| l.t >= from);
+        (before.holder.is_some() && before.switch_number.is_some() && read_into_it).then_some((0, 0))
     }
 }
 
@@ -400,6 +415,27 @@ mod tests {
         // (CPython's count)" while its GIL lane showed hundreds of them.)
         assert_eq!(gil.handovers(31, 100), None);
         assert_eq!(gil.handovers(30, 20), None, "an empty span");
+    }
+
+    #[test]
+    fn a_lone_hold_read_just_before_the_span_and_on_through_it_counts_no_hand_over() {
+        // A worker alone on its GIL, first read holding it 1 µs before its
+        // work began: the holder never changes again. Its span used to count
+        // nothing at all, and the run lost its sampling figures (CI failed on
+        // a multiprocessing run with `samples_per_s` null).
+        let mut gil = GilTrack::sampled();
+        read(&mut gil, 999, Some(7), 3);
+        for t in (2_000..=300_000).step_by(1_000) {
+            read(&mut gil, t, Some(7), 3);
+        }
+        assert_eq!(gil.handovers(1_000, 290_000), Some((0, 0)));
+        // Reads that stopped before the span still count nothing in it.
+        assert_eq!(gil.handovers(400_000, 500_000), None);
+        // A GIL read free before the span: no hold to speak for it.
+        let mut free = GilTrack::sampled();
+        read(&mut free, 999, None, 3);
+        read(&mut free, 5_000, None, 3);
+        assert_eq!(free.handovers(1_000, 4_000), None);
     }
 
     #[test]
